@@ -1,0 +1,399 @@
+// Package hnetcfg is the Go client of the netshare daemon. Its types and
+// methods follow Windows' HNetCfg sharing API (netcon.h): a SharingManager
+// enumerates Connections, hands out the SharingConfiguration of a
+// connection, and a configuration holds PortMappings.
+//
+// Every method takes a context and talks to the daemon over its unix
+// socket; errors are *hresult.Error values carrying an HNetCfg code such as
+// E_INVALIDARG.
+//
+//	m := hnetcfg.NewSharingManager("")
+//	wan, err := m.Connection(ctx, "eth0")
+//	cfg := m.INetSharingConfigurationForINetConnection(wan)
+//	err = cfg.EnableSharing(ctx, hnetcfg.ICSSHARINGTYPE_PUBLIC)
+//	pm, err := cfg.AddPortMapping(ctx, "web", hnetcfg.NAT_PROTOCOL_TCP, 80, 8080, 0, "192.168.137.10", hnetcfg.ICSTT_IPADDRESS)
+//	err = pm.Enable(ctx)
+package hnetcfg
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/netshare/netshare/hresult"
+)
+
+// DefaultSocket is where the daemon listens unless told otherwise.
+const DefaultSocket = "/run/netshare/netshare.sock"
+
+// SharingManager is the entry point (INetSharingManager).
+type SharingManager struct {
+	socket string
+	hc     *http.Client
+}
+
+// NewSharingManager returns a manager that talks to the daemon on socket;
+// "" means DefaultSocket.
+func NewSharingManager(socket string) *SharingManager {
+	if socket == "" {
+		socket = DefaultSocket
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	return &SharingManager{
+		socket: socket,
+		hc: &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, "unix", socket)
+			},
+			MaxIdleConnsPerHost: 16,
+		}},
+	}
+}
+
+// Socket returns the path of the daemon's socket.
+func (m *SharingManager) Socket() string { return m.socket }
+
+// do sends a request with an optional JSON body and decodes the answer into
+// out, if out is not nil.
+func (m *SharingManager) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return hresult.New(hresult.InvalidArg, "encoding the request: %v", err)
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://netshare"+path, body)
+	if err != nil {
+		return hresult.New(hresult.InvalidArg, "building the request: %v", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := m.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return hresult.New(hresult.Abort, "%s %s: %v", method, path, ctx.Err())
+		}
+		return hresult.New(hresult.Fail, "cannot reach the netshare daemon at %s: %v (is 'netshare serve' running? --socket or NETSHARE_SOCKET chooses the socket)", m.socket, unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return hresult.New(hresult.Fail, "reading the daemon's answer: %v", err)
+	}
+	if resp.StatusCode >= 300 {
+		var e hresult.Error
+		if json.Unmarshal(data, &e) != nil || !e.Code.Valid() {
+			return hresult.New(hresult.Unexpected, "the daemon answered %s with %q", resp.Status, bytes.TrimSpace(data))
+		}
+		return &e
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return hresult.New(hresult.Unexpected, "decoding the daemon's answer: %v", err)
+	}
+	return nil
+}
+
+func unwrapURL(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func connPath(ref string) string { return "/v1/connections/" + url.PathEscape(ref) }
+
+func mappingPath(conn, id string) string {
+	return connPath(conn) + "/mappings/" + url.PathEscape(id)
+}
+
+// SharingInstalled reports whether sharing is available.
+func (m *SharingManager) SharingInstalled(ctx context.Context) (bool, error) {
+	o, err := m.Sharing(ctx)
+	return o.Installed, err
+}
+
+// Sharing returns whether sharing is installed and the public and private
+// connections, in one call.
+func (m *SharingManager) Sharing(ctx context.Context) (SharingOverview, error) {
+	var o SharingOverview
+	err := m.do(ctx, "GET", "/v1/sharing", nil, &o)
+	return o, err
+}
+
+// EnumEveryConnection returns every connection.
+func (m *SharingManager) EnumEveryConnection(ctx context.Context) ([]*Connection, error) {
+	var ps []ConnectionProps
+	if err := m.do(ctx, "GET", "/v1/connections", nil, &ps); err != nil {
+		return nil, err
+	}
+	return m.connections(ps), nil
+}
+
+// EnumPublicConnections returns the connection shared as public, if any.
+func (m *SharingManager) EnumPublicConnections(ctx context.Context, flags EnumFlags) ([]*Connection, error) {
+	o, err := m.Sharing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return m.connections(o.Public), nil
+}
+
+// EnumPrivateConnections returns the connections shared as private.
+func (m *SharingManager) EnumPrivateConnections(ctx context.Context, flags EnumFlags) ([]*Connection, error) {
+	o, err := m.Sharing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return m.connections(o.Private), nil
+}
+
+func (m *SharingManager) connections(ps []ConnectionProps) []*Connection {
+	out := make([]*Connection, len(ps))
+	for i, p := range ps {
+		out[i] = &Connection{m: m, props: p}
+	}
+	return out
+}
+
+// Connection returns the connection ref names: an id, an interface name
+// or a friendly name.
+func (m *SharingManager) Connection(ctx context.Context, ref string) (*Connection, error) {
+	var p ConnectionProps
+	if err := m.do(ctx, "GET", connPath(ref), nil, &p); err != nil {
+		return nil, err
+	}
+	return &Connection{m: m, props: p}, nil
+}
+
+// NetConnectionProps returns the current properties of c.
+func (m *SharingManager) NetConnectionProps(ctx context.Context, c *Connection) (ConnectionProps, error) {
+	return c.GetProperties(ctx)
+}
+
+// INetSharingConfigurationForINetConnection returns the sharing
+// configuration of c.
+func (m *SharingManager) INetSharingConfigurationForINetConnection(c *Connection) *SharingConfiguration {
+	return &SharingConfiguration{m: m, id: c.props.ID}
+}
+
+// Connection is one network interface (INetConnection).
+type Connection struct {
+	m     *SharingManager
+	props ConnectionProps
+}
+
+// ID returns the connection's GUID.
+func (c *Connection) ID() string { return c.props.ID }
+
+// Props returns the properties as they were when c was retrieved or last
+// changed through c.
+func (c *Connection) Props() ConnectionProps { return c.props }
+
+// GetProperties fetches the current properties.
+func (c *Connection) GetProperties(ctx context.Context) (ConnectionProps, error) {
+	err := c.m.do(ctx, "GET", connPath(c.props.ID), nil, &c.props)
+	return c.props, err
+}
+
+// Connect brings the interface up.
+func (c *Connection) Connect(ctx context.Context) error {
+	return c.m.do(ctx, "POST", connPath(c.props.ID)+"/connect", nil, &c.props)
+}
+
+// Disconnect takes the interface down.
+func (c *Connection) Disconnect(ctx context.Context) error {
+	return c.m.do(ctx, "POST", connPath(c.props.ID)+"/disconnect", nil, &c.props)
+}
+
+// Rename sets the friendly name.
+func (c *Connection) Rename(ctx context.Context, name string) error {
+	return c.m.do(ctx, "POST", connPath(c.props.ID)+"/rename", NameRequest{Name: name}, &c.props)
+}
+
+// Delete answers E_NOTIMPL: netshare does not delete interfaces.
+func (c *Connection) Delete(ctx context.Context) error {
+	return c.m.do(ctx, "DELETE", connPath(c.props.ID), nil, nil)
+}
+
+// Duplicate answers E_NOTIMPL: interfaces cannot be duplicated.
+func (c *Connection) Duplicate(ctx context.Context, name string) (*Connection, error) {
+	return nil, c.m.do(ctx, "POST", connPath(c.props.ID)+"/duplicate", NameRequest{Name: name}, nil)
+}
+
+// SharingConfiguration is the sharing and firewall configuration of a
+// connection (INetSharingConfiguration).
+type SharingConfiguration struct {
+	m  *SharingManager
+	id string
+}
+
+func (s *SharingConfiguration) props(ctx context.Context) (ConnectionProps, error) {
+	var p ConnectionProps
+	err := s.m.do(ctx, "GET", connPath(s.id), nil, &p)
+	return p, err
+}
+
+func (s *SharingConfiguration) post(ctx context.Context, verb string, in any) error {
+	return s.m.do(ctx, "POST", connPath(s.id)+"/"+verb, in, nil)
+}
+
+// SharingEnabled reports whether the connection is shared, in either role.
+func (s *SharingConfiguration) SharingEnabled(ctx context.Context) (bool, error) {
+	p, err := s.props(ctx)
+	return p.Sharing.Enabled, err
+}
+
+// SharingConnectionType returns the connection's role; "" when not shared.
+func (s *SharingConfiguration) SharingConnectionType(ctx context.Context) (SharingConnectionType, error) {
+	p, err := s.props(ctx)
+	return p.Sharing.Type, err
+}
+
+// EnableSharing shares the connection as public or private. Enabling a
+// public connection unshares the previous public one and switches the
+// firewall on.
+func (s *SharingConfiguration) EnableSharing(ctx context.Context, t SharingConnectionType) error {
+	return s.post(ctx, "sharing/enable", SharingRequest{Type: t})
+}
+
+// DisableSharing unshares the connection and disables its port mappings.
+func (s *SharingConfiguration) DisableSharing(ctx context.Context) error {
+	return s.post(ctx, "sharing/disable", nil)
+}
+
+// InternetFirewallEnabled reports whether the firewall is on.
+func (s *SharingConfiguration) InternetFirewallEnabled(ctx context.Context) (bool, error) {
+	p, err := s.props(ctx)
+	return p.FirewallEnabled, err
+}
+
+// EnableInternetFirewall switches the firewall on.
+func (s *SharingConfiguration) EnableInternetFirewall(ctx context.Context) error {
+	return s.post(ctx, "firewall/enable", nil)
+}
+
+// DisableInternetFirewall switches the firewall off.
+func (s *SharingConfiguration) DisableInternetFirewall(ctx context.Context) error {
+	return s.post(ctx, "firewall/disable", nil)
+}
+
+// EnumPortMappings returns the connection's port mappings; with
+// ICSSC_ENABLED, the enabled ones only.
+func (s *SharingConfiguration) EnumPortMappings(ctx context.Context, flags EnumFlags) ([]*PortMapping, error) {
+	path := connPath(s.id) + "/mappings"
+	switch flags {
+	case ICSSC_DEFAULT:
+	case ICSSC_ENABLED:
+		path += "?enabled=true"
+	default:
+		return nil, hresult.Invalid("flags", "%d is not allowed; use ICSSC_DEFAULT or ICSSC_ENABLED", flags)
+	}
+	var ps []PortMappingProps
+	if err := s.m.do(ctx, "GET", path, nil, &ps); err != nil {
+		return nil, err
+	}
+	out := make([]*PortMapping, len(ps))
+	for i, p := range ps {
+		out[i] = &PortMapping{m: s.m, conn: s.id, props: p}
+	}
+	return out, nil
+}
+
+// AddPortMapping adds a port mapping, disabled. target is a host name or
+// an IPv4 address, as targetType says; options must be 0.
+func (s *SharingConfiguration) AddPortMapping(ctx context.Context, name string, protocol Protocol, externalPort, internalPort, options int, target string, targetType TargetType) (*PortMapping, error) {
+	spec := PortMappingSpec{Name: name, Protocol: protocol, ExternalPort: externalPort, InternalPort: internalPort, Options: options}
+	switch targetType {
+	case ICSTT_NAME:
+		spec.TargetName = target
+	case ICSTT_IPADDRESS:
+		spec.TargetIPAddress = target
+	default:
+		return nil, hresult.Invalid("targetType", "%d is not allowed; use ICSTT_NAME or ICSTT_IPADDRESS", targetType)
+	}
+	return s.AddPortMappingSpec(ctx, spec)
+}
+
+// AddPortMappingSpec adds the port mapping spec describes, disabled.
+func (s *SharingConfiguration) AddPortMappingSpec(ctx context.Context, spec PortMappingSpec) (*PortMapping, error) {
+	pm := &PortMapping{m: s.m, conn: s.id}
+	if err := s.m.do(ctx, "POST", connPath(s.id)+"/mappings", spec, &pm.props); err != nil {
+		return nil, err
+	}
+	return pm, nil
+}
+
+// PortMapping returns the mapping with the given id.
+func (s *SharingConfiguration) PortMapping(ctx context.Context, id string) (*PortMapping, error) {
+	pm := &PortMapping{m: s.m, conn: s.id}
+	if err := s.m.do(ctx, "GET", mappingPath(s.id, id), nil, &pm.props); err != nil {
+		return nil, err
+	}
+	return pm, nil
+}
+
+// RemovePortMapping removes pm.
+func (s *SharingConfiguration) RemovePortMapping(ctx context.Context, pm *PortMapping) error {
+	return pm.Delete(ctx)
+}
+
+// PortMapping is one port mapping of a connection (INetSharingPortMapping).
+type PortMapping struct {
+	m     *SharingManager
+	conn  string
+	props PortMappingProps
+}
+
+// ID returns the mapping's id.
+func (p *PortMapping) ID() string { return p.props.ID }
+
+// Props returns the properties as they were when p was retrieved or last
+// changed through p.
+func (p *PortMapping) Props() PortMappingProps { return p.props }
+
+// Properties fetches the current properties.
+func (p *PortMapping) Properties(ctx context.Context) (PortMappingProps, error) {
+	err := p.m.do(ctx, "GET", mappingPath(p.conn, p.props.ID), nil, &p.props)
+	return p.props, err
+}
+
+// Enable enables the mapping.
+func (p *PortMapping) Enable(ctx context.Context) error {
+	return p.m.do(ctx, "POST", mappingPath(p.conn, p.props.ID)+"/enable", nil, &p.props)
+}
+
+// Disable disables the mapping.
+func (p *PortMapping) Disable(ctx context.Context) error {
+	return p.m.do(ctx, "POST", mappingPath(p.conn, p.props.ID)+"/disable", nil, &p.props)
+}
+
+// Edit changes the fields e sets, keeping the mapping's id.
+func (p *PortMapping) Edit(ctx context.Context, e PortMappingEdit) error {
+	return p.m.do(ctx, "PATCH", mappingPath(p.conn, p.props.ID), e, &p.props)
+}
+
+// Delete removes the mapping.
+func (p *PortMapping) Delete(ctx context.Context) error {
+	return p.m.do(ctx, "DELETE", mappingPath(p.conn, p.props.ID), nil, nil)
+}
+
+// String describes the mapping for people.
+func (p *PortMapping) String() string {
+	t := p.props.TargetIPAddress
+	if t == "" {
+		t = p.props.TargetName
+	}
+	return fmt.Sprintf("%s %s %s/%d -> %s:%d", p.props.ID, p.props.Name, p.props.Protocol, p.props.ExternalPort, t, p.props.InternalPort)
+}

@@ -1,0 +1,167 @@
+package hnetcfg
+
+// SharingConnectionType is a connection's role in sharing
+// (SHARINGCONNECTIONTYPE).
+type SharingConnectionType string
+
+// Sharing roles. Public is the upstream connection that is shared; Private
+// is a connection whose network uses it.
+const (
+	ICSSHARINGTYPE_PUBLIC  SharingConnectionType = "public"
+	ICSSHARINGTYPE_PRIVATE SharingConnectionType = "private"
+)
+
+// EnumFlags selects what an enumeration returns
+// (SHARINGCONNECTION_ENUM_FLAGS).
+type EnumFlags int
+
+// Enumeration flags. ICSSC_ENABLED asks EnumPortMappings for the enabled
+// mappings only.
+const (
+	ICSSC_DEFAULT EnumFlags = 0
+	ICSSC_ENABLED EnumFlags = 1
+)
+
+// TargetType says whether a port mapping's target is a host name or an IP
+// address (ICS_TARGETTYPE).
+type TargetType int
+
+// Target types.
+const (
+	ICSTT_NAME      TargetType = 0
+	ICSTT_IPADDRESS TargetType = 1
+)
+
+// Protocol is the IP protocol of a port mapping: "tcp" or "udp".
+type Protocol string
+
+// Protocols (NAT_PROTOCOL_TCP and NAT_PROTOCOL_UDP).
+const (
+	NAT_PROTOCOL_TCP Protocol = "tcp"
+	NAT_PROTOCOL_UDP Protocol = "udp"
+)
+
+// Status is a connection's state (NETCON_STATUS), as a lower-case word.
+type Status string
+
+// Connection states used by netshare.
+const (
+	NCS_DISCONNECTED         Status = "disconnected"
+	NCS_CONNECTED            Status = "connected"
+	NCS_HARDWARE_NOT_PRESENT Status = "hardware-not-present"
+	NCS_HARDWARE_DISABLED    Status = "hardware-disabled"
+	NCS_MEDIA_DISCONNECTED   Status = "media-disconnected"
+	NCS_INVALID_ADDRESS      Status = "invalid-address"
+)
+
+// MediaType is a connection's medium (NETCON_MEDIATYPE), as a lower-case
+// word.
+type MediaType string
+
+// Media types used by netshare.
+const (
+	NCM_NONE   MediaType = "none"
+	NCM_LAN    MediaType = "lan"
+	NCM_TUNNEL MediaType = "tunnel"
+	NCM_PPPOE  MediaType = "pppoe"
+	NCM_BRIDGE MediaType = "bridge"
+)
+
+// Characteristic is one of a connection's NETCON_CHARACTERISTIC_FLAGS, as
+// a lower-case word.
+type Characteristic string
+
+// Characteristics used by netshare.
+const (
+	NCCF_ALL_USERS      Characteristic = "all-users"
+	NCCF_ALLOW_RENAME   Characteristic = "allow-rename"
+	NCCF_SHARED         Characteristic = "shared"
+	NCCF_SHARED_PRIVATE Characteristic = "shared-private"
+	NCCF_FIREWALLED     Characteristic = "firewalled"
+)
+
+// ConnectionProps are the properties of a connection (INetConnectionProps
+// together with its sharing configuration).
+type ConnectionProps struct {
+	// ID is the connection's GUID, stable across renames and restarts.
+	ID string `json:"id"`
+	// Name is the friendly name; the interface name until renamed.
+	Name string `json:"name"`
+	// Interface is the kernel interface name.
+	Interface string `json:"interface"`
+	// DeviceName names the driver or device behind the interface.
+	DeviceName      string           `json:"deviceName"`
+	Status          Status           `json:"status"`
+	MediaType       MediaType        `json:"mediaType"`
+	Characteristics []Characteristic `json:"characteristics"`
+	Sharing         SharingState     `json:"sharing"`
+	FirewallEnabled bool             `json:"firewallEnabled"`
+}
+
+// SharingState is whether and how a connection is shared.
+type SharingState struct {
+	Enabled bool `json:"enabled"`
+	// Type is set when Enabled is true.
+	Type SharingConnectionType `json:"type,omitempty"`
+}
+
+// PortMappingProps are the properties of a port mapping
+// (INetSharingPortMappingProps) with its id.
+type PortMappingProps struct {
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	Protocol     Protocol `json:"protocol"`
+	ExternalPort int      `json:"externalPort"`
+	InternalPort int      `json:"internalPort"`
+	// TargetName is the target host's name; "" for an IP target.
+	TargetName string `json:"targetName"`
+	// TargetIPAddress is the target's IPv4 address; "" for a name target.
+	TargetIPAddress string `json:"targetIPAddress"`
+	Enabled         bool   `json:"enabled"`
+	// Options is reserved and always 0.
+	Options int `json:"options"`
+}
+
+// PortMappingSpec describes a new port mapping (the arguments of
+// AddPortMapping). Exactly one of TargetName and TargetIPAddress is set.
+type PortMappingSpec struct {
+	Name            string   `json:"name"`
+	Protocol        Protocol `json:"protocol"`
+	ExternalPort    int      `json:"externalPort"`
+	InternalPort    int      `json:"internalPort"`
+	Options         int      `json:"options"`
+	TargetName      string   `json:"targetName,omitempty"`
+	TargetIPAddress string   `json:"targetIPAddress,omitempty"`
+}
+
+// PortMappingEdit changes the fields of a port mapping that are not nil.
+// Setting TargetName or TargetIPAddress to a non-empty value makes it the
+// target and clears the other.
+type PortMappingEdit struct {
+	Name            *string   `json:"name,omitempty"`
+	Protocol        *Protocol `json:"protocol,omitempty"`
+	ExternalPort    *int      `json:"externalPort,omitempty"`
+	InternalPort    *int      `json:"internalPort,omitempty"`
+	Options         *int      `json:"options,omitempty"`
+	TargetName      *string   `json:"targetName,omitempty"`
+	TargetIPAddress *string   `json:"targetIPAddress,omitempty"`
+	Enabled         *bool     `json:"enabled,omitempty"`
+}
+
+// SharingOverview answers "what is shared": the manager's view
+// (SharingInstalled, EnumPublicConnections, EnumPrivateConnections).
+type SharingOverview struct {
+	Installed bool              `json:"installed"`
+	Public    []ConnectionProps `json:"public"`
+	Private   []ConnectionProps `json:"private"`
+}
+
+// NameRequest is the body of a rename or duplicate request.
+type NameRequest struct {
+	Name string `json:"name"`
+}
+
+// SharingRequest is the body of a request to enable sharing.
+type SharingRequest struct {
+	Type SharingConnectionType `json:"type"`
+}

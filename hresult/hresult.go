@@ -1,0 +1,105 @@
+// Package hresult holds netshare's error vocabulary: the eight failure codes
+// that every HNetCfg method documents (E_INVALIDARG, E_FAIL, ...), carried by
+// one error type with a message that says which object failed and why.
+//
+// The daemon, its API and the public Go client share this package, so an
+// error keeps its code from the model to the caller.
+package hresult
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is an HNetCfg failure code, spelled as in netcon.h.
+type Code string
+
+// The failure codes documented by every HNetCfg method.
+const (
+	InvalidArg  Code = "E_INVALIDARG"
+	Fail        Code = "E_FAIL"
+	Abort       Code = "E_ABORT"
+	NotImpl     Code = "E_NOTIMPL"
+	NoInterface Code = "E_NOINTERFACE"
+	Pointer     Code = "E_POINTER"
+	OutOfMemory Code = "E_OUTOFMEMORY"
+	Unexpected  Code = "E_UNEXPECTED"
+)
+
+// Valid reports whether c is one of the eight codes.
+func (c Code) Valid() bool {
+	switch c {
+	case InvalidArg, Fail, Abort, NotImpl, NoInterface, Pointer, OutOfMemory, Unexpected:
+		return true
+	}
+	return false
+}
+
+// Reason refines a Code where a caller needs to tell cases apart without
+// parsing the message: an unknown object, or a clash with an existing one.
+type Reason string
+
+// Reasons.
+const (
+	NotFound Reason = "not-found"
+	Conflict Reason = "conflict"
+)
+
+// Error is a failure with its HNetCfg code. Message is for people; it names
+// the object or field that was wrong and what is allowed.
+type Error struct {
+	Code    Code   `json:"code"`
+	Reason  Reason `json:"reason,omitempty"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// New returns an error with the given code and a formatted message.
+func New(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Invalid returns an E_INVALIDARG error about one field of the input.
+func Invalid(field, format string, args ...any) *Error {
+	return &Error{Code: InvalidArg, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// Missing returns an E_INVALIDARG error for an object that does not exist.
+func Missing(format string, args ...any) *Error {
+	return &Error{Code: InvalidArg, Reason: NotFound, Message: fmt.Sprintf(format, args...)}
+}
+
+// Clash returns an E_INVALIDARG error for input that collides with an
+// existing object.
+func Clash(field, format string, args ...any) *Error {
+	return &Error{Code: InvalidArg, Reason: Conflict, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// From returns err as an *Error: itself if it is one (or wraps one),
+// otherwise an E_FAIL that carries err's text.
+func From(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: Fail, Message: err.Error()}
+}
+
+// CodeOf returns the code of err, E_FAIL for an error without one, and ""
+// for nil.
+func CodeOf(err error) Code {
+	if err == nil {
+		return ""
+	}
+	return From(err).Code
+}
+
+// IsNotFound reports whether err says that an object does not exist.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Reason == NotFound
+}

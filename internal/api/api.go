@@ -1,0 +1,294 @@
+// Package api serves the sharing model as HTTP+JSON on the daemon's unix
+// socket. Every route is in one table (routes), which the OpenAPI document
+// openapi.json describes; a test keeps the two equal.
+//
+// Handlers return a value or an error and never write the response
+// themselves, so that status codes and the error shape
+// {"code": "E_INVALIDARG", "message": "..."} are decided in one place.
+package api
+
+import (
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/sharing"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI document of the API.
+func OpenAPI() []byte { return openAPI }
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// route is one entry of the route table.
+type route struct {
+	method  string
+	path    string // a net/http pattern path, with {conn} and {id} wildcards
+	status  int    // the status of a successful answer; 200 if zero
+	handler func(s *Server, r *http.Request) (any, error)
+}
+
+// routes is the API. Keep openapi.json in step with it.
+var routes = []route{
+	{"GET", "/v1/openapi.json", 0, (*Server).openAPI},
+	{"GET", "/v1/sharing", 0, (*Server).sharing},
+	{"GET", "/v1/connections", 0, (*Server).listConnections},
+	{"GET", "/v1/connections/{conn}", 0, (*Server).getConnection},
+	{"DELETE", "/v1/connections/{conn}", 0, (*Server).deleteConnection},
+	{"POST", "/v1/connections/{conn}/connect", 0, (*Server).connect},
+	{"POST", "/v1/connections/{conn}/disconnect", 0, (*Server).disconnect},
+	{"POST", "/v1/connections/{conn}/rename", 0, (*Server).rename},
+	{"POST", "/v1/connections/{conn}/duplicate", 0, (*Server).duplicate},
+	{"POST", "/v1/connections/{conn}/sharing/enable", 0, (*Server).enableSharing},
+	{"POST", "/v1/connections/{conn}/sharing/disable", 0, (*Server).disableSharing},
+	{"POST", "/v1/connections/{conn}/firewall/enable", 0, (*Server).enableFirewall},
+	{"POST", "/v1/connections/{conn}/firewall/disable", 0, (*Server).disableFirewall},
+	{"GET", "/v1/connections/{conn}/mappings", 0, (*Server).listMappings},
+	{"POST", "/v1/connections/{conn}/mappings", http.StatusCreated, (*Server).addMapping},
+	{"GET", "/v1/connections/{conn}/mappings/{id}", 0, (*Server).getMapping},
+	{"PATCH", "/v1/connections/{conn}/mappings/{id}", 0, (*Server).editMapping},
+	{"DELETE", "/v1/connections/{conn}/mappings/{id}", http.StatusNoContent, (*Server).removeMapping},
+	{"POST", "/v1/connections/{conn}/mappings/{id}/enable", 0, (*Server).enableMapping},
+	{"POST", "/v1/connections/{conn}/mappings/{id}/disable", 0, (*Server).disableMapping},
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	m   *sharing.Manager
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns a Server for m; log may be nil.
+func New(m *sharing.Manager, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{m: m, log: log, mux: http.NewServeMux()}
+	for _, rt := range routes {
+		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
+	}
+	return s
+}
+
+// ServeHTTP implements http.Handler. A request no route matches gets a
+// JSON error too.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	for _, method := range []string{"GET", "POST", "PATCH", "DELETE"} {
+		r2 := r.Clone(r.Context())
+		r2.Method = method
+		if _, pattern := s.mux.Handler(r2); pattern != "" {
+			writeError(w, http.StatusMethodNotAllowed, hresult.New(hresult.NotImpl, "%s is not allowed on %s", r.Method, r.URL.Path))
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, &hresult.Error{Code: hresult.InvalidArg, Reason: hresult.NotFound, Message: "no such API path: " + r.URL.Path})
+}
+
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := rt.handler(s, r)
+		if err != nil {
+			e := hresult.From(err)
+			status := StatusOf(e)
+			lvl := slog.LevelDebug
+			if status >= 500 && e.Code != hresult.NotImpl {
+				lvl = slog.LevelWarn
+			}
+			s.log.Log(r.Context(), lvl, "request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", e.Message)
+			writeError(w, status, e)
+			return
+		}
+		status := rt.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		if raw, ok := v.([]byte); ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			w.Write(raw)
+			return
+		}
+		if status == http.StatusNoContent {
+			w.WriteHeader(status)
+			return
+		}
+		writeJSON(w, status, v)
+	})
+}
+
+// StatusOf returns the HTTP status that carries e.
+func StatusOf(e *hresult.Error) int {
+	switch {
+	case e.Reason == hresult.NotFound:
+		return http.StatusNotFound
+	case e.Reason == hresult.Conflict:
+		return http.StatusConflict
+	}
+	switch e.Code {
+	case hresult.InvalidArg, hresult.Pointer:
+		return http.StatusBadRequest
+	case hresult.NotImpl:
+		return http.StatusNotImplemented
+	case hresult.Abort:
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, e *hresult.Error) {
+	writeJSON(w, status, e)
+}
+
+// decode reads a JSON request body into v, refusing unknown fields.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return hresult.New(hresult.InvalidArg, "request body: a JSON object is required")
+		}
+		return hresult.New(hresult.InvalidArg, "request body: %v", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return hresult.New(hresult.InvalidArg, "request body: one JSON object is allowed")
+	}
+	return nil
+}
+
+func (s *Server) openAPI(r *http.Request) (any, error) { return openAPI, nil }
+
+func (s *Server) sharing(r *http.Request) (any, error) { return s.m.Sharing(r.Context()) }
+
+func (s *Server) listConnections(r *http.Request) (any, error) {
+	return s.m.EnumEveryConnection(r.Context())
+}
+
+func (s *Server) getConnection(r *http.Request) (any, error) {
+	return s.m.NetConnectionProps(r.Context(), r.PathValue("conn"))
+}
+
+func (s *Server) deleteConnection(r *http.Request) (any, error) {
+	return nil, s.m.Delete(r.Context(), r.PathValue("conn"))
+}
+
+func (s *Server) connect(r *http.Request) (any, error) {
+	return s.m.Connect(r.Context(), r.PathValue("conn"))
+}
+
+func (s *Server) disconnect(r *http.Request) (any, error) {
+	return s.m.Disconnect(r.Context(), r.PathValue("conn"))
+}
+
+func (s *Server) rename(r *http.Request) (any, error) {
+	var req hnetcfg.NameRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return s.m.Rename(r.Context(), r.PathValue("conn"), req.Name)
+}
+
+func (s *Server) duplicate(r *http.Request) (any, error) {
+	var req hnetcfg.NameRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return nil, s.m.Duplicate(r.Context(), r.PathValue("conn"), req.Name)
+}
+
+func (s *Server) enableSharing(r *http.Request) (any, error) {
+	var req hnetcfg.SharingRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return s.m.EnableSharing(r.Context(), r.PathValue("conn"), req.Type)
+}
+
+func (s *Server) disableSharing(r *http.Request) (any, error) {
+	return s.m.DisableSharing(r.Context(), r.PathValue("conn"))
+}
+
+func (s *Server) enableFirewall(r *http.Request) (any, error) {
+	return s.m.EnableInternetFirewall(r.Context(), r.PathValue("conn"))
+}
+
+func (s *Server) disableFirewall(r *http.Request) (any, error) {
+	return s.m.DisableInternetFirewall(r.Context(), r.PathValue("conn"))
+}
+
+func (s *Server) listMappings(r *http.Request) (any, error) {
+	flags := hnetcfg.ICSSC_DEFAULT
+	switch v := r.URL.Query().Get("enabled"); v {
+	case "", "false":
+	case "true":
+		flags = hnetcfg.ICSSC_ENABLED
+	default:
+		return nil, hresult.Invalid("enabled", "%q is not allowed; use true or false", v)
+	}
+	return s.m.EnumPortMappings(r.Context(), r.PathValue("conn"), flags)
+}
+
+func (s *Server) addMapping(r *http.Request) (any, error) {
+	var spec hnetcfg.PortMappingSpec
+	if err := decode(r, &spec); err != nil {
+		return nil, err
+	}
+	return s.m.AddPortMapping(r.Context(), r.PathValue("conn"), spec)
+}
+
+func (s *Server) getMapping(r *http.Request) (any, error) {
+	return s.m.PortMapping(r.Context(), r.PathValue("conn"), r.PathValue("id"))
+}
+
+func (s *Server) editMapping(r *http.Request) (any, error) {
+	var e hnetcfg.PortMappingEdit
+	if err := decode(r, &e); err != nil {
+		return nil, err
+	}
+	return s.m.EditPortMapping(r.Context(), r.PathValue("conn"), r.PathValue("id"), e)
+}
+
+func (s *Server) removeMapping(r *http.Request) (any, error) {
+	return nil, s.m.RemovePortMapping(r.Context(), r.PathValue("conn"), r.PathValue("id"))
+}
+
+func (s *Server) enableMapping(r *http.Request) (any, error) {
+	return s.m.EnablePortMapping(r.Context(), r.PathValue("conn"), r.PathValue("id"))
+}
+
+func (s *Server) disableMapping(r *http.Request) (any, error) {
+	return s.m.DisablePortMapping(r.Context(), r.PathValue("conn"), r.PathValue("id"))
+}
+
+// Routes returns the route table as "METHOD /path" strings, for tests and
+// documentation.
+func Routes() []string {
+	out := make([]string, len(routes))
+	for i, rt := range routes {
+		out[i] = fmt.Sprintf("%s %s", rt.method, rt.path)
+	}
+	return out
+}

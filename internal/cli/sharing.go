@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/hresult"
+)
+
+func (a *app) sharingCmd() *cobra.Command {
+	var public, private bool
+	enable := &cobra.Command{
+		Use:   "enable CONN --public|--private",
+		Short: "share a connection as the public (upstream) one or as a private one",
+		Long: `enable shares CONN. There is one public connection: enabling another one
+unshares the old one and disables its port mappings. A public connection gets
+the firewall switched on.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
+			if public == private {
+				return usageError{fmt.Errorf("sharing enable: give exactly one of --public and --private")}
+			}
+			typ := hnetcfg.ICSSHARINGTYPE_PUBLIC
+			if private {
+				typ = hnetcfg.ICSSHARINGTYPE_PRIVATE
+			}
+			return a.configure(c, args[0], func(s *hnetcfg.SharingConfiguration) error { return s.EnableSharing(c.Context(), typ) },
+				func(p hnetcfg.ConnectionProps) string { return "shared as " + string(p.Sharing.Type) })
+		},
+	}
+	enable.Flags().BoolVar(&public, "public", false, "share as the public connection")
+	enable.Flags().BoolVar(&private, "private", false, "share as a private connection")
+	return group("sharing", "share a connection and see what is shared",
+		enable,
+		&cobra.Command{
+			Use:   "disable CONN",
+			Short: "unshare a connection and disable its port mappings (the firewall stays as it is)",
+			Args:  args(cobra.ExactArgs(1)),
+			RunE: func(c *cobra.Command, args []string) error {
+				return a.configure(c, args[0], func(s *hnetcfg.SharingConfiguration) error { return s.DisableSharing(c.Context()) },
+					func(hnetcfg.ConnectionProps) string { return "not shared" })
+			},
+		},
+		&cobra.Command{
+			Use:   "show",
+			Short: "show the public and private connections",
+			Args:  args(cobra.NoArgs),
+			RunE: func(c *cobra.Command, _ []string) error {
+				o, err := a.manager().Sharing(c.Context())
+				if err != nil {
+					return err
+				}
+				return a.out(o, func(w io.Writer) {
+					fmt.Fprintf(w, "Sharing installed: %v\n", o.Installed)
+					fmt.Fprint(w, "Public: ")
+					names(w, o.Public)
+					fmt.Fprint(w, "Private: ")
+					names(w, o.Private)
+				})
+			},
+		},
+	)
+}
+
+func names(w io.Writer, ps []hnetcfg.ConnectionProps) {
+	if len(ps) == 0 {
+		fmt.Fprintln(w, "none")
+		return
+	}
+	for i, p := range ps {
+		if i > 0 {
+			fmt.Fprint(w, ", ")
+		}
+		fmt.Fprint(w, p.Name)
+		if p.Name != p.Interface {
+			fmt.Fprintf(w, " (%s)", p.Interface)
+		}
+		fmt.Fprintf(w, " [%s, firewall %s]", p.Status, onOff(p.FirewallEnabled))
+	}
+	fmt.Fprintln(w)
+}
+
+func (a *app) firewallCmd() *cobra.Command {
+	verb := func(use, short string, on bool) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " CONN",
+			Short: short,
+			Args:  args(cobra.ExactArgs(1)),
+			RunE: func(c *cobra.Command, args []string) error {
+				return a.configure(c, args[0], func(s *hnetcfg.SharingConfiguration) error {
+					if on {
+						return s.EnableInternetFirewall(c.Context())
+					}
+					return s.DisableInternetFirewall(c.Context())
+				}, func(p hnetcfg.ConnectionProps) string { return "firewall " + onOff(p.FirewallEnabled) })
+			},
+		}
+	}
+	return group("firewall", "switch the stateful firewall of a connection",
+		verb("enable", "drop unsolicited inbound traffic on a connection, but for enabled port mappings", true),
+		verb("disable", "switch a connection's firewall off", false),
+	)
+}
+
+// configure runs do on the sharing configuration of conn and prints the
+// connection afterwards.
+func (a *app) configure(c *cobra.Command, conn string, do func(*hnetcfg.SharingConfiguration) error, say func(hnetcfg.ConnectionProps) string) error {
+	m := a.manager()
+	cn, err := m.Connection(c.Context(), conn)
+	if err != nil {
+		return err
+	}
+	if err := do(m.INetSharingConfigurationForINetConnection(cn)); err != nil {
+		return err
+	}
+	p, err := cn.GetProperties(c.Context())
+	if err != nil {
+		return hresult.From(err)
+	}
+	return a.out(p, func(w io.Writer) { fmt.Fprintf(w, "%s: %s\n", p.Name, say(p)) })
+}

@@ -1,0 +1,158 @@
+// Package daemon wires netshare's parts together and runs them: the store,
+// the kernel backends (or their fakes), the sharing model and the API on a
+// unix socket. It is the only package that imports all of them.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/netshare/netshare/internal/api"
+	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/link"
+	"github.com/netshare/netshare/internal/sharing"
+	"github.com/netshare/netshare/internal/store"
+)
+
+// Defaults.
+const (
+	DefaultStateDir = "/var/lib/netshare"
+	// SocketMode lets root and the socket's group reach the daemon.
+	SocketMode = 0o660
+)
+
+// Backend names.
+const (
+	BackendKernel = "kernel"
+	BackendFake   = "fake"
+)
+
+// Config is what Run needs. StateDir and Socket are required.
+type Config struct {
+	StateDir string
+	Socket   string
+	// Backend is BackendKernel (the namespace the daemon runs in) or
+	// BackendFake (in-memory interfaces and firewall, for trying netshare
+	// without touching the system).
+	Backend string
+	// Links and Firewall, if set, are used instead of the Backend's.
+	Links    link.Backend
+	Firewall fw.Backend
+	Logger   *slog.Logger
+	// Ready, if set, is called once the socket accepts requests.
+	Ready func()
+}
+
+// FakeLinks returns the interfaces of the fake backend: an upstream that is
+// connected, a LAN port with no address yet, and a Wi-Fi card that is down.
+func FakeLinks() *link.Fake {
+	return link.NewFake(
+		link.Link{Name: "wan0", Kind: "device", Driver: "e1000e", Up: true, Carrier: true,
+			Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.2/24")}},
+		link.Link{Name: "lan0", Kind: "device", Driver: "igb", Up: true, Carrier: true},
+		link.Link{Name: "wlan0", Kind: "device", Driver: "iwlwifi", Wireless: true},
+	)
+}
+
+// Run runs the daemon until ctx is done, then stops it cleanly: the API
+// finishes the requests in flight, the socket is removed and the store is
+// closed.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StateDir == "" || cfg.Socket == "" {
+		return errors.New("daemon: a state directory and a socket path are required")
+	}
+	links, firewall := cfg.Links, cfg.Firewall
+	switch cfg.Backend {
+	case BackendFake:
+		if links == nil {
+			links = FakeLinks()
+		}
+		if firewall == nil {
+			firewall = fw.NewFake()
+		}
+	case BackendKernel, "":
+		if links == nil || firewall == nil {
+			return fmt.Errorf("the kernel backend (netlink and nftables) is not built yet; run 'netshare serve --backend=fake' to use in-memory interfaces")
+		}
+	default:
+		return fmt.Errorf("--backend: %q is not a backend; use kernel or fake", cfg.Backend)
+	}
+
+	st, err := store.Open(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	m, err := sharing.New(ctx, sharing.Options{Store: st, Links: links, Firewall: firewall, Logger: log.With("component", "sharing")})
+	if err != nil {
+		return err
+	}
+	ln, err := listen(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Socket)
+	srv := &http.Server{
+		Handler:           api.New(m, log.With("component", "api")),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "socket", cfg.Socket, "stateFile", st.Path(), "backend", cfg.Backend)
+	if cfg.Ready != nil {
+		cfg.Ready()
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving the API: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("stopping the API", "err", err)
+	}
+	return nil
+}
+
+// listen opens the unix socket with mode SocketMode, replacing a stale
+// socket file but never one a live daemon answers on.
+func listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("socket path %s exists and is not a socket: refusing to replace it", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another netshare daemon is listening on %s", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("removing the stale socket %s: %w", path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, SocketMode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("setting the mode of %s: %w", path, err)
+	}
+	return ln, nil
+}

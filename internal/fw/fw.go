@@ -1,0 +1,106 @@
+// Package fw holds what the model asks of the packet filter: which
+// connection is shared as public, which are private, which are firewalled,
+// and the enabled port mappings. Backend is the seam to the kernel; Fake
+// keeps the desired state in memory.
+//
+// A Backend takes structural changes as a whole Config (Replace) and port
+// mapping changes as element deltas (UpdateMappings), so that adding,
+// removing, enabling or disabling one mapping costs the same whatever the
+// number of mappings.
+package fw
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// Protocol is an IP protocol a port mapping forwards: "tcp" or "udp".
+type Protocol string
+
+// Protocols.
+const (
+	TCP Protocol = "tcp"
+	UDP Protocol = "udp"
+)
+
+// Key identifies a port mapping in the filter: traffic arriving on
+// Interface for Protocol and ExternalPort.
+type Key struct {
+	Interface    string
+	Protocol     Protocol
+	ExternalPort uint16
+}
+
+func (k Key) String() string {
+	return fmt.Sprintf("%s %s/%d", k.Interface, k.Protocol, k.ExternalPort)
+}
+
+// Mapping is an enabled port mapping with a resolved target.
+type Mapping struct {
+	Key
+	Target       netip.Addr
+	InternalPort uint16
+}
+
+func (m Mapping) String() string {
+	return fmt.Sprintf("%s -> %s", m.Key, netip.AddrPortFrom(m.Target, m.InternalPort))
+}
+
+// Config is the filter's desired state. Interfaces are kernel names.
+type Config struct {
+	// Public is the connection shared to the private ones; "" for none.
+	Public string
+	// Private are the connections shared as private, sorted.
+	Private []string
+	// Firewalled are the connections with the firewall on, sorted.
+	Firewalled []string
+	// Mappings are the enabled, resolved port mappings, sorted by Key.
+	Mappings []Mapping
+}
+
+// Sort puts c's slices in their canonical order.
+func (c *Config) Sort() {
+	slices.Sort(c.Private)
+	slices.Sort(c.Firewalled)
+	SortMappings(c.Mappings)
+}
+
+// SortMappings sorts ms by Key.
+func SortMappings(ms []Mapping) {
+	slices.SortFunc(ms, func(a, b Mapping) int { return CompareKeys(a.Key, b.Key) })
+}
+
+// CompareKeys orders keys by interface, protocol and port.
+func CompareKeys(a, b Key) int {
+	return cmp.Or(cmp.Compare(a.Interface, b.Interface), cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.ExternalPort, b.ExternalPort))
+}
+
+// Equal reports whether c and o hold the same state; both must be sorted.
+func (c *Config) Equal(o *Config) bool {
+	return c.Public == o.Public && slices.Equal(c.Private, o.Private) &&
+		slices.Equal(c.Firewalled, o.Firewalled) && slices.Equal(c.Mappings, o.Mappings)
+}
+
+// Clone returns a deep copy of c.
+func (c *Config) Clone() *Config {
+	return &Config{
+		Public:     c.Public,
+		Private:    slices.Clone(c.Private),
+		Firewalled: slices.Clone(c.Firewalled),
+		Mappings:   slices.Clone(c.Mappings),
+	}
+}
+
+// Backend applies a Config to a packet filter.
+type Backend interface {
+	// Replace installs cfg as the whole state, atomically. It may be called
+	// with the same Config many times.
+	Replace(ctx context.Context, cfg *Config) error
+	// UpdateMappings removes del and then adds add, atomically, leaving the
+	// rest of the state as it is. Keys in del are present; keys in add are
+	// absent once del is removed.
+	UpdateMappings(ctx context.Context, del, add []Mapping) error
+}

@@ -1,0 +1,249 @@
+package sharing
+
+import (
+	"context"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/link"
+	"github.com/netshare/netshare/internal/store"
+)
+
+// statusOf derives a connection's NETCON_STATUS from its link; l is nil
+// when the interface is absent.
+func statusOf(l *link.Link) hnetcfg.Status {
+	switch {
+	case l == nil:
+		return hnetcfg.NCS_HARDWARE_NOT_PRESENT
+	case !l.Up:
+		return hnetcfg.NCS_DISCONNECTED
+	case !l.Carrier:
+		return hnetcfg.NCS_MEDIA_DISCONNECTED
+	}
+	for _, p := range l.Addrs {
+		if a := p.Addr(); a.Is4() || a.IsGlobalUnicast() {
+			return hnetcfg.NCS_CONNECTED
+		}
+	}
+	// Up with a carrier but no usable address: Windows' INVALID_ADDRESS.
+	return hnetcfg.NCS_INVALID_ADDRESS
+}
+
+// mediaOf derives a connection's NETCON_MEDIATYPE from its link kind.
+func mediaOf(l *link.Link) hnetcfg.MediaType {
+	if l == nil {
+		return hnetcfg.NCM_NONE
+	}
+	switch l.Kind {
+	case "device", "veth", "macvlan", "macvtap", "vlan", "bond", "team", "dummy", "ipvlan":
+		return hnetcfg.NCM_LAN
+	case "bridge":
+		return hnetcfg.NCM_BRIDGE
+	case "ppp":
+		return hnetcfg.NCM_PPPOE
+	case "tun", "tap", "tuntap", "wireguard", "ipip", "gre", "gretap", "ip6gre", "sit", "vti", "vti6", "ip6tnl", "vxlan", "geneve":
+		return hnetcfg.NCM_TUNNEL
+	}
+	return hnetcfg.NCM_NONE
+}
+
+// propsLocked returns the properties of a connection.
+func (m *Manager) propsLocked(c conn) hnetcfg.ConnectionProps {
+	r := c.rec
+	p := hnetcfg.ConnectionProps{
+		ID:              r.ID,
+		Name:            r.Name,
+		Interface:       r.Interface,
+		Status:          statusOf(c.link),
+		MediaType:       mediaOf(c.link),
+		Characteristics: []hnetcfg.Characteristic{hnetcfg.NCCF_ALL_USERS, hnetcfg.NCCF_ALLOW_RENAME},
+		FirewallEnabled: r.Firewall,
+	}
+	if p.Name == "" {
+		p.Name = r.Interface
+	}
+	if c.link != nil {
+		p.DeviceName = c.link.Driver
+		if p.DeviceName == "" {
+			p.DeviceName = c.link.Kind
+		}
+	}
+	switch r.Role {
+	case store.RolePublic:
+		p.Characteristics = append(p.Characteristics, hnetcfg.NCCF_SHARED)
+		p.Sharing = hnetcfg.SharingState{Enabled: true, Type: hnetcfg.ICSSHARINGTYPE_PUBLIC}
+	case store.RolePrivate:
+		p.Characteristics = append(p.Characteristics, hnetcfg.NCCF_SHARED_PRIVATE)
+		p.Sharing = hnetcfg.SharingState{Enabled: true, Type: hnetcfg.ICSSHARINGTYPE_PRIVATE}
+	}
+	if r.Firewall {
+		p.Characteristics = append(p.Characteristics, hnetcfg.NCCF_FIREWALLED)
+	}
+	return p
+}
+
+// SharingInstalled reports whether sharing is available: always, on Linux.
+func (m *Manager) SharingInstalled() bool { return true }
+
+// EnumEveryConnection returns every connection: each interface of the
+// namespace but loopback, and each absent one that carries configuration
+// (shown as hardware-not-present). They are sorted by interface name.
+func (m *Manager) EnumEveryConnection(ctx context.Context) ([]hnetcfg.ConnectionProps, error) {
+	return m.enum(ctx, func(*store.Connection) bool { return true })
+}
+
+// EnumPublicConnections returns the connection shared as public, if any.
+func (m *Manager) EnumPublicConnections(ctx context.Context) ([]hnetcfg.ConnectionProps, error) {
+	return m.enum(ctx, func(c *store.Connection) bool { return c.Role == store.RolePublic })
+}
+
+// EnumPrivateConnections returns the connections shared as private.
+func (m *Manager) EnumPrivateConnections(ctx context.Context) ([]hnetcfg.ConnectionProps, error) {
+	return m.enum(ctx, func(c *store.Connection) bool { return c.Role == store.RolePrivate })
+}
+
+func (m *Manager) enum(ctx context.Context, keep func(*store.Connection) bool) ([]hnetcfg.ConnectionProps, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.listLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []hnetcfg.ConnectionProps{}
+	for _, c := range cs {
+		if keep(c.rec) {
+			out = append(out, m.propsLocked(c))
+		}
+	}
+	return out, nil
+}
+
+// Sharing returns the manager's overview: whether sharing is installed and
+// which connections are public and private.
+func (m *Manager) Sharing(ctx context.Context) (hnetcfg.SharingOverview, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs, err := m.listLocked(ctx)
+	if err != nil {
+		return hnetcfg.SharingOverview{}, err
+	}
+	o := hnetcfg.SharingOverview{Installed: true, Public: []hnetcfg.ConnectionProps{}, Private: []hnetcfg.ConnectionProps{}}
+	for _, c := range cs {
+		switch c.rec.Role {
+		case store.RolePublic:
+			o.Public = append(o.Public, m.propsLocked(c))
+		case store.RolePrivate:
+			o.Private = append(o.Private, m.propsLocked(c))
+		}
+	}
+	return o, nil
+}
+
+// NetConnectionProps returns the properties of the connection ref names
+// (an id, an interface name or a friendly name).
+func (m *Manager) NetConnectionProps(ctx context.Context, ref string) (hnetcfg.ConnectionProps, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.lookupLocked(ctx, ref)
+	if err != nil {
+		return hnetcfg.ConnectionProps{}, err
+	}
+	return m.propsLocked(c), nil
+}
+
+// Connect brings the connection's interface up.
+func (m *Manager) Connect(ctx context.Context, ref string) (hnetcfg.ConnectionProps, error) {
+	return m.setLink(ctx, ref, "connecting", m.links.SetUp)
+}
+
+// Disconnect takes the connection's interface down.
+func (m *Manager) Disconnect(ctx context.Context, ref string) (hnetcfg.ConnectionProps, error) {
+	return m.setLink(ctx, ref, "disconnecting", m.links.SetDown)
+}
+
+func (m *Manager) setLink(ctx context.Context, ref, verb string, do func(context.Context, string) error) (hnetcfg.ConnectionProps, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.lookupLocked(ctx, ref)
+	if err != nil {
+		return hnetcfg.ConnectionProps{}, err
+	}
+	if c.link == nil {
+		return hnetcfg.ConnectionProps{}, hresult.New(hresult.Fail, "%s connection %s: its interface is not present", verb, label(c.rec))
+	}
+	if err := do(ctx, c.rec.Interface); err != nil {
+		return hnetcfg.ConnectionProps{}, hresult.New(hresult.Fail, "%s connection %s: %v", verb, label(c.rec), err)
+	}
+	m.log.Info(verb, "connection", c.rec.ID, "interface", c.rec.Interface)
+	if c, err = m.lookupLocked(ctx, c.rec.ID); err != nil {
+		return hnetcfg.ConnectionProps{}, err
+	}
+	return m.propsLocked(c), nil
+}
+
+// Rename gives the connection a new friendly name, kept in the store and
+// set as the interface alias. The name must not be another connection's
+// name or interface name. Renaming to the interface name restores the
+// default.
+func (m *Manager) Rename(ctx context.Context, ref, name string) (hnetcfg.ConnectionProps, error) {
+	if err := checkName("name", name); err != nil {
+		return hnetcfg.ConnectionProps{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.lookupLocked(ctx, ref)
+	if err != nil {
+		return hnetcfg.ConnectionProps{}, err
+	}
+	for _, o := range m.conns {
+		if o.ID != c.rec.ID && (o.Name == name || o.Interface == name) {
+			return hnetcfg.ConnectionProps{}, hresult.Clash("name", "%q is already used by connection %s", name, label(o))
+		}
+	}
+	rec := *c.rec
+	rec.Name = name
+	if name == rec.Interface {
+		rec.Name = ""
+	}
+	if rec.Name == c.rec.Name {
+		return m.propsLocked(c), nil
+	}
+	ch := &change{conns: []store.Connection{rec}}
+	if c.link != nil {
+		ch.apply = func(ctx context.Context) error {
+			if err := m.links.SetAlias(ctx, rec.Interface, rec.Name); err != nil {
+				return hresult.New(hresult.Fail, "renaming connection %s: setting the interface alias: %v", label(c.rec), err)
+			}
+			return nil
+		}
+	}
+	if err := m.commitLocked(ctx, ch); err != nil {
+		return hnetcfg.ConnectionProps{}, err
+	}
+	m.log.Info("renamed", "connection", rec.ID, "interface", rec.Interface, "name", name)
+	c.rec = m.conns[rec.ID]
+	return m.propsLocked(c), nil
+}
+
+// Delete answers E_NOTIMPL: a connection is a kernel interface, which
+// netshare does not remove.
+func (m *Manager) Delete(ctx context.Context, ref string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.lookupLocked(ctx, ref)
+	if err != nil {
+		return err
+	}
+	return hresult.New(hresult.NotImpl, "deleting connection %s: netshare does not delete network interfaces", label(c.rec))
+}
+
+// Duplicate answers E_NOTIMPL: a LAN connection cannot be copied.
+func (m *Manager) Duplicate(ctx context.Context, ref, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.lookupLocked(ctx, ref)
+	if err != nil {
+		return err
+	}
+	return hresult.New(hresult.NotImpl, "duplicating connection %s: network interfaces cannot be duplicated", label(c.rec))
+}

@@ -1,0 +1,449 @@
+// Package sharing is netshare's model: the connections of the namespace,
+// their sharing roles and firewall switches, and their port mappings, with
+// the rules of Windows' HNetCfg (one public connection, new mappings start
+// disabled, DisableSharing disables the connection's mappings, ...).
+//
+// Manager is the only writer of state. Each change is validated, written to
+// the store and applied to the firewall backend as one step: either all of
+// it happens or none of it does, and a refused call changes nothing.
+package sharing
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/link"
+	"github.com/netshare/netshare/internal/store"
+)
+
+// Options configure a Manager. Store, Links and Firewall are required.
+type Options struct {
+	Store    *store.Store
+	Links    link.Backend
+	Firewall fw.Backend
+	// Logger receives the model's log lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// protoPort is a mapping's key on its connection.
+type protoPort struct {
+	proto string
+	port  uint16
+}
+
+// Manager holds the model. Its methods are safe for concurrent use; they are
+// carried out one at a time.
+type Manager struct {
+	st    *store.Store
+	links link.Backend
+	fw    fw.Backend
+	log   *slog.Logger
+
+	mu       sync.Mutex // guards the fields below
+	conns    map[string]*store.Connection
+	byIface  map[string]string // interface name -> connection id
+	mappings map[uint64]*store.Mapping
+	byConn   map[string]map[protoPort]uint64 // connection id -> key -> mapping id
+	lastID   uint64                          // the highest mapping id ever stored
+}
+
+// New loads the stored state, records the links present, and applies the
+// stored state to the firewall backend, so that a restart brings back what
+// was there before.
+func New(ctx context.Context, o Options) (*Manager, error) {
+	if o.Store == nil || o.Links == nil || o.Firewall == nil {
+		return nil, errors.New("sharing.New: Store, Links and Firewall are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	st, err := o.Store.Load()
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		st:       o.Store,
+		links:    o.Links,
+		fw:       o.Firewall,
+		log:      o.Logger,
+		conns:    map[string]*store.Connection{},
+		byIface:  map[string]string{},
+		mappings: map[uint64]*store.Mapping{},
+		byConn:   map[string]map[protoPort]uint64{},
+	}
+	for _, c := range st.Connections {
+		m.setConn(c.ID, &c)
+	}
+	for _, mp := range st.Mappings {
+		if m.conns[mp.Connection] == nil {
+			return nil, fmt.Errorf("state file %s: mapping %d belongs to unknown connection %s", o.Store.Path(), mp.ID, mp.Connection)
+		}
+		m.setMapping(mp.ID, &mp)
+	}
+	m.lastID = st.LastMappingID
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.observeLocked(ctx); err != nil {
+		return nil, err
+	}
+	cfg := m.fwConfigLocked()
+	if err := m.fw.Replace(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("applying the stored state to the firewall: %w", err)
+	}
+	m.log.Info("state loaded", "connections", len(m.conns), "mappings", len(m.mappings),
+		"public", cfg.Public, "private", cfg.Private, "activeMappings", len(cfg.Mappings))
+	return m, nil
+}
+
+// setConn sets or (for nil) deletes a connection record in memory.
+func (m *Manager) setConn(id string, c *store.Connection) {
+	if old := m.conns[id]; old != nil {
+		delete(m.byIface, old.Interface)
+	}
+	if c == nil {
+		delete(m.conns, id)
+		return
+	}
+	c = new(*c)
+	m.conns[id] = c
+	m.byIface[c.Interface] = id
+}
+
+// setMapping sets or (for nil) deletes a mapping record in memory, keeping
+// the per-connection key index.
+func (m *Manager) setMapping(id uint64, mp *store.Mapping) {
+	if old := m.mappings[id]; old != nil {
+		delete(m.byConn[old.Connection], protoPort{old.Protocol, old.ExternalPort})
+	}
+	if mp == nil {
+		delete(m.mappings, id)
+		return
+	}
+	mp = new(*mp)
+	m.mappings[id] = mp
+	keys := m.byConn[mp.Connection]
+	if keys == nil {
+		keys = map[protoPort]uint64{}
+		m.byConn[mp.Connection] = keys
+	}
+	keys[protoPort{mp.Protocol, mp.ExternalPort}] = id
+	m.lastID = max(m.lastID, id)
+}
+
+// observeLocked lists the links of the namespace, gives each new one a
+// connection record with a fresh id, and returns the links by name.
+func (m *Manager) observeLocked(ctx context.Context) (map[string]link.Link, error) {
+	ls, err := m.links.List(ctx)
+	if err != nil {
+		return nil, hresult.New(hresult.Fail, "listing network interfaces: %v", err)
+	}
+	links := make(map[string]link.Link, len(ls))
+	var fresh []store.Connection
+	for _, l := range ls {
+		if isLoopback(l) {
+			continue
+		}
+		links[l.Name] = l
+		if _, ok := m.byIface[l.Name]; !ok {
+			fresh = append(fresh, store.Connection{ID: newGUID(), Interface: l.Name})
+		}
+	}
+	if len(fresh) > 0 {
+		err := m.st.Update(func(tx *store.Tx) error {
+			for _, c := range fresh {
+				if err := tx.PutConnection(c); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, hresult.New(hresult.Fail, "recording new connections: %v", err)
+		}
+		for _, c := range fresh {
+			m.setConn(c.ID, &c)
+			m.log.Info("new connection", "id", c.ID, "interface", c.Interface)
+		}
+	}
+	return links, nil
+}
+
+func isLoopback(l link.Link) bool { return l.Kind == "loopback" || l.Name == "lo" }
+
+// newGUID returns a random (version 4) GUID in its lower-case string form.
+func newGUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// fwConfigLocked compiles the model into the firewall's desired state.
+func (m *Manager) fwConfigLocked() *fw.Config {
+	cfg := &fw.Config{}
+	for _, c := range m.conns {
+		switch c.Role {
+		case store.RolePublic:
+			cfg.Public = c.Interface
+		case store.RolePrivate:
+			cfg.Private = append(cfg.Private, c.Interface)
+		}
+		if c.Firewall {
+			cfg.Firewalled = append(cfg.Firewalled, c.Interface)
+		}
+	}
+	for _, mp := range m.mappings {
+		if fm, ok := m.activeLocked(mp); ok {
+			cfg.Mappings = append(cfg.Mappings, fm)
+		}
+	}
+	cfg.Sort()
+	return cfg
+}
+
+// activeLocked returns the firewall's view of mp, if mp is enabled and its
+// target is an address. A target by name takes effect once the DHCP and DNS
+// part of netshare resolves names.
+func (m *Manager) activeLocked(mp *store.Mapping) (fw.Mapping, bool) {
+	if mp == nil || !mp.Enabled || mp.TargetIP == "" {
+		return fw.Mapping{}, false
+	}
+	c := m.conns[mp.Connection]
+	if c == nil {
+		return fw.Mapping{}, false
+	}
+	ip, err := netip.ParseAddr(mp.TargetIP)
+	if err != nil {
+		return fw.Mapping{}, false
+	}
+	return fw.Mapping{
+		Key:          fw.Key{Interface: c.Interface, Protocol: fw.Protocol(mp.Protocol), ExternalPort: mp.ExternalPort},
+		Target:       ip,
+		InternalPort: mp.InternalPort,
+	}, true
+}
+
+// change is a set of records that one call writes. A nil mapping in
+// mappings deletes it.
+type change struct {
+	conns    []store.Connection
+	mappings map[uint64]*store.Mapping
+	// apply, if set, runs inside the store transaction after the firewall
+	// is updated (for example to set a link's alias); an error rolls the
+	// whole change back.
+	apply func(ctx context.Context) error
+}
+
+func (ch *change) putMapping(mp store.Mapping) {
+	if ch.mappings == nil {
+		ch.mappings = map[uint64]*store.Mapping{}
+	}
+	ch.mappings[mp.ID] = &mp
+}
+
+func (ch *change) deleteMapping(id uint64) {
+	if ch.mappings == nil {
+		ch.mappings = map[uint64]*store.Mapping{}
+	}
+	ch.mappings[id] = nil
+}
+
+// commitLocked makes ch happen everywhere or nowhere: in memory, in the
+// store (synced to disk) and in the firewall backend. A change to a
+// connection replaces the firewall state; a change to mappings alone is
+// sent as a delta of the active mappings.
+func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
+	oldConns := map[string]*store.Connection{}
+	for _, c := range ch.conns {
+		if _, seen := oldConns[c.ID]; !seen {
+			oldConns[c.ID] = m.conns[c.ID]
+		}
+	}
+	oldMappings := map[uint64]*store.Mapping{}
+	for id := range ch.mappings {
+		oldMappings[id] = m.mappings[id]
+	}
+	// The deltas are computed against the memory before the change.
+	var del, add []fw.Mapping
+	if len(ch.conns) == 0 {
+		for id, mp := range ch.mappings {
+			was, wasOK := fw.Mapping{}, false
+			if old := m.mappings[id]; old != nil {
+				was, wasOK = m.activeLocked(old)
+			}
+			now, nowOK := fw.Mapping{}, false
+			if mp != nil {
+				now, nowOK = m.activeLocked(mp)
+			}
+			if wasOK && nowOK && was == now {
+				continue
+			}
+			if wasOK {
+				del = append(del, was)
+			}
+			if nowOK {
+				add = append(add, now)
+			}
+		}
+		fw.SortMappings(del)
+		fw.SortMappings(add)
+	}
+	var oldCfg *fw.Config
+	if len(ch.conns) > 0 {
+		oldCfg = m.fwConfigLocked()
+	}
+	restore := func() {
+		for id, c := range oldConns {
+			m.setConn(id, c)
+		}
+		for id, mp := range oldMappings {
+			m.setMapping(id, mp)
+		}
+	}
+	for _, c := range ch.conns {
+		m.setConn(c.ID, &c)
+	}
+	for id, mp := range ch.mappings {
+		m.setMapping(id, mp)
+	}
+	fwDone := false
+	err := m.st.Update(func(tx *store.Tx) error {
+		for _, c := range ch.conns {
+			if err := tx.PutConnection(c); err != nil {
+				return hresult.New(hresult.Fail, "writing connection %s: %v", c.ID, err)
+			}
+		}
+		for id, mp := range ch.mappings {
+			var err error
+			if mp == nil {
+				err = tx.DeleteMapping(id)
+			} else {
+				err = tx.PutMapping(*mp)
+			}
+			if err != nil {
+				return hresult.New(hresult.Fail, "writing mapping %d: %v", id, err)
+			}
+		}
+		switch {
+		case oldCfg != nil:
+			if err := m.fw.Replace(ctx, m.fwConfigLocked()); err != nil {
+				return hresult.New(hresult.Fail, "applying the firewall state: %v", err)
+			}
+		case len(del)+len(add) > 0:
+			if err := m.fw.UpdateMappings(ctx, del, add); err != nil {
+				return hresult.New(hresult.Fail, "applying port mappings: %v", err)
+			}
+		}
+		fwDone = true
+		if ch.apply != nil {
+			return ch.apply(ctx)
+		}
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	restore()
+	if fwDone {
+		// The firewall took the change but the store did not: put the
+		// firewall back as it was.
+		var rerr error
+		if oldCfg != nil {
+			rerr = m.fw.Replace(ctx, oldCfg)
+		} else {
+			rerr = m.fw.UpdateMappings(ctx, add, del)
+		}
+		if rerr != nil {
+			m.log.Error("firewall rollback failed; resynchronising", "err", rerr)
+			if rerr := m.fw.Replace(ctx, m.fwConfigLocked()); rerr != nil {
+				m.log.Error("firewall resynchronisation failed", "err", rerr)
+			}
+		}
+	}
+	return hresult.From(err)
+}
+
+// conn is a connection record with its link, if present.
+type conn struct {
+	rec  *store.Connection
+	link *link.Link
+}
+
+// lookupLocked finds a connection by id, interface name or friendly name.
+func (m *Manager) lookupLocked(ctx context.Context, ref string) (conn, error) {
+	links, err := m.observeLocked(ctx)
+	if err != nil {
+		return conn{}, err
+	}
+	find := func(match func(c *store.Connection) bool) (conn, bool) {
+		for _, c := range m.conns {
+			l, present := links[c.Interface]
+			if !present && !m.configuredLocked(c) {
+				continue
+			}
+			if match(c) {
+				cn := conn{rec: c}
+				if present {
+					cn.link = &l
+				}
+				return cn, true
+			}
+		}
+		return conn{}, false
+	}
+	id := strings.ToLower(strings.Trim(ref, "{}"))
+	if c, ok := find(func(c *store.Connection) bool { return c.ID == id }); ok {
+		return c, nil
+	}
+	if c, ok := find(func(c *store.Connection) bool { return c.Interface == ref }); ok {
+		return c, nil
+	}
+	if c, ok := find(func(c *store.Connection) bool { return c.Name == ref }); ok {
+		return c, nil
+	}
+	return conn{}, hresult.Missing("connection %q: no such connection (give an interface name, a connection name or an id, as 'netshare connection list' shows them)", ref)
+}
+
+// configuredLocked reports whether a connection carries configuration of its
+// own. Such a connection stays listed while its interface is absent.
+func (m *Manager) configuredLocked(c *store.Connection) bool {
+	return c.Role != store.RoleNone || c.Firewall || c.Name != "" || len(m.byConn[c.ID]) > 0
+}
+
+// listLocked returns every listed connection, sorted by interface name.
+func (m *Manager) listLocked(ctx context.Context) ([]conn, error) {
+	links, err := m.observeLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []conn
+	for _, c := range m.conns {
+		l, present := links[c.Interface]
+		switch {
+		case present:
+			out = append(out, conn{rec: c, link: &l})
+		case m.configuredLocked(c):
+			out = append(out, conn{rec: c})
+		}
+	}
+	slices.SortFunc(out, func(a, b conn) int { return strings.Compare(a.rec.Interface, b.rec.Interface) })
+	return out, nil
+}
+
+// label names a connection in messages.
+func label(c *store.Connection) string {
+	if c.Name != "" && c.Name != c.Interface {
+		return fmt.Sprintf("%q (%s)", c.Name, c.Interface)
+	}
+	return fmt.Sprintf("%q", c.Interface)
+}

@@ -1,0 +1,157 @@
+package sharing
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/hresult"
+)
+
+// MaxNameLen is the longest name a connection or a port mapping may have,
+// in characters (NETCON_MAX_NAME_LEN).
+const MaxNameLen = 256
+
+// checkName checks a connection or mapping name.
+func checkName(field, s string) error {
+	switch {
+	case s == "":
+		return hresult.Invalid(field, "must not be empty")
+	case !utf8.ValidString(s):
+		return hresult.Invalid(field, "must be valid UTF-8")
+	case utf8.RuneCountInString(s) > MaxNameLen:
+		return hresult.Invalid(field, "is %d characters long; at most %d are allowed", utf8.RuneCountInString(s), MaxNameLen)
+	case strings.TrimSpace(s) != s:
+		return hresult.Invalid(field, "%q must not start or end with white space", s)
+	}
+	for i, r := range s {
+		if unicode.IsControl(r) {
+			return hresult.Invalid(field, "%q has a control character (%U) at byte %d; control characters are not allowed", s, r, i)
+		}
+	}
+	return nil
+}
+
+// checkProtocol checks a mapping protocol and returns it in lower case.
+func checkProtocol(p hnetcfg.Protocol) (hnetcfg.Protocol, error) {
+	switch q := hnetcfg.Protocol(strings.ToLower(string(p))); q {
+	case hnetcfg.NAT_PROTOCOL_TCP, hnetcfg.NAT_PROTOCOL_UDP:
+		return q, nil
+	}
+	if p == "" {
+		return "", hresult.Invalid("protocol", "is missing; use tcp or udp")
+	}
+	return "", hresult.Invalid("protocol", "%q is not allowed; use tcp or udp", p)
+}
+
+// checkPort checks a TCP or UDP port number.
+func checkPort(field string, n int) (uint16, error) {
+	if n < 1 || n > 65535 {
+		return 0, hresult.Invalid(field, "%d is out of range; a port is 1 to 65535", n)
+	}
+	return uint16(n), nil
+}
+
+// checkOptions checks the reserved options of a mapping.
+func checkOptions(n int) error {
+	if n != 0 {
+		return hresult.Invalid("options", "%d is not allowed; options are reserved and must be 0", n)
+	}
+	return nil
+}
+
+// checkTarget checks that exactly one of a target host name and a target
+// IPv4 address is given, and returns them in canonical form.
+func checkTarget(name, ip string) (string, string, error) {
+	switch {
+	case name != "" && ip != "":
+		return "", "", hresult.Invalid("target", "both targetName %q and targetIPAddress %q are set; give one of them", name, ip)
+	case name == "" && ip == "":
+		return "", "", hresult.Invalid("target", "neither targetName nor targetIPAddress is set; give one of them")
+	case ip != "":
+		a, err := checkTargetIP(ip)
+		if err != nil {
+			return "", "", err
+		}
+		return "", a.String(), nil
+	}
+	if err := checkHostName(name); err != nil {
+		return "", "", err
+	}
+	return strings.ToLower(strings.TrimSuffix(name, ".")), "", nil
+}
+
+var (
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+	reservedE   = netip.MustParsePrefix("240.0.0.0/4")
+)
+
+// checkTargetIP checks that s is an IPv4 unicast address a mapping can
+// forward to.
+func checkTargetIP(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, hresult.Invalid("targetIPAddress", "%q is not an IP address; give a dotted IPv4 address such as 192.168.137.10", s)
+	}
+	var why string
+	switch {
+	case !a.Is4():
+		why = "it is not IPv4"
+	case thisNetwork.Contains(a):
+		why = "0.0.0.0/8 is not a host address"
+	case a.IsLoopback():
+		why = "loopback addresses are not allowed"
+	case a.IsMulticast():
+		why = "it is a multicast address"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		why = "it is the broadcast address"
+	case reservedE.Contains(a):
+		why = "240.0.0.0/4 is reserved"
+	default:
+		return a, nil
+	}
+	return netip.Addr{}, hresult.Invalid("targetIPAddress", "%q is not an IPv4 unicast address: %s", s, why)
+}
+
+// checkHostName checks that s is a DNS host name (RFC 1123): dot-separated
+// labels of letters, digits and hyphens, each 1 to 63 characters, not
+// starting or ending with a hyphen, 253 characters in all, and not an IP
+// address.
+func checkHostName(s string) error {
+	bad := func(why string) error {
+		return hresult.Invalid("targetName", "%q is not a valid host name: %s", s, why)
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return bad("it is an IP address; give it as targetIPAddress")
+	}
+	name := strings.TrimSuffix(s, ".")
+	if name == "" {
+		return bad("it is empty")
+	}
+	if len(name) > 253 {
+		return bad("it is longer than 253 characters")
+	}
+	labels := strings.Split(name, ".")
+	for _, l := range labels {
+		switch {
+		case l == "":
+			return bad("it has an empty label")
+		case len(l) > 63:
+			return bad("a label is longer than 63 characters")
+		case l[0] == '-' || l[len(l)-1] == '-':
+			return bad("a label starts or ends with a hyphen")
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return bad("only letters, digits, hyphens and dots are allowed, found " + strconv.QuoteRune(c))
+			}
+		}
+	}
+	if _, err := strconv.Atoi(labels[len(labels)-1]); err == nil {
+		return bad("the last label is all digits")
+	}
+	return nil
+}

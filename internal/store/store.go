@@ -1,0 +1,258 @@
+// Package store keeps netshare's state durable: the connections (their
+// stable ids, friendly names, sharing roles and firewall switches) and the
+// port mappings, in one bbolt file under the state directory.
+//
+// Every Update is one transaction, synced to disk before it returns, so a
+// change the API acknowledged survives a crash. The file carries a schema
+// version; a file that is corrupt, foreign or written by a newer netshare is
+// refused and never overwritten.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	boltErrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the version of the layout this package reads and writes.
+const SchemaVersion = 1
+
+// FileName is the name of the state file inside the state directory.
+const FileName = "netshare.db"
+
+var (
+	bucketMeta        = []byte("meta")
+	bucketConnections = []byte("connections")
+	bucketMappings    = []byte("mappings")
+	keySchema         = []byte("schema")
+	keyApp            = []byte("app")
+	appName           = []byte("netshare")
+)
+
+// Role is the sharing role of a connection.
+type Role string
+
+// Roles. RoleNone is a connection that is not shared.
+const (
+	RoleNone    Role = ""
+	RolePublic  Role = "public"
+	RolePrivate Role = "private"
+)
+
+// Connection is the stored part of a connection: what netshare decided
+// about it, not what the kernel reports.
+type Connection struct {
+	ID        string `json:"id"`
+	Interface string `json:"interface"`
+	// Name is the friendly name; "" means the interface name.
+	Name     string `json:"name,omitempty"`
+	Role     Role   `json:"role,omitempty"`
+	Firewall bool   `json:"firewall,omitempty"`
+}
+
+// Mapping is a stored port mapping. Exactly one of TargetName and
+// TargetIP is set.
+type Mapping struct {
+	ID           uint64 `json:"id"`
+	Connection   string `json:"connection"`
+	Name         string `json:"name"`
+	Protocol     string `json:"protocol"`
+	ExternalPort uint16 `json:"externalPort"`
+	InternalPort uint16 `json:"internalPort"`
+	Options      uint32 `json:"options,omitempty"`
+	TargetName   string `json:"targetName,omitempty"`
+	TargetIP     string `json:"targetIP,omitempty"`
+	Enabled      bool   `json:"enabled,omitempty"`
+}
+
+// State is everything the store holds.
+type State struct {
+	Connections []Connection
+	Mappings    []Mapping
+	// LastMappingID is the highest mapping id ever stored, deleted ones
+	// included, so that ids are never reused.
+	LastMappingID uint64
+}
+
+// Store is an open state file.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+// Open opens or creates the state file in dir, creating dir (mode 0700) if
+// needed.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := openBolt(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, path: path}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openBolt(path string) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = corrupt(path, fmt.Errorf("%v", r))
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	switch {
+	case errors.Is(err, boltErrors.ErrTimeout):
+		return nil, fmt.Errorf("state file %s is locked by another process (is another netshare serve running with this state directory?)", path)
+	case err != nil:
+		return nil, corrupt(path, err)
+	}
+	return db, nil
+}
+
+func corrupt(path string, err error) error {
+	return fmt.Errorf("state file %s is unreadable (%v): netshare will not overwrite it; move it away to start with an empty state, or restore a backup", path, err)
+}
+
+// init checks the schema of an existing file or lays out a new one.
+func (s *Store) init() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = corrupt(s.path, fmt.Errorf("%v", r))
+		}
+	}()
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			empty := true
+			tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+			if !empty {
+				return fmt.Errorf("state file %s was not written by netshare (no schema record): refusing to use it", s.path)
+			}
+			meta, err := tx.CreateBucket(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if err := meta.Put(keyApp, appName); err != nil {
+				return err
+			}
+			if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+				return err
+			}
+		} else {
+			if string(meta.Get(keyApp)) != string(appName) {
+				return fmt.Errorf("state file %s was not written by netshare: refusing to use it", s.path)
+			}
+			v, err := strconv.Atoi(string(meta.Get(keySchema)))
+			if err != nil {
+				return corrupt(s.path, fmt.Errorf("bad schema record %q", meta.Get(keySchema)))
+			}
+			if v > SchemaVersion {
+				return fmt.Errorf("state file %s has schema version %d, newer than the %d this netshare knows: upgrade netshare, or restore a backup", s.path, v, SchemaVersion)
+			}
+		}
+		for _, b := range [][]byte{bucketConnections, bucketMappings} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Path returns the state file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Load reads the whole state.
+func (s *Store) Load() (st *State, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = corrupt(s.path, fmt.Errorf("%v", r))
+		}
+	}()
+	st = &State{}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketConnections).ForEach(func(k, v []byte) error {
+			var c Connection
+			if err := json.Unmarshal(v, &c); err != nil {
+				return corrupt(s.path, fmt.Errorf("connection %q: %v", k, err))
+			}
+			st.Connections = append(st.Connections, c)
+			return nil
+		}); err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketMappings)
+		st.LastMappingID = b.Sequence()
+		return b.ForEach(func(k, v []byte) error {
+			var m Mapping
+			if err := json.Unmarshal(v, &m); err != nil {
+				return corrupt(s.path, fmt.Errorf("mapping %x: %v", k, err))
+			}
+			st.Mappings = append(st.Mappings, m)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Tx is a write transaction.
+type Tx struct {
+	tx *bolt.Tx
+}
+
+// Update runs fn in one write transaction, committed and synced to disk when
+// fn returns nil and rolled back, leaving the file as it was, otherwise.
+func (s *Store) Update(fn func(*Tx) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// PutConnection writes c.
+func (t *Tx) PutConnection(c Connection) error {
+	return put(t.tx.Bucket(bucketConnections), []byte(c.ID), c)
+}
+
+// PutMapping writes m, and records m.ID as used.
+func (t *Tx) PutMapping(m Mapping) error {
+	b := t.tx.Bucket(bucketMappings)
+	if m.ID > b.Sequence() {
+		if err := b.SetSequence(m.ID); err != nil {
+			return err
+		}
+	}
+	return put(b, mappingKey(m.ID), m)
+}
+
+// DeleteMapping deletes the mapping with the given id.
+func (t *Tx) DeleteMapping(id uint64) error {
+	return t.tx.Bucket(bucketMappings).Delete(mappingKey(id))
+}
+
+func mappingKey(id uint64) []byte { return binary.BigEndian.AppendUint64(nil, id) }
+
+func put(b *bolt.Bucket, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, data)
+}
