@@ -35,7 +35,6 @@ in-memory firewall instead of the kernel: a safe way to try every command.`,
 				Logger:   log,
 			})
 			if err != nil {
-				log.Error("netshare serve", "err", err)
 				return hresult.New(hresult.Fail, "%v", err)
 			}
 			return nil

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/link"
+	"github.com/netshare/netshare/internal/sharing"
+	"github.com/netshare/netshare/internal/store"
+)
+
+type openAPIDoc struct {
+	Paths      map[string]map[string]json.RawMessage `json:"paths"`
+	Components struct {
+		Schemas map[string]struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		} `json:"schemas"`
+	} `json:"components"`
+}
+
+func loadDoc(t *testing.T) openAPIDoc {
+	t.Helper()
+	var doc openAPIDoc
+	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	return doc
+}
+
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	doc := loadDoc(t)
+	var documented []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+		}
+	}
+	served := Routes()
+	slices.Sort(documented)
+	slices.Sort(served)
+	if !slices.Equal(documented, served) {
+		t.Fatalf("openapi.json documents\n%s\nbut the route table serves\n%s", strings.Join(documented, "\n"), strings.Join(served, "\n"))
+	}
+}
+
+// jsonFields returns the JSON field names of a struct type.
+func jsonFields(t reflect.Type) []string {
+	var out []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestOpenAPISchemasMatchTypes(t *testing.T) {
+	doc := loadDoc(t)
+	types := map[string]any{
+		"Connection":      hnetcfg.ConnectionProps{},
+		"SharingState":    hnetcfg.SharingState{},
+		"SharingOverview": hnetcfg.SharingOverview{},
+		"PortMapping":     hnetcfg.PortMappingProps{},
+		"PortMappingSpec": hnetcfg.PortMappingSpec{},
+		"PortMappingEdit": hnetcfg.PortMappingEdit{},
+		"NameRequest":     hnetcfg.NameRequest{},
+		"SharingRequest":  hnetcfg.SharingRequest{},
+		"Error":           hresult.Error{},
+	}
+	for name, v := range types {
+		s, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("schema %s is missing", name)
+			continue
+		}
+		var props []string
+		for p := range s.Properties {
+			props = append(props, p)
+		}
+		slices.Sort(props)
+		if want := jsonFields(reflect.TypeOf(v)); !slices.Equal(props, want) {
+			t.Errorf("schema %s has %v, the Go type has %v", name, props, want)
+		}
+	}
+	if len(doc.Components.Schemas) != len(types) {
+		t.Errorf("openapi.json has %d schemas, the test knows %d", len(doc.Components.Schemas), len(types))
+	}
+}
+
+func newServer(t *testing.T) *Server {
+	t.Helper()
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	links := link.NewFake(
+		link.Link{Name: "wan0", Kind: "device", Up: true, Carrier: true},
+		link.Link{Name: "lan0", Kind: "device", Up: true, Carrier: true},
+	)
+	m, err := sharing.New(context.Background(), sharing.Options{Store: st, Links: links, Firewall: fw.NewFake()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(m, nil)
+}
+
+func call(s *Server, method, path, body string) (int, string) {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	return w.Code, w.Body.String()
+}
+
+func TestStatusesAndErrors(t *testing.T) {
+	s := newServer(t)
+	if code, body := call(s, "POST", "/v1/connections/wan0/mappings", `{"name":"web","protocol":"tcp","externalPort":80,"internalPort":80,"targetIPAddress":"10.0.0.2"}`); code != 201 {
+		t.Fatalf("add: %d %s", code, body)
+	}
+	tests := []struct {
+		method, path, body string
+		status             int
+		code               hresult.Code
+		msg                string
+	}{
+		{"GET", "/v1/connections/wan0", "", 200, "", ""},
+		{"GET", "/v1/connections/eth7", "", 404, hresult.InvalidArg, `connection "eth7"`},
+		{"GET", "/v1/connections/wan0/mappings/1", "", 200, "", ""},
+		{"GET", "/v1/connections/wan0/mappings/2", "", 404, hresult.InvalidArg, "mapping 2"},
+		{"GET", "/v1/connections/wan0/mappings?enabled=maybe", "", 400, hresult.InvalidArg, "enabled:"},
+		{"POST", "/v1/connections/wan0/mappings", `{"name":"web2","protocol":"tcp","externalPort":80,"internalPort":80,"targetIPAddress":"10.0.0.2"}`, 409, hresult.InvalidArg, "externalPort:"},
+		{"POST", "/v1/connections/wan0/mappings", `{"name":"x","protocol":"gre","externalPort":81,"internalPort":80,"targetIPAddress":"10.0.0.2"}`, 400, hresult.InvalidArg, "protocol:"},
+		{"POST", "/v1/connections/wan0/mappings", `{"name":"x","protocol":"tcp","externalPort":-1,"internalPort":80,"targetIPAddress":"10.0.0.2"}`, 400, hresult.InvalidArg, "externalPort:"},
+		{"POST", "/v1/connections/wan0/mappings", `{"name":"x","colour":"red"}`, 400, hresult.InvalidArg, `unknown field "colour"`},
+		{"POST", "/v1/connections/wan0/mappings", `{"name":`, 400, hresult.InvalidArg, "request body"},
+		{"POST", "/v1/connections/wan0/mappings", `{"name":"x"} {}`, 400, hresult.InvalidArg, "one JSON object"},
+		{"POST", "/v1/connections/wan0/mappings", ``, 400, hresult.InvalidArg, "a JSON object is required"},
+		{"POST", "/v1/connections/wan0/mappings", `{"externalPort":"80"}`, 400, hresult.InvalidArg, "externalPort"},
+		{"PATCH", "/v1/connections/wan0/mappings/1", `{"internalPort":8080}`, 200, "", ""},
+		{"PATCH", "/v1/connections/wan0/mappings/1", `{"internalPort":0}`, 400, hresult.InvalidArg, "internalPort:"},
+		{"POST", "/v1/connections/wan0/sharing/enable", `{"type":"public"}`, 200, "", ""},
+		{"POST", "/v1/connections/wan0/sharing/enable", `{"type":"semi"}`, 400, hresult.InvalidArg, "type:"},
+		{"POST", "/v1/connections/wan0/sharing/enable", `{}`, 400, hresult.InvalidArg, "type:"},
+		{"POST", "/v1/connections/wan0/rename", `{"name":"lan0"}`, 409, hresult.InvalidArg, "name:"},
+		{"DELETE", "/v1/connections/wan0", "", 501, hresult.NotImpl, "does not delete"},
+		{"POST", "/v1/connections/wan0/duplicate", `{"name":"copy"}`, 501, hresult.NotImpl, "cannot be duplicated"},
+		{"DELETE", "/v1/connections/wan0/mappings/1", "", 204, "", ""},
+		{"DELETE", "/v1/connections/wan0/mappings/1", "", 404, hresult.InvalidArg, "no such mapping"},
+		{"PUT", "/v1/connections/wan0", "", 405, hresult.NotImpl, "PUT is not allowed"},
+		{"GET", "/v2/connections", "", 404, hresult.InvalidArg, "no such API path"},
+		{"GET", "/v1/openapi.json", "", 200, "", ""},
+	}
+	for _, tt := range tests {
+		status, body := call(s, tt.method, tt.path, tt.body)
+		if status != tt.status {
+			t.Errorf("%s %s %s: status %d, want %d (%s)", tt.method, tt.path, tt.body, status, tt.status, body)
+			continue
+		}
+		if tt.code == "" {
+			continue
+		}
+		var e hresult.Error
+		if err := json.Unmarshal([]byte(body), &e); err != nil || e.Code != tt.code || !strings.Contains(e.Message, tt.msg) {
+			t.Errorf("%s %s %s: body %s, want code %s and a message with %q", tt.method, tt.path, tt.body, body, tt.code, tt.msg)
+		}
+	}
+}
+
+func TestPathEscaping(t *testing.T) {
+	s := newServer(t)
+	if code, body := call(s, "POST", "/v1/connections/lan0/rename", `{"name":"Home / Office"}`); code != http.StatusOK {
+		t.Fatalf("rename: %d %s", code, body)
+	}
+	code, body := call(s, "GET", "/v1/connections/Home%20%2F%20Office", "")
+	if code != 200 || !strings.Contains(body, `"interface": "lan0"`) {
+		t.Fatalf("lookup by an escaped name: %d %s", code, body)
+	}
+}

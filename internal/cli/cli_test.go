@@ -1,0 +1,248 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/internal/daemon/daemontest"
+)
+
+// run runs the CLI against socket and returns its exit code and output.
+func run(t *testing.T, socket string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Main(context.Background(), args, Env{
+		Stdout: &out,
+		Stderr: &errOut,
+		Getenv: func(k string) string {
+			if k == "NETSHARE_SOCKET" {
+				return socket
+			}
+			return ""
+		},
+	})
+	return code, out.String(), errOut.String()
+}
+
+// ok runs a command that must succeed and print nothing on stderr.
+func ok(t *testing.T, socket string, args ...string) string {
+	t.Helper()
+	code, out, errOut := run(t, socket, args...)
+	if code != 0 || errOut != "" {
+		t.Fatalf("netshare %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// fails runs a command that must fail with code and an error line that
+// starts with prefix.
+func fails(t *testing.T, socket string, exit int, prefix string, args ...string) string {
+	t.Helper()
+	code, out, errOut := run(t, socket, args...)
+	if code != exit || out != "" || !strings.HasPrefix(errOut, prefix) {
+		t.Fatalf("netshare %s: exit %d, want %d\nstdout: %q\nstderr: %q, want it to start with %q", strings.Join(args, " "), code, exit, out, errOut, prefix)
+	}
+	return errOut
+}
+
+// decode parses JSON output strictly: one value and nothing else.
+func decode[T any](t *testing.T, out string) T {
+	t.Helper()
+	var v T
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("output is not the JSON expected: %v\n%s", err, out)
+	}
+	if dec.More() {
+		t.Fatalf("more than one JSON value on stdout:\n%s", out)
+	}
+	return v
+}
+
+func TestCLI(t *testing.T) {
+	d := daemontest.Start(t)
+	s := d.Socket
+
+	// connection list, plain and JSON.
+	out := ok(t, s, "connection", "list")
+	if !regexp.MustCompile(`(?m)^NAME\s+INTERFACE\s+STATUS\s+MEDIA\s+SHARING\s+FIREWALL\s+ID$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^wan0\s+wan0\s+connected\s+lan\s+-\s+off\s+[0-9a-f-]{36}$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^wlan0\s+wlan0\s+disconnected\s+lan\s+-\s+off`).MatchString(out) {
+		t.Fatalf("connection list:\n%s", out)
+	}
+	conns := decode[[]hnetcfg.ConnectionProps](t, ok(t, s, "connection", "list", "--json"))
+	if len(conns) != 3 || conns[0].Interface != "lan0" || conns[0].Status != "invalid-address" {
+		t.Fatalf("connection list --json: %+v", conns)
+	}
+	wanID := conns[1].ID
+
+	// show by interface, by id, JSON.
+	out = ok(t, s, "connection", "show", "wan0")
+	for _, want := range []string{"Name:            wan0", "ID:              " + wanID, "Device:          e1000e", "Status:          connected", "Characteristics: all-users, allow-rename"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("connection show lacks %q:\n%s", want, out)
+		}
+	}
+	if p := decode[hnetcfg.ConnectionProps](t, ok(t, s, "connection", "show", wanID, "--json")); p.Interface != "wan0" {
+		t.Errorf("show by id: %+v", p)
+	}
+
+	// connect, disconnect, rename.
+	if out := ok(t, s, "connection", "connect", "wlan0"); out != "wlan0: invalid-address\n" {
+		t.Errorf("connect: %q", out)
+	}
+	if p := decode[hnetcfg.ConnectionProps](t, ok(t, s, "connection", "disconnect", "wlan0", "--json")); p.Status != "disconnected" {
+		t.Errorf("disconnect --json: %+v", p)
+	}
+	if out := ok(t, s, "connection", "rename", "lan0", "Home network"); out != "lan0: renamed to \"Home network\"\n" {
+		t.Errorf("rename: %q", out)
+	}
+	ok(t, s, "connection", "show", "Home network")
+	fails(t, s, 1, "E_INVALIDARG: name: \"wan0\" is already used", "connection", "rename", "Home network", "wan0")
+	fails(t, s, 1, "E_INVALIDARG: connection \"eth9\": no such connection", "connection", "show", "eth9")
+
+	// sharing.
+	if out := ok(t, s, "sharing", "enable", "wan0", "--public"); out != "wan0: shared as public\n" {
+		t.Errorf("sharing enable: %q", out)
+	}
+	if p := decode[hnetcfg.ConnectionProps](t, ok(t, s, "sharing", "enable", "lan0", "--private", "--json")); p.Sharing.Type != "private" {
+		t.Errorf("sharing enable --json: %+v", p)
+	}
+	out = ok(t, s, "sharing", "show")
+	if !strings.Contains(out, "Public: wan0 [connected, firewall on]") || !strings.Contains(out, "Private: Home network (lan0) [invalid-address, firewall off]") {
+		t.Errorf("sharing show:\n%s", out)
+	}
+	o := decode[hnetcfg.SharingOverview](t, ok(t, s, "sharing", "show", "--json"))
+	if !o.Installed || len(o.Public) != 1 || len(o.Private) != 1 {
+		t.Errorf("sharing show --json: %+v", o)
+	}
+	fails(t, s, 2, "E_INVALIDARG: sharing enable: give exactly one of --public and --private", "sharing", "enable", "wan0")
+	fails(t, s, 2, "E_INVALIDARG: sharing enable: give exactly one", "sharing", "enable", "wan0", "--public", "--private")
+
+	// firewall.
+	if out := ok(t, s, "firewall", "enable", "lan0"); out != "Home network: firewall on\n" {
+		t.Errorf("firewall enable: %q", out)
+	}
+	if out := ok(t, s, "firewall", "disable", "lan0"); out != "Home network: firewall off\n" {
+		t.Errorf("firewall disable: %q", out)
+	}
+	ok(t, s, "firewall", "disable", "lan0")
+
+	// mappings: add prints the id only.
+	id := strings.TrimSpace(ok(t, s, "mapping", "add", "wan0", "--name", "web", "--protocol", "tcp", "--external-port", "80", "--internal-port", "8080", "--target-ip", "192.168.137.10"))
+	if id != "1" {
+		t.Fatalf("mapping add printed %q, want the id 1", id)
+	}
+	pm := decode[hnetcfg.PortMappingProps](t, ok(t, s, "mapping", "add", "wan0", "--name", "nas", "--protocol", "udp", "--external-port", "5000", "--internal-port", "5000", "--target-name", "nas.home.arpa", "--enable", "--json"))
+	if pm.ID != "2" || !pm.Enabled || pm.TargetName != "nas.home.arpa" {
+		t.Fatalf("mapping add --enable --json: %+v", pm)
+	}
+	out = ok(t, s, "mapping", "list", "wan0")
+	if !regexp.MustCompile(`(?m)^1\s+web\s+tcp\s+80\s+192\.168\.137\.10\s+8080\s+no$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^2\s+nas\s+udp\s+5000\s+nas\.home\.arpa\s+5000\s+yes$`).MatchString(out) {
+		t.Fatalf("mapping list:\n%s", out)
+	}
+	if ms := decode[[]hnetcfg.PortMappingProps](t, ok(t, s, "mapping", "list", "wan0", "--enabled", "--json")); len(ms) != 1 || ms[0].ID != "2" {
+		t.Fatalf("mapping list --enabled --json: %+v", ms)
+	}
+	if ms := decode[[]hnetcfg.PortMappingProps](t, ok(t, s, "mapping", "list", "lan0", "--json")); len(ms) != 0 {
+		t.Fatalf("empty mapping list --json: %+v", ms)
+	}
+	out = ok(t, s, "mapping", "enable", "wan0", "1")
+	if !strings.Contains(out, "Enabled:           yes") || !strings.Contains(out, "Target IP address: 192.168.137.10") {
+		t.Fatalf("mapping enable:\n%s", out)
+	}
+	if got := d.Firewall.Config().Mappings; len(got) != 1 || got[0].ExternalPort != 80 {
+		t.Fatalf("firewall after enable: %v", got)
+	}
+	if p := decode[hnetcfg.PortMappingProps](t, ok(t, s, "mapping", "disable", "wan0", "1", "--json")); p.Enabled {
+		t.Fatalf("mapping disable --json: %+v", p)
+	}
+	if p := decode[hnetcfg.PortMappingProps](t, ok(t, s, "mapping", "edit", "wan0", "1", "--external-port", "8080", "--target-name", "web.home.arpa", "--enable", "--json")); p.ID != "1" || p.ExternalPort != 8080 || p.TargetName != "web.home.arpa" || p.TargetIPAddress != "" || !p.Enabled {
+		t.Fatalf("mapping edit: %+v", p)
+	}
+	if p := decode[hnetcfg.PortMappingProps](t, ok(t, s, "mapping", "show", wanID, "1", "--json")); p.ExternalPort != 8080 {
+		t.Fatalf("mapping show: %+v", p)
+	}
+	fails(t, s, 2, "E_INVALIDARG: mapping edit: give at least one field", "mapping", "edit", "wan0", "1")
+
+	// Validation errors name the field and change nothing.
+	before := ok(t, s, "mapping", "list", "wan0", "--json")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--name", "x", "--protocol", "icmp", "--external-port", "1", "--internal-port", "1", "--target-ip", "10.0.0.1"}, "E_INVALIDARG: protocol:"},
+		{[]string{"--name", "x", "--protocol", "tcp", "--external-port", "0", "--internal-port", "1", "--target-ip", "10.0.0.1"}, "E_INVALIDARG: externalPort:"},
+		{[]string{"--name", "x", "--protocol", "tcp", "--external-port", "1", "--internal-port", "65536", "--target-ip", "10.0.0.1"}, "E_INVALIDARG: internalPort:"},
+		{[]string{"--name", "x", "--protocol", "tcp", "--external-port", "1", "--internal-port", "1"}, "E_INVALIDARG: target:"},
+		{[]string{"--name", "x", "--protocol", "tcp", "--external-port", "1", "--internal-port", "1", "--target-ip", "10.0.0.1", "--target-name", "h"}, "E_INVALIDARG: target:"},
+		{[]string{"--name", "x", "--protocol", "tcp", "--external-port", "1", "--internal-port", "1", "--target-ip", "ff02::1"}, "E_INVALIDARG: targetIPAddress:"},
+		{[]string{"--name", "x", "--protocol", "tcp", "--external-port", "1", "--internal-port", "1", "--target-name", "no_underscores"}, "E_INVALIDARG: targetName:"},
+		{[]string{"--name", "", "--protocol", "tcp", "--external-port", "1", "--internal-port", "1", "--target-ip", "10.0.0.1"}, "E_INVALIDARG: name:"},
+		{[]string{"--name", "dup", "--protocol", "udp", "--external-port", "5000", "--internal-port", "1", "--target-ip", "10.0.0.1"}, "E_INVALIDARG: externalPort: udp port 5000"},
+	} {
+		fails(t, s, 1, tt.want, append([]string{"mapping", "add", "wan0"}, tt.args...)...)
+	}
+	fails(t, s, 2, "E_INVALIDARG: invalid argument \"eighty\"", "mapping", "add", "wan0", "--external-port", "eighty")
+	fails(t, s, 2, "E_INVALIDARG: unknown flag: --colour", "mapping", "add", "wan0", "--colour", "red")
+	fails(t, s, 2, "E_INVALIDARG: netshare mapping show: accepts 2 arg(s), received 1", "mapping", "show", "wan0")
+	fails(t, s, 1, "E_INVALIDARG: mapping 99 of connection \"wan0\": no such mapping", "mapping", "enable", "wan0", "99")
+	fails(t, s, 1, "E_INVALIDARG: id: \"abc\" is not a mapping id", "mapping", "show", "wan0", "abc")
+	if after := ok(t, s, "mapping", "list", "wan0", "--json"); after != before {
+		t.Fatalf("refused commands changed the mappings:\n%s\nwant\n%s", after, before)
+	}
+
+	// sharing disable disables the mappings and keeps the firewall.
+	if out := ok(t, s, "sharing", "disable", "wan0"); out != "wan0: not shared\n" {
+		t.Errorf("sharing disable: %q", out)
+	}
+	if ms := decode[[]hnetcfg.PortMappingProps](t, ok(t, s, "mapping", "list", "wan0", "--enabled", "--json")); len(ms) != 0 {
+		t.Fatalf("enabled mappings after sharing disable: %+v", ms)
+	}
+	if p := decode[hnetcfg.ConnectionProps](t, ok(t, s, "connection", "show", "wan0", "--json")); !p.FirewallEnabled || p.Sharing.Enabled {
+		t.Fatalf("wan0 after sharing disable: %+v", p)
+	}
+
+	// remove.
+	if out := ok(t, s, "mapping", "remove", "wan0", "2"); out != "removed mapping 2 (nas)\n" {
+		t.Errorf("mapping remove: %q", out)
+	}
+	decode[map[string]any](t, ok(t, s, "mapping", "remove", "wan0", "1", "--json"))
+	fails(t, s, 1, "E_INVALIDARG: mapping 1 of connection \"wan0\": no such mapping", "mapping", "remove", "wan0", "1")
+
+	// State survives a restart of the daemon.
+	list := ok(t, s, "connection", "list", "--json")
+	d.Restart()
+	if again := ok(t, s, "connection", "list", "--json"); again != list {
+		t.Fatalf("after restart:\n%s\nbefore:\n%s", again, list)
+	}
+
+	// Usage errors.
+	fails(t, s, 2, "E_INVALIDARG: unknown command \"frobnicate\"", "frobnicate")
+	fails(t, s, 2, "E_INVALIDARG: netshare mapping: a subcommand is required", "mapping")
+}
+
+func TestCLIDaemonDown(t *testing.T) {
+	d := daemontest.Start(t)
+	d.Stop()
+	errOut := fails(t, d.Socket, 1, "E_FAIL: cannot reach the netshare daemon at "+d.Socket, "connection", "list")
+	if !strings.Contains(errOut, "NETSHARE_SOCKET") {
+		t.Errorf("the error does not say how to choose the socket: %s", errOut)
+	}
+	// --socket wins over the environment.
+	d.Start()
+	ok(t, "/nonexistent.sock", "--socket", d.Socket, "connection", "list")
+}
+
+func TestServeFlags(t *testing.T) {
+	fails(t, "", 1, "E_FAIL: the kernel backend", "serve", "--state-dir", t.TempDir(), "--socket", t.TempDir()+"/s")
+	fails(t, "", 1, "E_FAIL: --backend: \"nft\" is not a backend", "serve", "--backend", "nft", "--state-dir", t.TempDir(), "--socket", t.TempDir()+"/s")
+	fails(t, "", 2, "E_INVALIDARG: slog: level string", "serve", "--log-level", "loud")
+}

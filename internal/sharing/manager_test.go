@@ -1,0 +1,703 @@
+package sharing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/link"
+	"github.com/netshare/netshare/internal/store"
+)
+
+var ctx = context.Background()
+
+// harness is a Manager on a store in a temporary directory, with fake
+// links and a fake firewall.
+type harness struct {
+	t     *testing.T
+	dir   string
+	st    *store.Store
+	links *link.Fake
+	fw    *fw.Fake
+	m     *Manager
+}
+
+func testLinks() *link.Fake {
+	return link.NewFake(
+		link.Link{Name: "lo", Kind: "loopback", Up: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}},
+		link.Link{Name: "wan0", Kind: "device", Driver: "e1000e", Up: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.2/24")}},
+		link.Link{Name: "lan0", Kind: "veth", Up: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.137.1/24")}},
+		link.Link{Name: "lan1", Kind: "bridge", Up: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24")}},
+		link.Link{Name: "wg0", Kind: "wireguard", Up: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}},
+	)
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), links: testLinks()}
+	h.start()
+	t.Cleanup(func() { h.st.Close() })
+	return h
+}
+
+// start opens the store and a Manager on a fresh fake firewall, as after a
+// reboot.
+func (h *harness) start() {
+	h.t.Helper()
+	st, err := store.Open(h.dir)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.st = st
+	h.fw = fw.NewFake()
+	m, err := New(ctx, Options{Store: st, Links: h.links, Firewall: h.fw})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.m = m
+	h.check()
+}
+
+// restart closes the store and starts again.
+func (h *harness) restart() {
+	h.t.Helper()
+	if err := h.st.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.start()
+}
+
+// check verifies that memory, the store and the firewall agree: the
+// firewall holds what the stored state compiles to.
+func (h *harness) check() {
+	h.t.Helper()
+	h.m.mu.Lock()
+	want := h.m.fwConfigLocked()
+	mem := h.m.dumpLocked()
+	h.m.mu.Unlock()
+	if got := h.fw.Config(); !got.Equal(want) {
+		h.t.Fatalf("firewall holds\n%+v\nwant\n%+v", got, want)
+	}
+	if got := h.stored(); got != mem {
+		h.t.Fatalf("store holds\n%s\nmemory holds\n%s", got, mem)
+	}
+}
+
+// dumpLocked renders the records in memory.
+func (m *Manager) dumpLocked() string {
+	st := &store.State{LastMappingID: m.lastID}
+	for _, c := range m.conns {
+		st.Connections = append(st.Connections, *c)
+	}
+	for _, mp := range m.mappings {
+		st.Mappings = append(st.Mappings, *mp)
+	}
+	return dump(st)
+}
+
+func dump(st *store.State) string {
+	slices.SortFunc(st.Connections, func(a, b store.Connection) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Mappings, func(a, b store.Mapping) int { return int(a.ID) - int(b.ID) })
+	b, _ := json.MarshalIndent(st, "", " ")
+	return string(b)
+}
+
+// stored renders the store's records.
+func (h *harness) stored() string {
+	h.t.Helper()
+	st, err := h.st.Load()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return dump(st)
+}
+
+// state renders everything a refused call must leave as it was.
+func (h *harness) state() string {
+	h.t.Helper()
+	f, _ := json.Marshal(h.fw.Config())
+	l, _ := h.links.List(ctx)
+	ls, _ := json.Marshal(l)
+	return h.stored() + "\n" + string(f) + "\n" + string(ls)
+}
+
+func (h *harness) props(ref string) hnetcfg.ConnectionProps {
+	h.t.Helper()
+	p, err := h.m.NetConnectionProps(ctx, ref)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+func (h *harness) must(_ any, err error) {
+	h.t.Helper()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.check()
+}
+
+func (h *harness) add(ref, name string, ext int, ip string) hnetcfg.PortMappingProps {
+	h.t.Helper()
+	p, err := h.m.AddPortMapping(ctx, ref, hnetcfg.PortMappingSpec{Name: name, Protocol: "tcp", ExternalPort: ext, InternalPort: ext + 1000, TargetIPAddress: ip})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.check()
+	return p
+}
+
+func names(ps []hnetcfg.ConnectionProps) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Interface)
+	}
+	return out
+}
+
+func TestConnectionsListed(t *testing.T) {
+	h := newHarness(t)
+	all, err := h.m.EnumEveryConnection(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(all), []string{"lan0", "lan1", "wan0", "wg0"}; !slices.Equal(got, want) {
+		t.Fatalf("connections %v, want %v (loopback excluded, sorted)", got, want)
+	}
+	want := map[string]struct {
+		media  hnetcfg.MediaType
+		device string
+	}{
+		"wan0": {hnetcfg.NCM_LAN, "e1000e"},
+		"lan0": {hnetcfg.NCM_LAN, "veth"},
+		"lan1": {hnetcfg.NCM_BRIDGE, "bridge"},
+		"wg0":  {hnetcfg.NCM_TUNNEL, "wireguard"},
+	}
+	ids := map[string]bool{}
+	for _, p := range all {
+		w := want[p.Interface]
+		if p.Name != p.Interface || p.MediaType != w.media || p.DeviceName != w.device || p.Status != hnetcfg.NCS_CONNECTED {
+			t.Errorf("%s: %+v, want name %s, media %s, device %s, connected", p.Interface, p, p.Interface, w.media, w.device)
+		}
+		if len(p.ID) != 36 || ids[p.ID] {
+			t.Errorf("%s: id %q is not a fresh GUID", p.Interface, p.ID)
+		}
+		ids[p.ID] = true
+		if !slices.Equal(p.Characteristics, []hnetcfg.Characteristic{"all-users", "allow-rename"}) || p.Sharing.Enabled || p.FirewallEnabled {
+			t.Errorf("%s: %+v, want an unshared, unfirewalled connection", p.Interface, p)
+		}
+	}
+	// Lookup by id (in any case, with braces), interface and name.
+	wan := h.props("wan0")
+	for _, ref := range []string{wan.ID, strings.ToUpper(wan.ID), "{" + wan.ID + "}"} {
+		if p := h.props(ref); p.Interface != "wan0" {
+			t.Errorf("lookup %q found %s", ref, p.Interface)
+		}
+	}
+	_, err = h.m.NetConnectionProps(ctx, "lo")
+	if !hresult.IsNotFound(err) {
+		t.Errorf("loopback: got %v, want a not-found error", err)
+	}
+	_, err = h.m.NetConnectionProps(ctx, "eth9")
+	if !hresult.IsNotFound(err) || hresult.CodeOf(err) != hresult.InvalidArg || !strings.Contains(err.Error(), `"eth9"`) {
+		t.Errorf("unknown: got %v, want E_INVALIDARG not-found naming eth9", err)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	v4 := []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}
+	ll6 := []netip.Prefix{netip.MustParsePrefix("fe80::1/64")}
+	g6 := []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")}
+	tests := []struct {
+		link *link.Link
+		want hnetcfg.Status
+	}{
+		{nil, hnetcfg.NCS_HARDWARE_NOT_PRESENT},
+		{&link.Link{Up: false, Carrier: true, Addrs: v4}, hnetcfg.NCS_DISCONNECTED},
+		{&link.Link{Up: true, Carrier: false, Addrs: v4}, hnetcfg.NCS_MEDIA_DISCONNECTED},
+		{&link.Link{Up: true, Carrier: true}, hnetcfg.NCS_INVALID_ADDRESS},
+		{&link.Link{Up: true, Carrier: true, Addrs: ll6}, hnetcfg.NCS_INVALID_ADDRESS},
+		{&link.Link{Up: true, Carrier: true, Addrs: g6}, hnetcfg.NCS_CONNECTED},
+		{&link.Link{Up: true, Carrier: true, Addrs: v4}, hnetcfg.NCS_CONNECTED},
+	}
+	for _, tt := range tests {
+		if got := statusOf(tt.link); got != tt.want {
+			t.Errorf("statusOf(%+v) = %s, want %s", tt.link, got, tt.want)
+		}
+	}
+	for kind, want := range map[string]hnetcfg.MediaType{
+		"device": "lan", "veth": "lan", "vlan": "lan", "bond": "lan", "macvlan": "lan",
+		"bridge": "bridge", "ppp": "pppoe", "tun": "tunnel", "wireguard": "tunnel", "gre": "tunnel", "vxlan": "tunnel",
+		"can": "none",
+	} {
+		if got := mediaOf(&link.Link{Kind: kind}); got != want {
+			t.Errorf("mediaOf(%s) = %s, want %s", kind, got, want)
+		}
+	}
+}
+
+func TestConnectDisconnect(t *testing.T) {
+	h := newHarness(t)
+	p, err := h.m.Disconnect(ctx, "lan0")
+	if err != nil || p.Status != hnetcfg.NCS_DISCONNECTED {
+		t.Fatalf("Disconnect = %+v, %v; want disconnected", p, err)
+	}
+	if l, _ := h.links.Get("lan0"); l.Up {
+		t.Fatal("lan0 is still up")
+	}
+	p, err = h.m.Connect(ctx, "lan0")
+	if err != nil || p.Status != hnetcfg.NCS_CONNECTED {
+		t.Fatalf("Connect = %+v, %v; want connected", p, err)
+	}
+	h.links.FailNext(errors.New("operation not permitted"))
+	_, err = h.m.Disconnect(ctx, "lan0")
+	if hresult.CodeOf(err) != hresult.Fail || !strings.Contains(err.Error(), "operation not permitted") {
+		t.Fatalf("failing Disconnect = %v, want E_FAIL with the cause", err)
+	}
+	if err := h.m.Delete(ctx, "lan0"); hresult.CodeOf(err) != hresult.NotImpl {
+		t.Errorf("Delete = %v, want E_NOTIMPL", err)
+	}
+	if err := h.m.Duplicate(ctx, "lan0", "copy"); hresult.CodeOf(err) != hresult.NotImpl {
+		t.Errorf("Duplicate = %v, want E_NOTIMPL", err)
+	}
+	if err := h.m.Delete(ctx, "nope"); !hresult.IsNotFound(err) {
+		t.Errorf("Delete(unknown) = %v, want not found", err)
+	}
+}
+
+func TestRename(t *testing.T) {
+	h := newHarness(t)
+	id := h.props("lan0").ID
+	p, err := h.m.Rename(ctx, "lan0", "Home network")
+	if err != nil || p.Name != "Home network" || p.ID != id || p.Interface != "lan0" {
+		t.Fatalf("Rename = %+v, %v", p, err)
+	}
+	h.check()
+	if l, _ := h.links.Get("lan0"); l.Alias != "Home network" {
+		t.Errorf("alias %q, want the friendly name", l.Alias)
+	}
+	if h.props("Home network").ID != id {
+		t.Error("lookup by the new name failed")
+	}
+	before := h.state()
+	for _, tt := range []struct{ name, field string }{
+		{"", "name"},
+		{"wan0", "name"},
+		{"bad\x01name", "name"},
+		{strings.Repeat("n", 257), "name"},
+	} {
+		_, err := h.m.Rename(ctx, "wan0", tt.name)
+		if tt.name == "wan0" {
+			// Renaming a connection to its own interface name is allowed.
+			if err != nil {
+				t.Errorf("Rename(wan0, wan0) = %v", err)
+			}
+			continue
+		}
+		wantInvalid(t, err, tt.field)
+	}
+	_, err = h.m.Rename(ctx, "wan0", "Home network")
+	wantInvalid(t, err, "name")
+	if hresult.From(err).Reason != hresult.Conflict {
+		t.Errorf("duplicate name: reason %q, want conflict", hresult.From(err).Reason)
+	}
+	_, err = h.m.Rename(ctx, "wan0", "lan0")
+	wantInvalid(t, err, "name")
+	h.links.FailNext(errors.New("no alias for you"))
+	_, err = h.m.Rename(ctx, "wan0", "Upstream")
+	if hresult.CodeOf(err) != hresult.Fail {
+		t.Errorf("Rename with a failing alias = %v, want E_FAIL", err)
+	}
+	if got := h.state(); got != before {
+		t.Fatalf("refused renames changed the state:\n%s\nwant\n%s", got, before)
+	}
+	// The name and id survive a restart.
+	h.restart()
+	if p := h.props(id); p.Name != "Home network" || p.Interface != "lan0" {
+		t.Fatalf("after restart: %+v", p)
+	}
+	// Back to the default name.
+	h.must(h.m.Rename(ctx, id, "lan0"))
+	if p := h.props(id); p.Name != "lan0" {
+		t.Fatalf("after renaming to the interface name: %+v", p)
+	}
+}
+
+func TestSharingRules(t *testing.T) {
+	h := newHarness(t)
+	// A public connection gets the firewall switched on.
+	p, err := h.m.EnableSharing(ctx, "wan0", hnetcfg.ICSSHARINGTYPE_PUBLIC)
+	if err != nil || !p.Sharing.Enabled || p.Sharing.Type != "public" || !p.FirewallEnabled {
+		t.Fatalf("EnableSharing(public) = %+v, %v", p, err)
+	}
+	if !slices.Equal(p.Characteristics, []hnetcfg.Characteristic{"all-users", "allow-rename", "shared", "firewalled"}) {
+		t.Errorf("characteristics %v", p.Characteristics)
+	}
+	h.check()
+	// A private connection keeps its firewall as it is.
+	p, err = h.m.EnableSharing(ctx, "lan0", hnetcfg.ICSSHARINGTYPE_PRIVATE)
+	if err != nil || p.Sharing.Type != "private" || p.FirewallEnabled {
+		t.Fatalf("EnableSharing(private) = %+v, %v", p, err)
+	}
+	h.must(h.m.EnableInternetFirewall(ctx, "lan1"))
+	h.must(h.m.EnableSharing(ctx, "lan1", hnetcfg.ICSSHARINGTYPE_PRIVATE))
+	if !h.props("lan1").FirewallEnabled {
+		t.Error("lan1 lost its firewall when shared as private")
+	}
+	if got := h.fw.Config(); got.Public != "wan0" || !slices.Equal(got.Private, []string{"lan0", "lan1"}) || !slices.Equal(got.Firewalled, []string{"lan1", "wan0"}) {
+		t.Fatalf("firewall config %+v", got)
+	}
+	// Enabling the same role again changes nothing.
+	replaces, _ := h.fw.Calls()
+	h.must(h.m.EnableSharing(ctx, "wan0", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	if r, _ := h.fw.Calls(); r != replaces {
+		t.Error("enabling the same role again replaced the firewall")
+	}
+
+	// One public connection: a new public one unshares the old one and
+	// disables its mappings, leaving its firewall on.
+	m1 := h.add("wan0", "web", 80, "192.168.137.10")
+	h.must(h.m.EnablePortMapping(ctx, "wan0", m1.ID))
+	if len(h.fw.Config().Mappings) != 1 {
+		t.Fatal("the enabled mapping is not in the firewall")
+	}
+	h.must(h.m.EnableSharing(ctx, "wg0", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	pub, _ := h.m.EnumPublicConnections(ctx)
+	priv, _ := h.m.EnumPrivateConnections(ctx)
+	if !slices.Equal(names(pub), []string{"wg0"}) || !slices.Equal(names(priv), []string{"lan0", "lan1"}) {
+		t.Fatalf("public %v, private %v", names(pub), names(priv))
+	}
+	if w := h.props("wan0"); w.Sharing.Enabled || !w.FirewallEnabled {
+		t.Errorf("old public: %+v, want unshared with the firewall still on", w)
+	}
+	if mp, _ := h.m.PortMapping(ctx, "wan0", m1.ID); mp.Enabled {
+		t.Error("the old public connection's mapping is still enabled")
+	}
+	if len(h.fw.Config().Mappings) != 0 {
+		t.Error("the firewall still holds the old public connection's mapping")
+	}
+
+	// A connection has one role: making a private one public takes it out
+	// of the private ones.
+	h.must(h.m.EnableSharing(ctx, "lan1", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	pub, _ = h.m.EnumPublicConnections(ctx)
+	priv, _ = h.m.EnumPrivateConnections(ctx)
+	if !slices.Equal(names(pub), []string{"lan1"}) || !slices.Equal(names(priv), []string{"lan0"}) {
+		t.Fatalf("after lan1 went public: public %v, private %v", names(pub), names(priv))
+	}
+	o, err := h.m.Sharing(ctx)
+	if err != nil || !o.Installed || !slices.Equal(names(o.Public), []string{"lan1"}) || !slices.Equal(names(o.Private), []string{"lan0"}) {
+		t.Fatalf("Sharing() = %+v, %v", o, err)
+	}
+
+	// DisableSharing disables every mapping and leaves the firewall.
+	m2 := h.add("lan1", "ssh", 22, "192.168.137.20")
+	m3 := h.add("lan1", "dns", 53, "192.168.137.20")
+	h.must(h.m.EnablePortMapping(ctx, "lan1", m2.ID))
+	h.must(h.m.EnablePortMapping(ctx, "lan1", m3.ID))
+	p, err = h.m.DisableSharing(ctx, "lan1")
+	if err != nil || p.Sharing.Enabled || !p.FirewallEnabled {
+		t.Fatalf("DisableSharing = %+v, %v", p, err)
+	}
+	h.check()
+	if en, _ := h.m.EnumPortMappings(ctx, "lan1", hnetcfg.ICSSC_ENABLED); len(en) != 0 {
+		t.Fatalf("enabled mappings after DisableSharing: %+v", en)
+	}
+	// Disable succeeds when already off, and still disables mappings.
+	h.must(h.m.EnablePortMapping(ctx, "lan1", m2.ID))
+	h.must(h.m.DisableSharing(ctx, "lan1"))
+	if mp, _ := h.m.PortMapping(ctx, "lan1", m2.ID); mp.Enabled {
+		t.Error("DisableSharing on an unshared connection left a mapping enabled")
+	}
+	h.must(h.m.DisableSharing(ctx, "lan1"))
+	// Firewall switches are idempotent.
+	h.must(h.m.DisableInternetFirewall(ctx, "lan1"))
+	h.must(h.m.DisableInternetFirewall(ctx, "lan1"))
+	h.must(h.m.EnableInternetFirewall(ctx, "lan1"))
+	h.must(h.m.EnableInternetFirewall(ctx, "lan1"))
+	if !h.props("lan1").FirewallEnabled {
+		t.Error("firewall is off")
+	}
+	_, err = h.m.EnableSharing(ctx, "lan0", "both")
+	wantInvalid(t, err, "type")
+	_, err = h.m.EnableSharing(ctx, "nope", hnetcfg.ICSSHARINGTYPE_PUBLIC)
+	if !hresult.IsNotFound(err) {
+		t.Errorf("unknown connection: %v", err)
+	}
+}
+
+func TestSharingPersists(t *testing.T) {
+	h := newHarness(t)
+	h.must(h.m.EnableSharing(ctx, "wan0", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	h.must(h.m.EnableSharing(ctx, "lan0", hnetcfg.ICSSHARINGTYPE_PRIVATE))
+	m1 := h.add("wan0", "web", 80, "192.168.137.10")
+	h.must(h.m.EnablePortMapping(ctx, "wan0", m1.ID))
+	h.add("wan0", "off", 81, "192.168.137.10")
+	before, _ := h.m.EnumEveryConnection(ctx)
+	fwBefore := h.fw.Config()
+	h.restart()
+	after, _ := h.m.EnumEveryConnection(ctx)
+	if !slices.EqualFunc(before, after, func(a, b hnetcfg.ConnectionProps) bool { return fmt.Sprint(a) == fmt.Sprint(b) }) {
+		t.Fatalf("connections changed over a restart:\n%+v\n%+v", before, after)
+	}
+	if got := h.fw.Config(); !got.Equal(fwBefore) || len(got.Mappings) != 1 {
+		t.Fatalf("firewall after restart %+v, want %+v", got, fwBefore)
+	}
+	// Ids are never reused, even after the newest mapping is removed.
+	last := h.add("wan0", "last", 90, "192.168.137.10")
+	if err := h.m.RemovePortMapping(ctx, "wan0", last.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+	next := h.add("wan0", "next", 90, "192.168.137.10")
+	if next.ID == last.ID {
+		t.Fatalf("mapping id %s reused after a restart", next.ID)
+	}
+}
+
+func TestAbsentConnection(t *testing.T) {
+	h := newHarness(t)
+	h.must(h.m.EnableSharing(ctx, "wg0", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	id := h.props("wg0").ID
+	h.links.Remove("wg0")
+	h.links.Remove("lan1") // not configured: no longer listed
+	all, _ := h.m.EnumEveryConnection(ctx)
+	if got := names(all); !slices.Equal(got, []string{"lan0", "wan0", "wg0"}) {
+		t.Fatalf("connections %v", got)
+	}
+	p := h.props("wg0")
+	if p.Status != hnetcfg.NCS_HARDWARE_NOT_PRESENT || p.ID != id || !p.Sharing.Enabled {
+		t.Fatalf("absent public connection: %+v", p)
+	}
+	if _, err := h.m.Connect(ctx, "wg0"); hresult.CodeOf(err) != hresult.Fail {
+		t.Errorf("Connect(absent) = %v, want E_FAIL", err)
+	}
+	// The interface comes back with the same id.
+	h.links.Add(link.Link{Name: "wg0", Kind: "wireguard", Up: true, Carrier: true})
+	if p := h.props("wg0"); p.ID != id || p.Status != hnetcfg.NCS_INVALID_ADDRESS {
+		t.Fatalf("returned connection: %+v", p)
+	}
+}
+
+func TestPortMappings(t *testing.T) {
+	h := newHarness(t)
+	h.must(h.m.EnableSharing(ctx, "wan0", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	p, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{Name: "web", Protocol: "TCP", ExternalPort: 80, InternalPort: 8080, TargetIPAddress: "192.168.137.10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := hnetcfg.PortMappingProps{ID: p.ID, Name: "web", Protocol: "tcp", ExternalPort: 80, InternalPort: 8080, TargetIPAddress: "192.168.137.10"}
+	if p != want {
+		t.Fatalf("AddPortMapping = %+v, want %+v (disabled)", p, want)
+	}
+	h.check()
+	if len(h.fw.Config().Mappings) != 0 {
+		t.Fatal("a new, disabled mapping is in the firewall")
+	}
+	// Enable puts it in the firewall as one delta.
+	_, updates := h.fw.Calls()
+	p, err = h.m.EnablePortMapping(ctx, "wan0", p.ID)
+	if err != nil || !p.Enabled {
+		t.Fatalf("Enable = %+v, %v", p, err)
+	}
+	h.check()
+	if _, u := h.fw.Calls(); u != updates+1 {
+		t.Errorf("Enable made %d firewall updates, want 1", u-updates)
+	}
+	wantFW := fw.Mapping{Key: fw.Key{Interface: "wan0", Protocol: "tcp", ExternalPort: 80}, Target: netip.MustParseAddr("192.168.137.10"), InternalPort: 8080}
+	if got := h.fw.Config().Mappings; !slices.Equal(got, []fw.Mapping{wantFW}) {
+		t.Fatalf("firewall mappings %v, want %v", got, wantFW)
+	}
+	h.must(h.m.EnablePortMapping(ctx, "wan0", p.ID)) // idempotent
+
+	// The same port with the other protocol, and a name target.
+	u, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{Name: "web-udp", Protocol: "udp", ExternalPort: 80, InternalPort: 80, TargetName: "NAS.home.arpa"})
+	if err != nil || u.TargetName != "nas.home.arpa" || u.TargetIPAddress != "" {
+		t.Fatalf("udp/80 by name = %+v, %v", u, err)
+	}
+	h.must(h.m.EnablePortMapping(ctx, "wan0", u.ID))
+	if len(h.fw.Config().Mappings) != 1 {
+		t.Error("a name target that cannot be resolved yet is in the firewall")
+	}
+	// The same key on another connection is fine.
+	h.add("lan0", "web-lan", 80, "192.168.137.11")
+
+	// Refused calls change nothing.
+	before := h.state()
+	refused := []struct {
+		spec  hnetcfg.PortMappingSpec
+		field string
+	}{
+		{hnetcfg.PortMappingSpec{Name: "dup", Protocol: "tcp", ExternalPort: 80, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "externalPort"},
+		{hnetcfg.PortMappingSpec{Name: "", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "name"},
+		{hnetcfg.PortMappingSpec{Name: strings.Repeat("x", 257), Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "name"},
+		{hnetcfg.PortMappingSpec{Name: "ctl\x1b", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "name"},
+		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "icmp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "protocol"},
+		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 0, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "externalPort"},
+		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 65536, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "externalPort"},
+		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 0, TargetIPAddress: "10.0.0.1"}, "internalPort"},
+		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 70000, TargetIPAddress: "10.0.0.1"}, "internalPort"},
+		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, Options: 1, TargetIPAddress: "10.0.0.1"}, "options"},
+		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 1}, "target"},
+		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetName: "a", TargetIPAddress: "10.0.0.1"}, "target"},
+		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "10.0.0"}, "targetIPAddress"},
+		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "224.0.0.1"}, "targetIPAddress"},
+		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetName: "bad_name"}, "targetName"},
+	}
+	for _, tt := range refused {
+		_, err := h.m.AddPortMapping(ctx, "wan0", tt.spec)
+		wantInvalid(t, err, tt.field)
+	}
+	if _, err := h.m.AddPortMapping(ctx, "nope", refused[0].spec); !hresult.IsNotFound(err) {
+		t.Errorf("unknown connection: %v", err)
+	}
+	for _, id := range []string{"999", "x", "", "-1"} {
+		_, err := h.m.EnablePortMapping(ctx, "wan0", id)
+		if hresult.CodeOf(err) != hresult.InvalidArg {
+			t.Errorf("Enable(%q) = %v, want E_INVALIDARG", id, err)
+		}
+	}
+	// A mapping is reached through its own connection only.
+	if _, err := h.m.PortMapping(ctx, "lan0", p.ID); !hresult.IsNotFound(err) {
+		t.Errorf("mapping of wan0 through lan0: %v, want not found", err)
+	}
+	for _, e := range []struct {
+		edit  hnetcfg.PortMappingEdit
+		field string
+	}{
+		{hnetcfg.PortMappingEdit{Protocol: new(hnetcfg.Protocol("udp"))}, "externalPort"}, // udp/80 is taken
+		{hnetcfg.PortMappingEdit{Name: new("")}, "name"},
+		{hnetcfg.PortMappingEdit{ExternalPort: new(0)}, "externalPort"},
+		{hnetcfg.PortMappingEdit{TargetIPAddress: new("")}, "target"},
+		{hnetcfg.PortMappingEdit{TargetIPAddress: new("fe80::1")}, "targetIPAddress"},
+		{hnetcfg.PortMappingEdit{TargetName: new("x"), TargetIPAddress: new("10.0.0.1")}, "target"},
+		{hnetcfg.PortMappingEdit{Options: new(2)}, "options"},
+	} {
+		_, err := h.m.EditPortMapping(ctx, "wan0", p.ID, e.edit)
+		wantInvalid(t, err, e.field)
+	}
+	// A firewall that refuses leaves everything as it was.
+	h.fw.FailNext(errors.New("netlink: out of memory"))
+	_, err = h.m.DisablePortMapping(ctx, "wan0", p.ID)
+	if hresult.CodeOf(err) != hresult.Fail || !strings.Contains(err.Error(), "out of memory") {
+		t.Errorf("Disable with a failing firewall = %v, want E_FAIL", err)
+	}
+	h.fw.FailNext(errors.New("netlink: busy"))
+	if _, err := h.m.EnableSharing(ctx, "lan0", hnetcfg.ICSSHARINGTYPE_PRIVATE); hresult.CodeOf(err) != hresult.Fail {
+		t.Errorf("EnableSharing with a failing firewall = %v, want E_FAIL", err)
+	}
+	if got := h.state(); got != before {
+		t.Fatalf("refused calls changed the state:\n%s\nwant\n%s", got, before)
+	}
+	h.check()
+
+	// Edit keeps the id and moves the firewall element.
+	e, err := h.m.EditPortMapping(ctx, "wan0", p.ID, hnetcfg.PortMappingEdit{ExternalPort: new(8443), InternalPort: new(443), TargetIPAddress: new("192.168.137.12"), Name: new("web-tls")})
+	if err != nil || e.ID != p.ID || e.ExternalPort != 8443 || e.InternalPort != 443 || e.Name != "web-tls" || !e.Enabled {
+		t.Fatalf("Edit = %+v, %v", e, err)
+	}
+	h.check()
+	if got := h.fw.Config().Mappings; len(got) != 1 || got[0].ExternalPort != 8443 || got[0].Target != netip.MustParseAddr("192.168.137.12") {
+		t.Fatalf("firewall after edit: %v", got)
+	}
+	// Switching the target to a name takes it out of the firewall.
+	e, err = h.m.EditPortMapping(ctx, "wan0", p.ID, hnetcfg.PortMappingEdit{TargetName: new("nas")})
+	if err != nil || e.TargetName != "nas" || e.TargetIPAddress != "" {
+		t.Fatalf("Edit to a name = %+v, %v", e, err)
+	}
+	h.check()
+	if len(h.fw.Config().Mappings) != 0 {
+		t.Fatal("a name target is in the firewall")
+	}
+	// Enum: all, or enabled only, in the order added.
+	all, _ := h.m.EnumPortMappings(ctx, "wan0", hnetcfg.ICSSC_DEFAULT)
+	en, _ := h.m.EnumPortMappings(ctx, "wan0", hnetcfg.ICSSC_ENABLED)
+	if len(all) != 2 || all[0].ID != p.ID || all[1].ID != u.ID || len(en) != 2 {
+		t.Fatalf("Enum: all %+v, enabled %+v", all, en)
+	}
+	h.must(h.m.DisablePortMapping(ctx, "wan0", u.ID))
+	if en, _ := h.m.EnumPortMappings(ctx, "wan0", hnetcfg.ICSSC_ENABLED); len(en) != 1 || en[0].ID != p.ID {
+		t.Fatalf("enabled after disabling one: %+v", en)
+	}
+	if _, err := h.m.EnumPortMappings(ctx, "wan0", 7); hresult.CodeOf(err) != hresult.InvalidArg {
+		t.Errorf("Enum(7) = %v", err)
+	}
+	// Remove.
+	if err := h.m.RemovePortMapping(ctx, "wan0", p.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.check()
+	if _, err := h.m.PortMapping(ctx, "wan0", p.ID); !hresult.IsNotFound(err) {
+		t.Errorf("removed mapping: %v", err)
+	}
+	if err := h.m.RemovePortMapping(ctx, "wan0", p.ID); !hresult.IsNotFound(err) {
+		t.Errorf("removing twice: %v", err)
+	}
+	// Its key is free again.
+	h.add("wan0", "again", 80, "192.168.137.10")
+}
+
+// TestConcurrent has many goroutines add, enable, edit and remove mappings
+// and switch sharing, then checks that memory, store and firewall agree.
+func TestConcurrent(t *testing.T) {
+	h := newHarness(t)
+	h.must(h.m.EnableSharing(ctx, "wan0", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	var wg sync.WaitGroup
+	const workers, rounds = 8, 40
+	for w := range workers {
+		wg.Go(func() {
+			for i := range rounds {
+				port := 1000 + i%10 // workers collide on purpose
+				p, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{
+					Name: fmt.Sprintf("w%d-%d", w, i), Protocol: "tcp", ExternalPort: port, InternalPort: port,
+					TargetIPAddress: fmt.Sprintf("192.168.137.%d", 10+w),
+				})
+				if err != nil {
+					if hresult.From(err).Reason != hresult.Conflict {
+						t.Errorf("add: %v", err)
+					}
+					continue
+				}
+				if _, err := h.m.EnablePortMapping(ctx, "wan0", p.ID); err != nil {
+					t.Errorf("enable: %v", err)
+				}
+				if i%3 == 0 {
+					if err := h.m.RemovePortMapping(ctx, "wan0", p.ID); err != nil {
+						t.Errorf("remove: %v", err)
+					}
+				}
+				if w == 0 && i%10 == 0 {
+					h.m.EnableSharing(ctx, "lan1", hnetcfg.ICSSHARINGTYPE_PRIVATE)
+					h.m.DisableSharing(ctx, "lan1")
+				}
+			}
+		})
+	}
+	wg.Wait()
+	h.check()
+	all, _ := h.m.EnumPortMappings(ctx, "wan0", hnetcfg.ICSSC_DEFAULT)
+	seen := map[int]bool{}
+	for _, p := range all {
+		if seen[p.ExternalPort] {
+			t.Fatalf("two mappings on tcp/%d", p.ExternalPort)
+		}
+		seen[p.ExternalPort] = true
+	}
+	if len(all) == 0 || len(h.fw.Config().Mappings) != len(all) {
+		t.Fatalf("%d mappings, %d in the firewall", len(all), len(h.fw.Config().Mappings))
+	}
+	h.restart()
+	if again, _ := h.m.EnumPortMappings(ctx, "wan0", hnetcfg.ICSSC_DEFAULT); !slices.Equal(again, all) {
+		t.Fatal("mappings changed over a restart")
+	}
+}
