@@ -138,7 +138,6 @@ func TestClientDaemonDown(t *testing.T) {
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
-
 // TestConcurrentClients has many clients add, enable and remove mappings
 // through the socket at once; the daemon ends with a consistent state that
 // survives a restart.
