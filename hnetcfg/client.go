@@ -143,6 +143,9 @@ func (m *SharingManager) EnumEveryConnection(ctx context.Context) ([]*Connection
 
 // EnumPublicConnections returns the connection shared as public, if any.
 func (m *SharingManager) EnumPublicConnections(ctx context.Context, flags EnumFlags) ([]*Connection, error) {
+	if flags != ICSSC_DEFAULT {
+		return nil, hresult.Invalid("flags", "%d is not allowed; use ICSSC_DEFAULT", flags)
+	}
 	o, err := m.Sharing(ctx)
 	if err != nil {
 		return nil, err
@@ -152,6 +155,9 @@ func (m *SharingManager) EnumPublicConnections(ctx context.Context, flags EnumFl
 
 // EnumPrivateConnections returns the connections shared as private.
 func (m *SharingManager) EnumPrivateConnections(ctx context.Context, flags EnumFlags) ([]*Connection, error) {
+	if flags != ICSSC_DEFAULT {
+		return nil, hresult.Invalid("flags", "%d is not allowed; use ICSSC_DEFAULT", flags)
+	}
 	o, err := m.Sharing(ctx)
 	if err != nil {
 		return nil, err

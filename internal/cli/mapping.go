@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/hresult"
 )
 
 // mappingFlags are the flags of mapping add and mapping edit.
@@ -56,7 +57,8 @@ func (a *app) mappingCmd() *cobra.Command {
 			}
 			if add.enable {
 				if err := pm.Enable(c.Context()); err != nil {
-					return fmt.Errorf("mapping %s was added but not enabled: %w", pm.ID(), err)
+					e := hresult.From(err)
+					return &hresult.Error{Code: e.Code, Reason: e.Reason, Message: fmt.Sprintf("mapping %s was added but not enabled: %s", pm.ID(), e.Message)}
 				}
 			}
 			return a.out(pm.Props(), func(w io.Writer) { fmt.Fprintln(w, pm.ID()) })

@@ -146,13 +146,24 @@ func listen(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("removing the stale socket %s: %w", path, err)
 		}
 	}
-	ln, err := net.Listen("unix", path)
+	// Listen on a temporary name, set the mode, then move the socket into
+	// place, so that it is never reachable with a looser mode.
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	os.Remove(tmp)
+	ln, err := net.Listen("unix", tmp)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", path, err)
 	}
-	if err := os.Chmod(path, SocketMode); err != nil {
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, SocketMode); err != nil {
 		ln.Close()
+		os.Remove(tmp)
 		return nil, fmt.Errorf("setting the mode of %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("moving the socket into place at %s: %w", path, err)
 	}
 	return ln, nil
 }
