@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -132,30 +133,9 @@ func (a *app) mappingCmd() *cobra.Command {
 
 	return group("mapping", "publish services with port mappings",
 		addCmd, list,
-		&cobra.Command{
-			Use:   "show CONN ID",
-			Short: "show one port mapping",
-			Args:  args(cobra.ExactArgs(2)),
-			RunE: func(c *cobra.Command, args []string) error {
-				return a.onMapping(c, args, func(*hnetcfg.PortMapping) error { return nil })
-			},
-		},
-		&cobra.Command{
-			Use:   "enable CONN ID",
-			Short: "enable a port mapping",
-			Args:  args(cobra.ExactArgs(2)),
-			RunE: func(c *cobra.Command, args []string) error {
-				return a.onMapping(c, args, func(pm *hnetcfg.PortMapping) error { return pm.Enable(c.Context()) })
-			},
-		},
-		&cobra.Command{
-			Use:   "disable CONN ID",
-			Short: "disable a port mapping",
-			Args:  args(cobra.ExactArgs(2)),
-			RunE: func(c *cobra.Command, args []string) error {
-				return a.onMapping(c, args, func(pm *hnetcfg.PortMapping) error { return pm.Disable(c.Context()) })
-			},
-		},
+		a.mappingVerb("show", "show one port mapping", func(*hnetcfg.PortMapping, context.Context) error { return nil }),
+		a.mappingVerb("enable", "enable a port mapping", (*hnetcfg.PortMapping).Enable),
+		a.mappingVerb("disable", "disable a port mapping", (*hnetcfg.PortMapping).Disable),
 		&cobra.Command{
 			Use:   "remove CONN ID",
 			Short: "remove a port mapping",
@@ -179,6 +159,19 @@ func (a *app) mappingCmd() *cobra.Command {
 		},
 		editCmd,
 	)
+}
+
+// mappingVerb is a command that runs verb on one mapping and prints the
+// mapping afterwards.
+func (a *app) mappingVerb(use, short string, verb func(*hnetcfg.PortMapping, context.Context) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " CONN ID",
+		Short: short,
+		Args:  args(cobra.ExactArgs(2)),
+		RunE: func(c *cobra.Command, args []string) error {
+			return a.onMapping(c, args, func(pm *hnetcfg.PortMapping) error { return verb(pm, c.Context()) })
+		},
+	}
 }
 
 // config returns the sharing configuration of the connection conn names.
