@@ -1,0 +1,198 @@
+// Package linuxlink is the kernel's link.Backend: it lists, raises, lowers
+// and names the links of one network namespace over netlink.
+package linuxlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/netshare/netshare/internal/link"
+)
+
+// dumpRetries bounds the retries of a netlink dump that the kernel marks
+// as interrupted (NLM_F_DUMP_INTR, vishvananda/netlink#1018): a dump that
+// races with a change returns partial results and must be done again.
+const dumpRetries = 5
+
+// Backend is a link.Backend on one network namespace.
+type Backend struct {
+	h  *netlink.Handle
+	ns netns.NsHandle // the namespace; not open for the current one
+}
+
+var _ link.Backend = (*Backend)(nil)
+
+// New returns a Backend on the namespace ns; a closed handle (netns.None())
+// means the namespace of the calling process.
+func New(ns netns.NsHandle) (*Backend, error) {
+	var h *netlink.Handle
+	var err error
+	if ns.IsOpen() {
+		h, err = netlink.NewHandleAt(ns)
+	} else {
+		h, err = netlink.NewHandle()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening netlink: %w", err)
+	}
+	return &Backend{h: h, ns: ns}, nil
+}
+
+// Close releases the netlink socket.
+func (b *Backend) Close() { b.h.Close() }
+
+// retry runs a netlink dump again while the kernel says it was interrupted.
+func retry[T any](dump func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for range dumpRetries {
+		v, err = dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	return v, err
+}
+
+// List implements link.Backend.
+func (b *Backend) List(ctx context.Context) ([]link.Link, error) {
+	ls, err := retry(b.h.LinkList)
+	if err != nil {
+		return nil, fmt.Errorf("listing links: %w", err)
+	}
+	addrs, err := retry(func() ([]netlink.Addr, error) { return b.h.AddrList(nil, netlink.FAMILY_ALL) })
+	if err != nil {
+		return nil, fmt.Errorf("listing addresses: %w", err)
+	}
+	byIndex := map[int][]netip.Prefix{}
+	for _, a := range addrs {
+		if a.IPNet == nil {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		byIndex[a.LinkIndex] = append(byIndex[a.LinkIndex], netip.PrefixFrom(ip.Unmap(), ones))
+	}
+	drivers := b.drivers(ls)
+	out := make([]link.Link, 0, len(ls))
+	for _, l := range ls {
+		at := l.Attrs()
+		kind := l.Type()
+		if at.Flags&net.FlagLoopback != 0 {
+			kind = "loopback"
+		}
+		out = append(out, link.Link{
+			Name:    at.Name,
+			Index:   at.Index,
+			Kind:    kind,
+			Driver:  drivers[at.Name],
+			Alias:   at.Alias,
+			Up:      at.Flags&net.FlagUp != 0,
+			Carrier: at.RawFlags&unix.IFF_LOWER_UP != 0,
+			Addrs:   byIndex[at.Index],
+		})
+	}
+	return out, nil
+}
+
+// drivers asks ethtool for the driver of each link. A link without one
+// (most virtual links answer, some do not) is left out.
+func (b *Backend) drivers(ls []netlink.Link) map[string]string {
+	out := map[string]string{}
+	fd, err := b.socket()
+	if err != nil {
+		return out
+	}
+	defer unix.Close(fd)
+	for _, l := range ls {
+		if info, err := unix.IoctlGetEthtoolDrvinfo(fd, l.Attrs().Name); err == nil {
+			out[l.Attrs().Name] = unix.ByteSliceToString(info.Driver[:])
+		}
+	}
+	return out
+}
+
+// socket opens a datagram socket in the backend's namespace, for ioctls.
+func (b *Backend) socket() (int, error) {
+	if !b.ns.IsOpen() {
+		return unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	}
+	// A socket belongs to the namespace of the thread that creates it.
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return -1, err
+	}
+	defer orig.Close()
+	if err := netns.Set(b.ns); err != nil {
+		runtime.UnlockOSThread()
+		return -1, err
+	}
+	fd, serr := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err := netns.Set(orig); err != nil {
+		// The thread is stuck in the other namespace: leave it locked, so
+		// that it ends with this goroutine instead of serving others.
+		if serr == nil {
+			unix.Close(fd)
+		}
+		return -1, fmt.Errorf("returning to the original namespace: %w", err)
+	}
+	runtime.UnlockOSThread()
+	return fd, serr
+}
+
+func (b *Backend) byName(name string) (netlink.Link, error) {
+	l, err := b.h.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("link %q: %w", name, err)
+	}
+	return l, nil
+}
+
+// SetUp implements link.Backend.
+func (b *Backend) SetUp(ctx context.Context, name string) error {
+	l, err := b.byName(name)
+	if err != nil {
+		return err
+	}
+	if err := b.h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("setting %s up: %w", name, err)
+	}
+	return nil
+}
+
+// SetDown implements link.Backend.
+func (b *Backend) SetDown(ctx context.Context, name string) error {
+	l, err := b.byName(name)
+	if err != nil {
+		return err
+	}
+	if err := b.h.LinkSetDown(l); err != nil {
+		return fmt.Errorf("setting %s down: %w", name, err)
+	}
+	return nil
+}
+
+// SetAlias implements link.Backend.
+func (b *Backend) SetAlias(ctx context.Context, name, alias string) error {
+	l, err := b.byName(name)
+	if err != nil {
+		return err
+	}
+	if err := b.h.LinkSetAlias(l, alias); err != nil {
+		return fmt.Errorf("setting the alias of %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+package linuxlink
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/netshare/netshare/internal/link"
+	"github.com/netshare/netshare/internal/nettest"
+)
+
+func TestBackend(t *testing.T) {
+	ns := nettest.New(t)
+	ns.MustRun(t, "ip", "link", "add", "wan0", "type", "veth", "peer", "name", "peer0")
+	ns.MustRun(t, "ip", "addr", "add", "198.51.100.2/24", "dev", "wan0")
+	ns.MustRun(t, "ip", "link", "set", "wan0", "up")
+	b, err := New(ns.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	get := func(name string) link.Link {
+		t.Helper()
+		ls, err := b.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			if l.Name == name {
+				return l
+			}
+		}
+		t.Fatalf("no link %s in %+v", name, ls)
+		return link.Link{}
+	}
+	lo := get("lo")
+	if lo.Kind != "loopback" || !lo.Up || !slices.Contains(lo.Addrs, netip.MustParsePrefix("127.0.0.1/8")) {
+		t.Errorf("lo: %+v", lo)
+	}
+	wan := get("wan0")
+	// The peer is down, so wan0 has no carrier yet.
+	if wan.Kind != "veth" || wan.Driver != "veth" || !wan.Up || wan.Carrier || !slices.Contains(wan.Addrs, netip.MustParsePrefix("198.51.100.2/24")) {
+		t.Errorf("wan0: %+v", wan)
+	}
+	ns.MustRun(t, "ip", "link", "set", "peer0", "up")
+	if wan := get("wan0"); !wan.Carrier {
+		t.Errorf("wan0 without carrier after its peer came up: %+v", wan)
+	}
+	if err := b.SetDown(ctx, "wan0"); err != nil {
+		t.Fatal(err)
+	}
+	if wan := get("wan0"); wan.Up || wan.Carrier {
+		t.Errorf("wan0 after SetDown: %+v", wan)
+	}
+	if err := b.SetUp(ctx, "wan0"); err != nil {
+		t.Fatal(err)
+	}
+	if wan := get("wan0"); !wan.Up {
+		t.Errorf("wan0 after SetUp: %+v", wan)
+	}
+	if err := b.SetAlias(ctx, "wan0", "Upstream (ISP)"); err != nil {
+		t.Fatal(err)
+	}
+	if out := ns.MustRun(t, "ip", "link", "show", "wan0"); !strings.Contains(out, "alias Upstream (ISP)") {
+		t.Errorf("ip link show wan0:\n%s", out)
+	}
+	if wan := get("wan0"); wan.Alias != "Upstream (ISP)" {
+		t.Errorf("alias %q", wan.Alias)
+	}
+	if err := b.SetUp(ctx, "nope0"); err == nil || !strings.Contains(err.Error(), `"nope0"`) {
+		t.Errorf("SetUp(nope0) = %v", err)
+	}
+}
