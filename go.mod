@@ -3,6 +3,7 @@ module github.com/netshare/netshare
 go 1.26
 
 require (
+	github.com/google/nftables v0.3.1-0.20251119083706-1db35da82052
 	github.com/spf13/cobra v1.10.2
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
@@ -11,6 +12,11 @@ require (
 )
 
 require (
+	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/mdlayher/netlink v1.8.1-0.20251028132421-dcc6cab9a6eb // indirect
+	github.com/mdlayher/socket v0.5.1 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
+	golang.org/x/net v0.43.0 // indirect
+	golang.org/x/sync v0.20.0 // indirect
 )

@@ -57,6 +57,8 @@ type Config struct {
 	Private []string
 	// Firewalled are the connections with the firewall on, sorted.
 	Firewalled []string
+	// Ping are the firewalled connections that answer ping, sorted.
+	Ping []string
 	// Mappings are the enabled, resolved port mappings, sorted by Key.
 	Mappings []Mapping
 }
@@ -65,6 +67,7 @@ type Config struct {
 func (c *Config) Sort() {
 	slices.Sort(c.Private)
 	slices.Sort(c.Firewalled)
+	slices.Sort(c.Ping)
 	SortMappings(c.Mappings)
 }
 
@@ -81,7 +84,8 @@ func CompareKeys(a, b Key) int {
 // Equal reports whether c and o hold the same state; both must be sorted.
 func (c *Config) Equal(o *Config) bool {
 	return c.Public == o.Public && slices.Equal(c.Private, o.Private) &&
-		slices.Equal(c.Firewalled, o.Firewalled) && slices.Equal(c.Mappings, o.Mappings)
+		slices.Equal(c.Firewalled, o.Firewalled) && slices.Equal(c.Ping, o.Ping) &&
+		slices.Equal(c.Mappings, o.Mappings)
 }
 
 // Clone returns a deep copy of c.
@@ -90,6 +94,7 @@ func (c *Config) Clone() *Config {
 		Public:     c.Public,
 		Private:    slices.Clone(c.Private),
 		Firewalled: slices.Clone(c.Firewalled),
+		Ping:       slices.Clone(c.Ping),
 		Mappings:   slices.Clone(c.Mappings),
 	}
 }

@@ -1,0 +1,284 @@
+// Package nftfw is the nftables fw.Backend. It owns one table,
+// `inet netshare`, in one network namespace, and talks to the kernel over
+// netlink (google/nftables): Replace rebuilds the table in one atomic batch;
+// UpdateMappings changes elements of the mappings map in one batch, whatever
+// the number of mappings.
+//
+// Names reach the kernel as netlink attributes, never as nft script text.
+package nftfw
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/netshare/netshare/internal/fw"
+)
+
+// Backend is a fw.Backend on one network namespace.
+type Backend struct {
+	mu    sync.Mutex // serialises batches on conn
+	conn  *nftables.Conn
+	table *nftables.Table
+}
+
+var _ fw.Backend = (*Backend)(nil)
+
+// New returns a Backend on the namespace ns; a closed handle (netns.None())
+// means the namespace of the calling process. It keeps one netlink socket
+// open: closing a socket after each batch makes every element delete wait
+// for an RCU grace period (about 14 ms).
+func New(ns netns.NsHandle) (*Backend, error) {
+	opts := []nftables.ConnOption{nftables.AsLasting()}
+	if ns.IsOpen() {
+		opts = append(opts, nftables.WithNetNSFd(int(ns)))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("opening nftables: %w", err)
+	}
+	return &Backend{
+		conn:  c,
+		table: &nftables.Table{Family: nftables.TableFamilyINet, Name: fw.TableName},
+	}, nil
+}
+
+// Close closes the netlink socket; the table stays.
+func (b *Backend) Close() error { return b.conn.CloseLasting() }
+
+// Remove deletes the table.
+func (b *Backend) Remove(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.conn.AddTable(b.table)
+	b.conn.DelTable(b.table)
+	if err := b.conn.Flush(); err != nil {
+		return fmt.Errorf("deleting table inet %s: %w", fw.TableName, err)
+	}
+	return nil
+}
+
+// mapSet describes the mappings map; SetID is not needed to change
+// elements of an existing map.
+func (b *Backend) mapSet() *nftables.Set {
+	return &nftables.Set{
+		Table:         b.table,
+		Name:          fw.MapMappings,
+		IsMap:         true,
+		Concatenation: true,
+		KeyType:       nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeInetProto, nftables.TypeInetService),
+		DataType:      nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService),
+	}
+}
+
+// Replace implements fw.Backend: it deletes the table and creates it anew
+// from cfg in one batch, so that no packet sees a half-built table.
+func (b *Backend) Replace(ctx context.Context, cfg *fw.Config) error {
+	rs := fw.Compile(cfg)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.conn
+	// Adding first makes the delete succeed when the table is absent.
+	c.AddTable(b.table)
+	c.DelTable(b.table)
+	c.AddTable(b.table)
+	sets := map[string]*nftables.Set{}
+	for _, s := range rs.Sets {
+		// nft reads a set's key byte order from its userdata; interface
+		// names are host-order strings, and nft lists them as "" unless
+		// the set says so.
+		set := &nftables.Set{Table: b.table, Name: s.Name, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+		elems := make([]nftables.SetElement, len(s.Elements))
+		for i, e := range s.Elements {
+			elems[i] = nftables.SetElement{Key: ifname(e)}
+		}
+		if err := c.AddSet(set, elems); err != nil {
+			return fmt.Errorf("set %s: %w", s.Name, err)
+		}
+		sets[s.Name] = set
+	}
+	m := b.mapSet()
+	if err := c.AddSet(m, elements(rs.Mappings)); err != nil {
+		return fmt.Errorf("map %s: %w", fw.MapMappings, err)
+	}
+	sets[m.Name] = m
+	for _, ch := range rs.Chains {
+		chain := c.AddChain(&nftables.Chain{
+			Name:     ch.Name,
+			Table:    b.table,
+			Type:     chainTypes[ch.Type],
+			Hooknum:  hooks[ch.Hook],
+			Priority: priorities[ch.Priority],
+			Policy:   new(nftables.ChainPolicyAccept),
+		})
+		for i, r := range ch.Rules {
+			exprs, err := ruleExprs(r, sets)
+			if err != nil {
+				return fmt.Errorf("chain %s rule %d (%v): %w", ch.Name, i, r, err)
+			}
+			c.AddRule(&nftables.Rule{Table: b.table, Chain: chain, Exprs: exprs})
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("replacing table inet %s: %w", fw.TableName, err)
+	}
+	return nil
+}
+
+// UpdateMappings implements fw.Backend.
+func (b *Backend) UpdateMappings(ctx context.Context, del, add []fw.Mapping) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.mapSet()
+	if len(del) > 0 {
+		if err := b.conn.SetDeleteElements(m, elements(del)); err != nil {
+			return err
+		}
+	}
+	if len(add) > 0 {
+		if err := b.conn.SetAddElements(m, elements(add)); err != nil {
+			return err
+		}
+	}
+	if err := b.conn.Flush(); err != nil {
+		return fmt.Errorf("updating map %s (-%d +%d elements): %w", fw.MapMappings, len(del), len(add), err)
+	}
+	return nil
+}
+
+var (
+	chainTypes = map[string]nftables.ChainType{"nat": nftables.ChainTypeNAT, "filter": nftables.ChainTypeFilter}
+	hooks      = map[string]*nftables.ChainHook{
+		"prerouting":  nftables.ChainHookPrerouting,
+		"input":       nftables.ChainHookInput,
+		"forward":     nftables.ChainHookForward,
+		"postrouting": nftables.ChainHookPostrouting,
+	}
+	priorities = map[string]*nftables.ChainPriority{
+		"dstnat": nftables.ChainPriorityNATDest,
+		"filter": nftables.ChainPriorityFilter,
+		"srcnat": nftables.ChainPriorityNATSource,
+	}
+)
+
+// ifname encodes an interface name as the kernel compares it: NUL-padded
+// to IFNAMSIZ.
+func ifname(s string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, s)
+	return b
+}
+
+// elements encodes mappings as map elements: the key is ifname (16 bytes),
+// protocol (1 byte + 3 padding) and port (2 bytes big-endian + 2 padding);
+// the value is the IPv4 address and the port (2 + 2 padding).
+func elements(ms []fw.Mapping) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(ms))
+	for i, m := range ms {
+		key := ifname(m.Interface)
+		key = append(key, protoNum(m.Protocol), 0, 0, 0)
+		key = binary.BigEndian.AppendUint16(key, m.ExternalPort)
+		key = append(key, 0, 0)
+		a := m.Target.As4()
+		val := append(a[:], 0, 0, 0, 0)
+		binary.BigEndian.PutUint16(val[4:], m.InternalPort)
+		out[i] = nftables.SetElement{Key: key, Val: val}
+	}
+	return out
+}
+
+func protoNum(p fw.Protocol) byte {
+	if p == fw.UDP {
+		return unix.IPPROTO_UDP
+	}
+	return unix.IPPROTO_TCP
+}
+
+// ruleExprs turns a rule's terms into netlink expressions.
+func ruleExprs(r fw.Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
+	var out []expr.Any
+	lookup := func(key expr.MetaKey, name string, not bool) error {
+		s := sets[name]
+		if s == nil {
+			return fmt.Errorf("no set %q", name)
+		}
+		out = append(out,
+			&expr.Meta{Key: key, Register: 1},
+			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID, Invert: not})
+		return nil
+	}
+	cmp := func(data []byte) *expr.Cmp { return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data} }
+	ctBits := func(key expr.CtKey, mask uint32) {
+		out = append(out,
+			&expr.Ct{Register: 1, Key: key},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(mask), Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)})
+	}
+	transport := func(offset, n uint32) *expr.Payload {
+		return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: offset, Len: n}
+	}
+	for _, t := range r {
+		switch t := t.(type) {
+		case fw.IIFSet:
+			if err := lookup(expr.MetaKeyIIFNAME, t.Set, t.Not); err != nil {
+				return nil, err
+			}
+		case fw.OIFSet:
+			if err := lookup(expr.MetaKeyOIFNAME, t.Set, t.Not); err != nil {
+				return nil, err
+			}
+		case fw.CtState:
+			ctBits(expr.CtKeySTATE, uint32(t))
+		case fw.CtStatusDNAT:
+			ctBits(expr.CtKeySTATUS, 0x20) // IPS_DST_NAT
+		case fw.ICMPType:
+			family, proto := byte(unix.NFPROTO_IPV4), byte(unix.IPPROTO_ICMP)
+			if t.V6 {
+				family, proto = unix.NFPROTO_IPV6, unix.IPPROTO_ICMPV6
+			}
+			out = append(out,
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, cmp([]byte{family}),
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, cmp([]byte{proto}),
+				transport(0, 1), cmp([]byte{t.Type}))
+		case fw.UDPPorts:
+			out = append(out, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, cmp([]byte{unix.IPPROTO_UDP}))
+			if t.Sport != 0 {
+				out = append(out, transport(0, 2), cmp(binaryutil.BigEndian.PutUint16(t.Sport)))
+			}
+			if t.Dport != 0 {
+				out = append(out, transport(2, 2), cmp(binaryutil.BigEndian.PutUint16(t.Dport)))
+			}
+		case fw.Verdict:
+			kind := expr.VerdictAccept
+			if t == fw.Drop {
+				kind = expr.VerdictDrop
+			}
+			out = append(out, &expr.Verdict{Kind: kind})
+		case fw.Masquerade:
+			out = append(out, &expr.Masq{})
+		case fw.DNATMap:
+			s := sets[t.Map]
+			if s == nil {
+				return nil, fmt.Errorf("no map %q", t.Map)
+			}
+			// The key is concatenated in 32-bit registers: the ifname in
+			// 8..11 (register 1), the protocol in 12, the port in 13.
+			out = append(out,
+				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 12},
+				&expr.Payload{DestRegister: 13, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: s.Name, SetID: s.ID},
+				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1, RegProtoMin: 9, RegProtoMax: 9, Specified: true})
+		default:
+			return nil, fmt.Errorf("term %T has no netlink form", t)
+		}
+	}
+	return out, nil
+}

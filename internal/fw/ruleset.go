@@ -1,0 +1,299 @@
+package fw
+
+import (
+	"fmt"
+	"strings"
+)
+
+// TableName is the nftables table netshare owns, in the inet family. It
+// shares the hooks with other tables (firewalld's, Docker's): an accept
+// here is not final, a drop is.
+const TableName = "netshare"
+
+// Names of the sets and the map of the table. The chains never change;
+// a Config only changes the elements of these, so that the same skeleton
+// serves every state and a port mapping is one map element.
+const (
+	SetPublic     = "public"     // the public connection (0 or 1 interface)
+	SetPrivate    = "private"    // the private connections
+	SetFirewalled = "firewalled" // the connections with the firewall on
+	SetPing       = "ping"       // firewalled connections that answer ping
+	MapMappings   = "mappings"   // ifname . proto . port : ipv4 . port
+)
+
+// Ruleset is the compiled table: its interface sets, its port mapping map
+// and its chains.
+type Ruleset struct {
+	Sets     []Set
+	Mappings []Mapping
+	Chains   []Chain
+}
+
+// Set is a named set of interface names.
+type Set struct {
+	Name     string
+	Elements []string
+}
+
+// Chain is a base chain.
+type Chain struct {
+	Name     string
+	Type     string // filter or nat
+	Hook     string // prerouting, input, forward, postrouting
+	Priority string // dstnat, filter or srcnat
+	Rules    []Rule
+}
+
+// Rule is a sequence of terms, matches first and a statement last.
+type Rule []Term
+
+// Term is one match or statement of a rule. The set of terms is closed:
+// the nftables backend turns each kind into netlink expressions.
+type Term interface {
+	String() string
+}
+
+// IIFSet matches the input interface against a named set.
+type IIFSet struct {
+	Set string
+	Not bool
+}
+
+// OIFSet matches the output interface against a named set.
+type OIFSet struct {
+	Set string
+	Not bool
+}
+
+// CtState matches conntrack states; any of the bits matches.
+type CtState uint32
+
+// Conntrack state bits, as the kernel defines them.
+const (
+	CtInvalid     CtState = 1
+	CtEstablished CtState = 2
+	CtRelated     CtState = 4
+	CtNew         CtState = 8
+)
+
+// CtStatusDNAT matches connections whose destination was translated: the
+// traffic of an enabled port mapping.
+type CtStatusDNAT struct{}
+
+// ICMPType matches an ICMP (V6 false) or ICMPv6 message type.
+type ICMPType struct {
+	V6   bool
+	Type uint8
+}
+
+// UDPPorts matches UDP by source and destination port; 0 matches any.
+type UDPPorts struct {
+	Sport, Dport uint16
+}
+
+// Verdict ends a rule with accept or drop.
+type Verdict string
+
+// Verdicts.
+const (
+	Accept Verdict = "accept"
+	Drop   Verdict = "drop"
+)
+
+// Masquerade rewrites the source to the output interface's address.
+type Masquerade struct{}
+
+// DNATMap rewrites the destination of IPv4 traffic to the address and port
+// the map gives for (input interface, protocol, destination port).
+type DNATMap struct {
+	Map string
+}
+
+func ifset(dir, set string, not bool) string {
+	if not {
+		return dir + " != @" + set
+	}
+	return dir + " @" + set
+}
+
+func (t IIFSet) String() string { return ifset("iifname", t.Set, t.Not) }
+func (t OIFSet) String() string { return ifset("oifname", t.Set, t.Not) }
+
+func (s CtState) String() string {
+	var names []string
+	for _, b := range []struct {
+		bit  CtState
+		name string
+	}{{CtInvalid, "invalid"}, {CtEstablished, "established"}, {CtRelated, "related"}, {CtNew, "new"}} {
+		if s&b.bit != 0 {
+			names = append(names, b.name)
+		}
+	}
+	return "ct state " + strings.Join(names, ",")
+}
+
+func (CtStatusDNAT) String() string { return "ct status dnat" }
+
+var icmpNames = map[ICMPType]string{
+	{false, 8}: "echo-request",
+	{true, 128}: "echo-request",
+	{true, 133}: "nd-router-solicit",
+	{true, 134}: "nd-router-advert",
+	{true, 135}: "nd-neighbor-solicit",
+	{true, 136}: "nd-neighbor-advert",
+	{true, 137}: "nd-redirect",
+}
+
+func (t ICMPType) String() string {
+	name, ok := icmpNames[t]
+	if !ok {
+		name = fmt.Sprint(t.Type)
+	}
+	if t.V6 {
+		return "icmpv6 type " + name
+	}
+	return "icmp type " + name
+}
+
+func (t UDPPorts) String() string {
+	var parts []string
+	if t.Sport != 0 {
+		parts = append(parts, fmt.Sprintf("udp sport %d", t.Sport))
+	}
+	if t.Dport != 0 {
+		parts = append(parts, fmt.Sprintf("udp dport %d", t.Dport))
+	}
+	return strings.Join(parts, " ")
+}
+
+func (v Verdict) String() string  { return string(v) }
+func (Masquerade) String() string { return "masquerade" }
+func (t DNATMap) String() string {
+	return "dnat ip to iifname . meta l4proto . th dport map @" + t.Map
+}
+
+// Compile turns a Config into the Ruleset that enforces it. It is pure: the
+// same Config gives the same Ruleset.
+//
+// The chains:
+//   - prerouting: enabled port mappings, one map lookup per new flow;
+//   - postrouting: traffic from private connections leaving through the
+//     public one is masqueraded;
+//   - forward: replies pass; private connections reach the public one and
+//     each other; mapped (DNAT) traffic passes; anything else into a
+//     private network, or in through a firewalled connection, is dropped;
+//   - input: on firewalled connections, only replies, mapped traffic, ping
+//     where allowed, IPv6 neighbour discovery and DHCP client replies get
+//     to the gateway itself.
+//
+// Outbound traffic is not filtered. With empty sets the table has no
+// effect on traffic.
+func Compile(cfg *Config) *Ruleset {
+	c := cfg.Clone()
+	c.Sort()
+	var public []string
+	if c.Public != "" {
+		public = []string{c.Public}
+	}
+	return &Ruleset{
+		Sets: []Set{
+			{SetPublic, public},
+			{SetPrivate, c.Private},
+			{SetFirewalled, c.Firewalled},
+			{SetPing, c.Ping},
+		},
+		Mappings: c.Mappings,
+		Chains:   skeleton,
+	}
+}
+
+var (
+	fromPrivate = IIFSet{Set: SetPrivate}
+	toPrivate   = OIFSet{Set: SetPrivate}
+	toPublic    = OIFSet{Set: SetPublic}
+	firewalled  = IIFSet{Set: SetFirewalled}
+)
+
+var skeleton = []Chain{
+	{Name: "prerouting", Type: "nat", Hook: "prerouting", Priority: "dstnat", Rules: []Rule{
+		{DNATMap{MapMappings}},
+	}},
+	{Name: "postrouting", Type: "nat", Hook: "postrouting", Priority: "srcnat", Rules: []Rule{
+		{fromPrivate, toPublic, Masquerade{}},
+	}},
+	{Name: "forward", Type: "filter", Hook: "forward", Priority: "filter", Rules: []Rule{
+		{CtEstablished | CtRelated, Accept},
+		{firewalled, CtInvalid, Drop},
+		{toPrivate, CtInvalid, Drop},
+		{CtStatusDNAT{}, Accept},
+		{fromPrivate, toPublic, Accept},
+		{fromPrivate, toPrivate, Accept},
+		{toPrivate, Drop},
+		{firewalled, Drop},
+	}},
+	{Name: "input", Type: "filter", Hook: "input", Priority: "filter", Rules: []Rule{
+		{IIFSet{Set: SetFirewalled, Not: true}, Accept},
+		{CtEstablished | CtRelated, Accept},
+		{CtInvalid, Drop},
+		{CtStatusDNAT{}, Accept},
+		{IIFSet{Set: SetPing}, ICMPType{Type: 8}, Accept},
+		{ICMPType{V6: true, Type: 133}, Accept},
+		{ICMPType{V6: true, Type: 134}, Accept},
+		{ICMPType{V6: true, Type: 135}, Accept},
+		{ICMPType{V6: true, Type: 136}, Accept},
+		{ICMPType{V6: true, Type: 137}, Accept},
+		{UDPPorts{Sport: 67, Dport: 68}, Accept},
+		{UDPPorts{Dport: 546}, Accept},
+		{Drop},
+	}},
+}
+
+// String renders the ruleset in the syntax `nft list table` prints, with
+// set and map elements sorted, for golden files and diagnostics.
+func (r *Ruleset) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s {\n", TableName)
+	first := true
+	block := func() {
+		if !first {
+			b.WriteString("\n")
+		}
+		first = false
+	}
+	for _, s := range r.Sets {
+		block()
+		fmt.Fprintf(&b, "\tset %s {\n\t\ttype ifname\n", s.Name)
+		if len(s.Elements) > 0 {
+			q := make([]string, len(s.Elements))
+			for i, e := range s.Elements {
+				q[i] = fmt.Sprintf("%q", e)
+			}
+			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(q, ", "))
+		}
+		b.WriteString("\t}\n")
+	}
+	block()
+	fmt.Fprintf(&b, "\tmap %s {\n\t\ttype ifname . inet_proto . inet_service : ipv4_addr . inet_service\n", MapMappings)
+	if len(r.Mappings) > 0 {
+		es := make([]string, len(r.Mappings))
+		for i, m := range r.Mappings {
+			es[i] = fmt.Sprintf("%q . %s . %d : %s . %d", m.Interface, m.Protocol, m.ExternalPort, m.Target, m.InternalPort)
+		}
+		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(es, ", "))
+	}
+	b.WriteString("\t}\n")
+	for _, c := range r.Chains {
+		block()
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype %s hook %s priority %s; policy accept;\n", c.Name, c.Type, c.Hook, c.Priority)
+		for _, rule := range c.Rules {
+			parts := make([]string, len(rule))
+			for i, t := range rule {
+				parts[i] = t.String()
+			}
+			fmt.Fprintf(&b, "\t\t%s\n", strings.Join(parts, " "))
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
