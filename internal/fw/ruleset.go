@@ -135,7 +135,7 @@ func (s CtState) String() string {
 func (CtStatusDNAT) String() string { return "ct status dnat" }
 
 var icmpNames = map[ICMPType]string{
-	{false, 8}: "echo-request",
+	{false, 8}:  "echo-request",
 	{true, 128}: "echo-request",
 	{true, 133}: "nd-router-solicit",
 	{true, 134}: "nd-router-advert",
