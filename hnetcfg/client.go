@@ -271,7 +271,13 @@ func (s *SharingConfiguration) SharingConnectionType(ctx context.Context) (Shari
 // public connection unshares the previous public one and switches the
 // firewall on.
 func (s *SharingConfiguration) EnableSharing(ctx context.Context, t SharingConnectionType) error {
-	return s.post(ctx, "sharing/enable", SharingRequest{Type: t})
+	return s.EnableSharingRequest(ctx, SharingRequest{Type: t})
+}
+
+// EnableSharingRequest is EnableSharing with the options of req: the
+// address of a private connection.
+func (s *SharingConfiguration) EnableSharingRequest(ctx context.Context, req SharingRequest) error {
+	return s.post(ctx, "sharing/enable", req)
 }
 
 // DisableSharing unshares the connection and disables its port mappings.

@@ -103,6 +103,8 @@ type SharingState struct {
 	Enabled bool `json:"enabled"`
 	// Type is set when Enabled is true.
 	Type SharingConnectionType `json:"type,omitempty"`
+	// Address is a private connection's address with its prefix.
+	Address string `json:"address,omitempty"`
 }
 
 // PortMappingProps are the properties of a port mapping
@@ -164,4 +166,7 @@ type NameRequest struct {
 // SharingRequest is the body of a request to enable sharing.
 type SharingRequest struct {
 	Type SharingConnectionType `json:"type"`
+	// Address is the address of a private connection, with its prefix
+	// (default 192.168.137.1/24, or the one it had before).
+	Address string `json:"address,omitempty"`
 }

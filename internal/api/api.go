@@ -224,7 +224,7 @@ func (s *Server) enableSharing(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	return s.m.EnableSharing(r.Context(), r.PathValue("conn"), req.Type)
+	return s.m.EnableSharing(r.Context(), r.PathValue("conn"), req)
 }
 
 func (s *Server) disableSharing(r *http.Request) (any, error) {

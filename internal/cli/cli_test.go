@@ -115,7 +115,7 @@ func TestCLI(t *testing.T) {
 		t.Errorf("sharing enable --json: %+v", p)
 	}
 	out = ok(t, s, "sharing", "show")
-	if !strings.Contains(out, "Public: wan0 [connected, firewall on]") || !strings.Contains(out, "Private: Home network (lan0) [invalid-address, firewall off]") {
+	if !strings.Contains(out, "Public: wan0 [connected, firewall on]") || !strings.Contains(out, "Private: Home network (lan0) [connected, firewall off]") {
 		t.Errorf("sharing show:\n%s", out)
 	}
 	o := decode[hnetcfg.SharingOverview](t, ok(t, s, "sharing", "show", "--json"))

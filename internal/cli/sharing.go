@@ -12,12 +12,15 @@ import (
 
 func (a *app) sharingCmd() *cobra.Command {
 	var public, private bool
+	var address string
 	enable := &cobra.Command{
-		Use:   "enable CONN --public|--private",
+		Use:   "enable CONN --public|--private [--address IP/PREFIX]",
 		Short: "share a connection as the public (upstream) one or as a private one",
 		Long: `enable shares CONN. There is one public connection: enabling another one
 unshares the old one and disables its port mappings. A public connection gets
-the firewall switched on.`,
+the firewall switched on. A private connection gets the private address
+(--address, default 192.168.137.1/24) in place of its own IPv4 addresses,
+which come back when sharing is disabled.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			if public == private {
@@ -27,12 +30,19 @@ the firewall switched on.`,
 			if private {
 				typ = hnetcfg.ICSSHARINGTYPE_PRIVATE
 			}
-			return a.configure(c, args[0], func(s *hnetcfg.SharingConfiguration) error { return s.EnableSharing(c.Context(), typ) },
-				func(p hnetcfg.ConnectionProps) string { return "shared as " + string(p.Sharing.Type) })
+			req := hnetcfg.SharingRequest{Type: typ, Address: address}
+			return a.configure(c, args[0], func(s *hnetcfg.SharingConfiguration) error { return s.EnableSharingRequest(c.Context(), req) },
+				func(p hnetcfg.ConnectionProps) string {
+					if p.Sharing.Address != "" {
+						return "shared as " + string(p.Sharing.Type) + " with address " + p.Sharing.Address
+					}
+					return "shared as " + string(p.Sharing.Type)
+				})
 		},
 	}
 	enable.Flags().BoolVar(&public, "public", false, "share as the public connection")
 	enable.Flags().BoolVar(&private, "private", false, "share as a private connection")
+	enable.Flags().StringVar(&address, "address", "", "a private connection's address and prefix (default 192.168.137.1/24)")
 	return group("sharing", "share a connection and see what is shared",
 		enable,
 		&cobra.Command{

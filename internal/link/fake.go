@@ -1,8 +1,10 @@
 package link
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 )
@@ -10,9 +12,10 @@ import (
 // Fake is an in-memory Backend. Setting a link up gives it a carrier, as a
 // cable that is plugged in would.
 type Fake struct {
-	mu    sync.Mutex // guards links and fail
-	links []Link
-	fail  error
+	mu         sync.Mutex // guards the fields below
+	links      []Link
+	fail       error
+	forwarding bool
 }
 
 var _ Backend = (*Fake)(nil)
@@ -97,11 +100,61 @@ func (f *Fake) SetAlias(ctx context.Context, name, alias string) error {
 	return f.change(name, func(l *Link) { l.Alias = alias })
 }
 
+// AddAddr implements Backend.
+func (f *Fake) AddAddr(ctx context.Context, name string, addr netip.Prefix) error {
+	var err error
+	cerr := f.change(name, func(l *Link) {
+		if slices.Contains(l.Addrs, addr) {
+			err = fmt.Errorf("link %q: address %s exists", name, addr)
+			return
+		}
+		l.Addrs = append(l.Addrs, addr)
+	})
+	return cmp.Or(cerr, err)
+}
+
+// DelAddr implements Backend.
+func (f *Fake) DelAddr(ctx context.Context, name string, addr netip.Prefix) error {
+	var err error
+	cerr := f.change(name, func(l *Link) {
+		i := slices.Index(l.Addrs, addr)
+		if i < 0 {
+			err = fmt.Errorf("link %q: no address %s", name, addr)
+			return
+		}
+		l.Addrs = slices.Delete(l.Addrs, i, i+1)
+	})
+	return cmp.Or(cerr, err)
+}
+
+// IPv4Forwarding implements Backend.
+func (f *Fake) IPv4Forwarding(ctx context.Context) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.forwarding, nil
+}
+
+// SetIPv4Forwarding implements Backend.
+func (f *Fake) SetIPv4Forwarding(ctx context.Context, on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.takeFail(); err != nil {
+		return err
+	}
+	f.forwarding = on
+	return nil
+}
+
+func (f *Fake) takeFail() error {
+	err := f.fail
+	f.fail = nil
+	return err
+}
+
 func (f *Fake) change(name string, fn func(*Link)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail; err != nil {
-		f.fail = nil
+	if err := f.takeFail(); err != nil {
 		return err
 	}
 	for i := range f.links {

@@ -47,4 +47,12 @@ type Backend interface {
 	SetDown(ctx context.Context, name string) error
 	// SetAlias sets the link's alias; "" clears it.
 	SetAlias(ctx context.Context, name, alias string) error
+	// AddAddr adds an address to the link.
+	AddAddr(ctx context.Context, name string, addr netip.Prefix) error
+	// DelAddr removes an address from the link.
+	DelAddr(ctx context.Context, name string, addr netip.Prefix) error
+	// IPv4Forwarding reports whether the namespace forwards IPv4.
+	IPv4Forwarding(ctx context.Context) (bool, error)
+	// SetIPv4Forwarding turns IPv4 forwarding in the namespace on or off.
+	SetIPv4Forwarding(ctx context.Context, on bool) error
 }

@@ -2,6 +2,7 @@ package sharing
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 
 	"github.com/netshare/netshare/hnetcfg"
@@ -9,22 +10,43 @@ import (
 	"github.com/netshare/netshare/internal/store"
 )
 
+// DefaultPrivateAddress is the address a private connection gets unless
+// told otherwise, as in Windows.
+var DefaultPrivateAddress = netip.MustParsePrefix("192.168.137.1/24")
+
 // EnableSharing shares the connection as public or private.
 //
 // As in Windows: there is one public connection, so enabling another one
 // unshares the old one (which disables its port mappings); a public
 // connection gets the firewall switched on; a private one keeps its
 // firewall as it is. A connection has one role: enabling the other role
-// unshares it first. Enabling the role it already has changes nothing.
-func (m *Manager) EnableSharing(ctx context.Context, ref string, typ hnetcfg.SharingConnectionType) (hnetcfg.ConnectionProps, error) {
+// unshares it first. Enabling the role it already has with the same
+// address changes nothing.
+//
+// A private connection gets the private address (req.Address, or the one
+// it had, or DefaultPrivateAddress) in place of its IPv4 addresses, which
+// are kept and put back when sharing stops. The private network must not
+// overlap the public connection's or another private one's. While any
+// connection is shared, the namespace forwards IPv4.
+func (m *Manager) EnableSharing(ctx context.Context, ref string, req hnetcfg.SharingRequest) (hnetcfg.ConnectionProps, error) {
 	var role store.Role
-	switch typ {
+	switch req.Type {
 	case hnetcfg.ICSSHARINGTYPE_PUBLIC:
 		role = store.RolePublic
+		if req.Address != "" {
+			return hnetcfg.ConnectionProps{}, hresult.Invalid("address", "is for private connections; a public connection keeps its own addresses")
+		}
 	case hnetcfg.ICSSHARINGTYPE_PRIVATE:
 		role = store.RolePrivate
 	default:
-		return hnetcfg.ConnectionProps{}, hresult.Invalid("type", "%q is not a sharing type; use public or private", typ)
+		return hnetcfg.ConnectionProps{}, hresult.Invalid("type", "%q is not a sharing type; use public or private", req.Type)
+	}
+	var addr netip.Prefix
+	if req.Address != "" {
+		var err error
+		if addr, err = checkPrivateAddress(req.Address); err != nil {
+			return hnetcfg.ConnectionProps{}, err
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -32,10 +54,37 @@ func (m *Manager) EnableSharing(ctx context.Context, ref string, typ hnetcfg.Sha
 	if err != nil {
 		return hnetcfg.ConnectionProps{}, err
 	}
-	if c.rec.Role == role {
+	if role == store.RolePrivate && !addr.IsValid() {
+		addr = DefaultPrivateAddress
+		if p, err := netip.ParsePrefix(c.rec.PrivateAddress); err == nil {
+			addr = p
+		}
+	}
+	if c.rec.Role == role && (role == store.RolePublic || c.rec.PrivateAddress == addr.String()) {
 		return m.propsLocked(c), nil
 	}
+	if err := m.checkOverlapLocked(c.rec, role, addr); err != nil {
+		return hnetcfg.ConnectionProps{}, err
+	}
 	ch := &change{}
+	if c.rec.Role == store.RolePrivate && role == store.RolePrivate {
+		// A new address for a private connection: move it, keeping the
+		// saved addresses and the mappings.
+		rec := *c.rec
+		rec.PrivateAddress = addr.String()
+		if old, err := netip.ParsePrefix(c.rec.PrivateAddress); err == nil && slices.Contains(m.ipv4Locked(rec.Interface), old) {
+			ch.steps = append(ch.steps, m.delAddrStep(rec.Interface, old))
+		}
+		if _, ok := m.seen[rec.Interface]; ok {
+			ch.steps = append(ch.steps, m.addAddrStep(rec.Interface, addr))
+		}
+		ch.conns = []store.Connection{rec}
+		if err := m.commitLocked(ctx, ch); err != nil {
+			return hnetcfg.ConnectionProps{}, err
+		}
+		m.log.Info("private address changed", "connection", rec.ID, "interface", rec.Interface, "address", rec.PrivateAddress)
+		return m.refreshLocked(ctx, rec.ID)
+	}
 	if c.rec.Role != store.RoleNone {
 		m.unshareLocked(ch, c.rec)
 	}
@@ -48,24 +97,228 @@ func (m *Manager) EnableSharing(ctx context.Context, ref string, typ hnetcfg.Sha
 		}
 	}
 	rec := *c.rec
+	if len(ch.conns) > 0 && ch.conns[0].ID == rec.ID {
+		rec = ch.conns[0] // as unsharing left it
+	}
 	rec.Role = role
 	if role == store.RolePublic {
 		rec.Firewall = true
+	} else {
+		rec.PrivateAddress = addr.String()
+		m.addressLocked(ch, &rec, addr)
 	}
 	ch.conns = append(ch.conns, rec)
+	m.forwardingLocked(ctx, ch)
 	if err := m.commitLocked(ctx, ch); err != nil {
 		return hnetcfg.ConnectionProps{}, err
 	}
-	m.log.Info("sharing enabled", "connection", rec.ID, "interface", rec.Interface, "type", role)
-	c.rec = m.conns[rec.ID]
+	m.log.Info("sharing enabled", "connection", rec.ID, "interface", rec.Interface, "type", role, "address", rec.PrivateAddress)
+	return m.refreshLocked(ctx, rec.ID)
+}
+
+// refreshLocked returns the current properties of the connection id.
+func (m *Manager) refreshLocked(ctx context.Context, id string) (hnetcfg.ConnectionProps, error) {
+	c, err := m.lookupLocked(ctx, id)
+	if err != nil {
+		return hnetcfg.ConnectionProps{}, err
+	}
 	return m.propsLocked(c), nil
 }
 
-// unshareLocked adds to ch what DisableSharing does to c: no role, and
-// every port mapping of c disabled.
+// checkPrivateAddress parses the address of a private connection: an IPv4
+// host address with its prefix, such as 192.168.137.1/24.
+func checkPrivateAddress(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return p, hresult.Invalid("address", "%q is not an address with a prefix length; give one such as 192.168.137.1/24", s)
+	}
+	a := p.Addr()
+	switch {
+	case !a.Is4():
+		return p, hresult.Invalid("address", "%q is not IPv4", s)
+	case p.Bits() < 8 || p.Bits() > 30:
+		return p, hresult.Invalid("address", "%q: the prefix length must be 8 to 30", s)
+	case a == p.Masked().Addr():
+		return p, hresult.Invalid("address", "%q is the network address of %s; give a host address", s, p.Masked())
+	case a == lastAddr(p):
+		return p, hresult.Invalid("address", "%q is the broadcast address of %s; give a host address", s, p.Masked())
+	case a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() || thisNetwork.Contains(a) || reservedE.Contains(a):
+		return p, hresult.Invalid("address", "%q is not a usable unicast address", s)
+	}
+	return p, nil
+}
+
+// lastAddr returns the last (broadcast) address of an IPv4 prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// checkOverlapLocked refuses a role for c whose networks would overlap the
+// public connection's or another private connection's.
+func (m *Manager) checkOverlapLocked(c *store.Connection, role store.Role, addr netip.Prefix) error {
+	for _, o := range m.conns {
+		if o.ID == c.ID {
+			continue
+		}
+		switch {
+		case role == store.RolePrivate && o.Role == store.RolePublic:
+			for _, p := range m.ipv4Locked(o.Interface) {
+				if p.Masked().Overlaps(addr.Masked()) {
+					return hresult.Invalid("address", "%s overlaps %s of the public connection %s; choose another private network", addr, p.Masked(), label(o))
+				}
+			}
+		case role == store.RolePrivate && o.Role == store.RolePrivate:
+			if p, err := netip.ParsePrefix(o.PrivateAddress); err == nil && p.Masked().Overlaps(addr.Masked()) {
+				return hresult.Invalid("address", "%s overlaps %s of the private connection %s; choose another private network", addr, p.Masked(), label(o))
+			}
+		case role == store.RolePublic && o.Role == store.RolePrivate:
+			p, err := netip.ParsePrefix(o.PrivateAddress)
+			if err != nil {
+				continue
+			}
+			for _, q := range m.ipv4Locked(c.Interface) {
+				if q.Masked().Overlaps(p.Masked()) {
+					return hresult.Invalid("type", "the address %s of %s overlaps the private network %s of connection %s; change the private address first", q, label(c), p.Masked(), label(o))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// ipv4Locked returns the IPv4 addresses of a link as last observed.
+func (m *Manager) ipv4Locked(iface string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range m.seen[iface].Addrs {
+		if p.Addr().Is4() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// addressLocked adds to ch the steps that give rec's link the private
+// address addr in place of its other IPv4 addresses, which rec keeps in
+// SavedAddrs (unless it already holds some from an earlier enable).
+func (m *Manager) addressLocked(ch *change, rec *store.Connection, addr netip.Prefix) {
+	l, ok := m.seen[rec.Interface]
+	if !ok {
+		return
+	}
+	current := m.ipv4Locked(rec.Interface)
+	var others []netip.Prefix
+	for _, p := range current {
+		if p != addr {
+			others = append(others, p)
+		}
+	}
+	if rec.SavedAddrs == nil {
+		rec.SavedAddrs = []string{}
+		for _, p := range others {
+			rec.SavedAddrs = append(rec.SavedAddrs, p.String())
+		}
+	}
+	for _, p := range others {
+		ch.steps = append(ch.steps, m.delAddrStep(l.Name, p))
+	}
+	if !slices.Contains(current, addr) {
+		ch.steps = append(ch.steps, m.addAddrStep(l.Name, addr))
+	}
+}
+
+func (m *Manager) addAddrStep(iface string, p netip.Prefix) step {
+	return step{
+		do: func(ctx context.Context) error {
+			if err := m.links.AddAddr(ctx, iface, p); err != nil {
+				return hresult.New(hresult.Fail, "adding address %s to %s: %v", p, iface, err)
+			}
+			return nil
+		},
+		undo: func(ctx context.Context) error { return m.links.DelAddr(ctx, iface, p) },
+	}
+}
+
+func (m *Manager) delAddrStep(iface string, p netip.Prefix) step {
+	s := m.addAddrStep(iface, p)
+	return step{
+		do: func(ctx context.Context) error {
+			if err := m.links.DelAddr(ctx, iface, p); err != nil {
+				return hresult.New(hresult.Fail, "removing address %s from %s: %v", p, iface, err)
+			}
+			return nil
+		},
+		undo: s.do,
+	}
+}
+
+// forwardingLocked adds to ch the step that turns IPv4 forwarding on when
+// the first connection is shared, remembering its value, and puts that
+// value back when the last one stops.
+func (m *Manager) forwardingLocked(ctx context.Context, ch *change) {
+	after := map[string]store.Role{}
+	for id, c := range m.conns {
+		after[id] = c.Role
+	}
+	for _, c := range ch.conns {
+		after[c.ID] = c.Role
+	}
+	shared := false
+	for _, r := range after {
+		shared = shared || r != store.RoleNone
+	}
+	switch {
+	case shared && !m.settings.ForwardingSaved:
+		was, err := m.links.IPv4Forwarding(ctx)
+		if err != nil {
+			ch.steps = append(ch.steps, step{
+				do:   func(context.Context) error { return hresult.New(hresult.Fail, "reading IPv4 forwarding: %v", err) },
+				undo: func(context.Context) error { return nil },
+			})
+			return
+		}
+		ch.settings = &store.Settings{ForwardingSaved: true, ForwardingWas: was}
+		ch.steps = append(ch.steps, m.forwardingStep(true, was))
+	case !shared && m.settings.ForwardingSaved:
+		ch.settings = &store.Settings{}
+		ch.steps = append(ch.steps, m.forwardingStep(m.settings.ForwardingWas, true))
+	}
+}
+
+func (m *Manager) forwardingStep(on, was bool) step {
+	return step{
+		do: func(ctx context.Context) error {
+			if err := m.links.SetIPv4Forwarding(ctx, on); err != nil {
+				return hresult.New(hresult.Fail, "setting IPv4 forwarding: %v", err)
+			}
+			return nil
+		},
+		undo: func(ctx context.Context) error { return m.links.SetIPv4Forwarding(ctx, was) },
+	}
+}
+
+// unshareLocked adds to ch what DisableSharing does to c: no role, every
+// port mapping of c disabled, and a private connection's own addresses
+// back in place of the private address.
 func (m *Manager) unshareLocked(ch *change, c *store.Connection) {
 	rec := *c
 	rec.Role = store.RoleNone
+	if c.Role == store.RolePrivate {
+		if _, ok := m.seen[c.Interface]; ok {
+			current := m.ipv4Locked(c.Interface)
+			if p, err := netip.ParsePrefix(c.PrivateAddress); err == nil && slices.Contains(current, p) {
+				ch.steps = append(ch.steps, m.delAddrStep(c.Interface, p))
+			}
+			for _, s := range c.SavedAddrs {
+				if p, err := netip.ParsePrefix(s); err == nil && !slices.Contains(current, p) {
+					ch.steps = append(ch.steps, m.addAddrStep(c.Interface, p))
+				}
+			}
+			rec.SavedAddrs = nil
+		}
+	}
 	ch.conns = append(ch.conns, rec)
 	for _, id := range m.byConn[c.ID] {
 		if mp := m.mappings[id]; mp.Enabled {
@@ -77,8 +330,9 @@ func (m *Manager) unshareLocked(ch *change, c *store.Connection) {
 }
 
 // DisableSharing unshares the connection and disables every port mapping
-// of it; the firewall stays as it is. It succeeds, and still disables the
-// mappings, when the connection is not shared.
+// of it; the firewall stays as it is. A private connection gets its own
+// addresses back. It succeeds, and still disables the mappings, when the
+// connection is not shared.
 func (m *Manager) DisableSharing(ctx context.Context, ref string) (hnetcfg.ConnectionProps, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -91,6 +345,8 @@ func (m *Manager) DisableSharing(ctx context.Context, ref string) (hnetcfg.Conne
 	if c.rec.Role == store.RoleNone {
 		// Only the mappings change.
 		ch.conns = nil
+	} else {
+		m.forwardingLocked(ctx, ch)
 	}
 	if len(ch.conns)+len(ch.mappings) > 0 {
 		if err := m.commitLocked(ctx, ch); err != nil {
@@ -98,8 +354,7 @@ func (m *Manager) DisableSharing(ctx context.Context, ref string) (hnetcfg.Conne
 		}
 		m.log.Info("sharing disabled", "connection", c.rec.ID, "interface", c.rec.Interface, "mappingsDisabled", len(ch.mappings))
 	}
-	c.rec = m.conns[c.rec.ID]
-	return m.propsLocked(c), nil
+	return m.refreshLocked(ctx, c.rec.ID)
 }
 
 // EnableInternetFirewall switches the firewall on for the connection; it

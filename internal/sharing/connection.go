@@ -74,7 +74,7 @@ func (m *Manager) propsLocked(c conn) hnetcfg.ConnectionProps {
 		p.Sharing = hnetcfg.SharingState{Enabled: true, Type: hnetcfg.ICSSHARINGTYPE_PUBLIC}
 	case store.RolePrivate:
 		p.Characteristics = append(p.Characteristics, hnetcfg.NCCF_SHARED_PRIVATE)
-		p.Sharing = hnetcfg.SharingState{Enabled: true, Type: hnetcfg.ICSSHARINGTYPE_PRIVATE}
+		p.Sharing = hnetcfg.SharingState{Enabled: true, Type: hnetcfg.ICSSHARINGTYPE_PRIVATE, Address: r.PrivateAddress}
 	}
 	if r.Firewall {
 		p.Characteristics = append(p.Characteristics, hnetcfg.NCCF_FIREWALLED)
@@ -210,12 +210,16 @@ func (m *Manager) Rename(ctx context.Context, ref, name string) (hnetcfg.Connect
 	}
 	ch := &change{conns: []store.Connection{rec}}
 	if c.link != nil {
-		ch.apply = func(ctx context.Context) error {
-			if err := m.links.SetAlias(ctx, rec.Interface, rec.Name); err != nil {
-				return hresult.New(hresult.Fail, "renaming connection %s: setting the interface alias: %v", label(c.rec), err)
-			}
-			return nil
-		}
+		oldAlias := c.link.Alias
+		ch.steps = append(ch.steps, step{
+			do: func(ctx context.Context) error {
+				if err := m.links.SetAlias(ctx, rec.Interface, rec.Name); err != nil {
+					return hresult.New(hresult.Fail, "renaming connection %s: setting the interface alias: %v", label(c.rec), err)
+				}
+				return nil
+			},
+			undo: func(ctx context.Context) error { return m.links.SetAlias(ctx, rec.Interface, oldAlias) },
+		})
 	}
 	if err := m.commitLocked(ctx, ch); err != nil {
 		return hnetcfg.ConnectionProps{}, err

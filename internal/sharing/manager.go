@@ -54,6 +54,8 @@ type Manager struct {
 	mappings map[uint64]*store.Mapping
 	byConn   map[string]map[protoPort]uint64 // connection id -> key -> mapping id
 	lastID   uint64                          // the highest mapping id ever stored
+	settings store.Settings
+	seen     map[string]link.Link // the links as last observed, by name
 }
 
 // New loads the stored state, records the links present, and applies the
@@ -90,9 +92,13 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		m.setMapping(mp.ID, &mp)
 	}
 	m.lastID = st.LastMappingID
+	m.settings = st.Settings
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, err := m.observeLocked(ctx); err != nil {
+		return nil, err
+	}
+	if err := m.reconcileLocked(ctx); err != nil {
 		return nil, err
 	}
 	cfg := m.fwConfigLocked()
@@ -102,6 +108,49 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	m.log.Info("state loaded", "connections", len(m.conns), "mappings", len(m.mappings),
 		"public", cfg.Public, "private", cfg.Private, "activeMappings", len(cfg.Mappings))
 	return m, nil
+}
+
+// reconcileLocked puts back what the stored state asks of the namespace
+// and a restart or a reboot may have lost: IPv4 forwarding while sharing,
+// and the private addresses of present private connections.
+func (m *Manager) reconcileLocked(ctx context.Context) error {
+	ch := &change{}
+	shared := false
+	for _, c := range m.conns {
+		if c.Role == store.RoleNone {
+			continue
+		}
+		shared = true
+		if c.Role != store.RolePrivate {
+			continue
+		}
+		if p, err := netip.ParsePrefix(c.PrivateAddress); err == nil {
+			rec := *c
+			m.addressLocked(ch, &rec, p)
+		}
+	}
+	if shared {
+		on, err := m.links.IPv4Forwarding(ctx)
+		if err != nil {
+			return fmt.Errorf("reading IPv4 forwarding: %w", err)
+		}
+		if !on {
+			was := false
+			if m.settings.ForwardingSaved {
+				was = m.settings.ForwardingWas
+			}
+			ch.settings = &store.Settings{ForwardingSaved: true, ForwardingWas: was}
+			ch.steps = append(ch.steps, m.forwardingStep(true, false))
+		}
+	}
+	if len(ch.steps) == 0 {
+		return nil
+	}
+	m.log.Info("restoring the namespace's sharing state", "steps", len(ch.steps))
+	if err := m.commitLocked(ctx, ch); err != nil {
+		return fmt.Errorf("restoring the namespace's sharing state: %w", err)
+	}
+	return nil
 }
 
 // setConn sets or (for nil) deletes a connection record in memory.
@@ -147,6 +196,7 @@ func (m *Manager) observeLocked(ctx context.Context) (map[string]link.Link, erro
 		return nil, hresult.New(hresult.Fail, "listing network interfaces: %v", err)
 	}
 	links := make(map[string]link.Link, len(ls))
+	defer func() { m.seen = links }()
 	var fresh []store.Connection
 	for _, l := range ls {
 		if isLoopback(l) {
@@ -238,10 +288,17 @@ func (m *Manager) activeLocked(mp *store.Mapping) (fw.Mapping, bool) {
 type change struct {
 	conns    []store.Connection
 	mappings map[uint64]*store.Mapping
-	// apply, if set, runs inside the store transaction after the firewall
-	// is updated (for example to set a link's alias); an error rolls the
-	// whole change back.
-	apply func(ctx context.Context) error
+	// settings, if set, replaces the stored settings.
+	settings *store.Settings
+	// steps run inside the store transaction after the firewall is
+	// updated (to set a link's alias or addresses, or forwarding); an error
+	// undoes the steps done and rolls the whole change back.
+	steps []step
+}
+
+// step is a change to the system outside the store, with its undo.
+type step struct {
+	do, undo func(ctx context.Context) error
 }
 
 func (ch *change) putMapping(mp store.Mapping) {
@@ -258,10 +315,37 @@ func (ch *change) deleteMapping(id uint64) {
 	ch.mappings[id] = nil
 }
 
+// mappingDeltaLocked returns what a change to mappings alone does to the
+// active mappings, against the memory before the change.
+func (m *Manager) mappingDeltaLocked(ch *change) (del, add []fw.Mapping) {
+	for id, mp := range ch.mappings {
+		was, wasOK := fw.Mapping{}, false
+		if old := m.mappings[id]; old != nil {
+			was, wasOK = m.activeLocked(old)
+		}
+		now, nowOK := fw.Mapping{}, false
+		if mp != nil {
+			now, nowOK = m.activeLocked(mp)
+		}
+		if wasOK && nowOK && was == now {
+			continue
+		}
+		if wasOK {
+			del = append(del, was)
+		}
+		if nowOK {
+			add = append(add, now)
+		}
+	}
+	fw.SortMappings(del)
+	fw.SortMappings(add)
+	return del, add
+}
+
 // commitLocked makes ch happen everywhere or nowhere: in memory, in the
-// store (synced to disk) and in the firewall backend. A change to a
-// connection replaces the firewall state; a change to mappings alone is
-// sent as a delta of the active mappings.
+// store (synced to disk), in the firewall backend and in ch's steps. A
+// change to a connection replaces the firewall state; a change to mappings
+// alone is sent as a delta of the active mappings.
 func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 	oldConns := map[string]*store.Connection{}
 	for _, c := range ch.conns {
@@ -273,50 +357,44 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 	for id := range ch.mappings {
 		oldMappings[id] = m.mappings[id]
 	}
-	// The deltas are computed against the memory before the change.
-	var del, add []fw.Mapping
-	if len(ch.conns) == 0 {
-		for id, mp := range ch.mappings {
-			was, wasOK := fw.Mapping{}, false
-			if old := m.mappings[id]; old != nil {
-				was, wasOK = m.activeLocked(old)
-			}
-			now, nowOK := fw.Mapping{}, false
-			if mp != nil {
-				now, nowOK = m.activeLocked(mp)
-			}
-			if wasOK && nowOK && was == now {
-				continue
-			}
-			if wasOK {
-				del = append(del, was)
-			}
-			if nowOK {
-				add = append(add, now)
-			}
-		}
-		fw.SortMappings(del)
-		fw.SortMappings(add)
-	}
-	var oldCfg *fw.Config
+	var fwStep step
 	if len(ch.conns) > 0 {
-		oldCfg = m.fwConfigLocked()
-	}
-	restore := func() {
-		for id, c := range oldConns {
-			m.setConn(id, c)
+		oldCfg := m.fwConfigLocked()
+		fwStep = step{
+			do: func(ctx context.Context) error {
+				if err := m.fw.Replace(ctx, m.fwConfigLocked()); err != nil {
+					return hresult.New(hresult.Fail, "applying the firewall state: %v", err)
+				}
+				return nil
+			},
+			undo: func(ctx context.Context) error { return m.fw.Replace(ctx, oldCfg) },
 		}
-		for id, mp := range oldMappings {
-			m.setMapping(id, mp)
+	} else if del, add := m.mappingDeltaLocked(ch); len(del)+len(add) > 0 {
+		fwStep = step{
+			do: func(ctx context.Context) error {
+				if err := m.fw.UpdateMappings(ctx, del, add); err != nil {
+					return hresult.New(hresult.Fail, "applying port mappings: %v", err)
+				}
+				return nil
+			},
+			undo: func(ctx context.Context) error { return m.fw.UpdateMappings(ctx, add, del) },
 		}
 	}
+	steps := ch.steps
+	if fwStep.do != nil {
+		steps = append([]step{fwStep}, steps...)
+	}
+	oldSettings := m.settings
 	for _, c := range ch.conns {
 		m.setConn(c.ID, &c)
 	}
 	for id, mp := range ch.mappings {
 		m.setMapping(id, mp)
 	}
-	fwDone := false
+	if ch.settings != nil {
+		m.settings = *ch.settings
+	}
+	var done []step
 	err := m.st.Update(func(tx *store.Tx) error {
 		for _, c := range ch.conns {
 			if err := tx.PutConnection(c); err != nil {
@@ -334,40 +412,40 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 				return hresult.New(hresult.Fail, "writing mapping %d: %v", id, err)
 			}
 		}
-		switch {
-		case oldCfg != nil:
-			if err := m.fw.Replace(ctx, m.fwConfigLocked()); err != nil {
-				return hresult.New(hresult.Fail, "applying the firewall state: %v", err)
-			}
-		case len(del)+len(add) > 0:
-			if err := m.fw.UpdateMappings(ctx, del, add); err != nil {
-				return hresult.New(hresult.Fail, "applying port mappings: %v", err)
+		if ch.settings != nil {
+			if err := tx.PutSettings(*ch.settings); err != nil {
+				return hresult.New(hresult.Fail, "writing settings: %v", err)
 			}
 		}
-		fwDone = true
-		if ch.apply != nil {
-			return ch.apply(ctx)
+		for _, s := range steps {
+			if err := s.do(ctx); err != nil {
+				return err
+			}
+			done = append(done, s)
 		}
 		return nil
 	})
 	if err == nil {
 		return nil
 	}
-	restore()
-	if fwDone {
-		// The firewall took the change but the store did not: put the
-		// firewall back as it was.
-		var rerr error
-		if oldCfg != nil {
-			rerr = m.fw.Replace(ctx, oldCfg)
-		} else {
-			rerr = m.fw.UpdateMappings(ctx, add, del)
+	for id, c := range oldConns {
+		m.setConn(id, c)
+	}
+	for id, mp := range oldMappings {
+		m.setMapping(id, mp)
+	}
+	m.settings = oldSettings
+	undoFailed := false
+	for i := len(done) - 1; i >= 0; i-- {
+		if uerr := done[i].undo(ctx); uerr != nil {
+			m.log.Error("undoing a change failed", "err", uerr)
+			undoFailed = true
 		}
-		if rerr != nil {
-			m.log.Error("firewall rollback failed; resynchronising", "err", rerr)
-			if rerr := m.fw.Replace(ctx, m.fwConfigLocked()); rerr != nil {
-				m.log.Error("firewall resynchronisation failed", "err", rerr)
-			}
+	}
+	if undoFailed && fwStep.do != nil {
+		// Make sure the firewall holds the state that stands.
+		if rerr := m.fw.Replace(ctx, m.fwConfigLocked()); rerr != nil {
+			m.log.Error("firewall resynchronisation failed", "err", rerr)
 		}
 	}
 	return hresult.From(err)

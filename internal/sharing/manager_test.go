@@ -18,7 +18,12 @@ import (
 	"github.com/netshare/netshare/internal/store"
 )
 
-var ctx = context.Background()
+var (
+	ctx       = context.Background()
+	public    = hnetcfg.SharingRequest{Type: hnetcfg.ICSSHARINGTYPE_PUBLIC}
+	private   = hnetcfg.SharingRequest{Type: hnetcfg.ICSSHARINGTYPE_PRIVATE}
+	private10 = hnetcfg.SharingRequest{Type: hnetcfg.ICSSHARINGTYPE_PRIVATE, Address: "10.1.0.1/24"}
+)
 
 // harness is a Manager on a store in a temporary directory, with fake
 // links and a fake firewall.
@@ -94,7 +99,7 @@ func (h *harness) check() {
 
 // dumpLocked renders the records in memory.
 func (m *Manager) dumpLocked() string {
-	st := &store.State{LastMappingID: m.lastID}
+	st := &store.State{LastMappingID: m.lastID, Settings: m.settings}
 	for _, c := range m.conns {
 		st.Connections = append(st.Connections, *c)
 	}
@@ -336,7 +341,7 @@ func TestRename(t *testing.T) {
 func TestSharingRules(t *testing.T) {
 	h := newHarness(t)
 	// A public connection gets the firewall switched on.
-	p, err := h.m.EnableSharing(ctx, "wan0", hnetcfg.ICSSHARINGTYPE_PUBLIC)
+	p, err := h.m.EnableSharing(ctx, "wan0", public)
 	if err != nil || !p.Sharing.Enabled || p.Sharing.Type != "public" || !p.FirewallEnabled {
 		t.Fatalf("EnableSharing(public) = %+v, %v", p, err)
 	}
@@ -345,12 +350,12 @@ func TestSharingRules(t *testing.T) {
 	}
 	h.check()
 	// A private connection keeps its firewall as it is.
-	p, err = h.m.EnableSharing(ctx, "lan0", hnetcfg.ICSSHARINGTYPE_PRIVATE)
+	p, err = h.m.EnableSharing(ctx, "lan0", private)
 	if err != nil || p.Sharing.Type != "private" || p.FirewallEnabled {
 		t.Fatalf("EnableSharing(private) = %+v, %v", p, err)
 	}
 	h.must(h.m.EnableInternetFirewall(ctx, "lan1"))
-	h.must(h.m.EnableSharing(ctx, "lan1", hnetcfg.ICSSHARINGTYPE_PRIVATE))
+	h.must(h.m.EnableSharing(ctx, "lan1", private10))
 	if !h.props("lan1").FirewallEnabled {
 		t.Error("lan1 lost its firewall when shared as private")
 	}
@@ -359,7 +364,7 @@ func TestSharingRules(t *testing.T) {
 	}
 	// Enabling the same role again changes nothing.
 	replaces, _ := h.fw.Calls()
-	h.must(h.m.EnableSharing(ctx, "wan0", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	h.must(h.m.EnableSharing(ctx, "wan0", public))
 	if r, _ := h.fw.Calls(); r != replaces {
 		t.Error("enabling the same role again replaced the firewall")
 	}
@@ -371,7 +376,7 @@ func TestSharingRules(t *testing.T) {
 	if len(h.fw.Config().Mappings) != 1 {
 		t.Fatal("the enabled mapping is not in the firewall")
 	}
-	h.must(h.m.EnableSharing(ctx, "wg0", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	h.must(h.m.EnableSharing(ctx, "wg0", public))
 	pub, _ := h.m.EnumPublicConnections(ctx)
 	priv, _ := h.m.EnumPrivateConnections(ctx)
 	if !slices.Equal(names(pub), []string{"wg0"}) || !slices.Equal(names(priv), []string{"lan0", "lan1"}) {
@@ -389,7 +394,7 @@ func TestSharingRules(t *testing.T) {
 
 	// A connection has one role: making a private one public takes it out
 	// of the private ones.
-	h.must(h.m.EnableSharing(ctx, "lan1", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	h.must(h.m.EnableSharing(ctx, "lan1", public))
 	pub, _ = h.m.EnumPublicConnections(ctx)
 	priv, _ = h.m.EnumPrivateConnections(ctx)
 	if !slices.Equal(names(pub), []string{"lan1"}) || !slices.Equal(names(priv), []string{"lan0"}) {
@@ -428,9 +433,9 @@ func TestSharingRules(t *testing.T) {
 	if !h.props("lan1").FirewallEnabled {
 		t.Error("firewall is off")
 	}
-	_, err = h.m.EnableSharing(ctx, "lan0", "both")
+	_, err = h.m.EnableSharing(ctx, "lan0", hnetcfg.SharingRequest{Type: "both"})
 	wantInvalid(t, err, "type")
-	_, err = h.m.EnableSharing(ctx, "nope", hnetcfg.ICSSHARINGTYPE_PUBLIC)
+	_, err = h.m.EnableSharing(ctx, "nope", public)
 	if !hresult.IsNotFound(err) {
 		t.Errorf("unknown connection: %v", err)
 	}
@@ -438,8 +443,8 @@ func TestSharingRules(t *testing.T) {
 
 func TestSharingPersists(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wan0", hnetcfg.ICSSHARINGTYPE_PUBLIC))
-	h.must(h.m.EnableSharing(ctx, "lan0", hnetcfg.ICSSHARINGTYPE_PRIVATE))
+	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "lan0", private))
 	m1 := h.add("wan0", "web", 80, "192.168.137.10")
 	h.must(h.m.EnablePortMapping(ctx, "wan0", m1.ID))
 	h.add("wan0", "off", 81, "192.168.137.10")
@@ -467,7 +472,7 @@ func TestSharingPersists(t *testing.T) {
 
 func TestAbsentConnection(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wg0", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	h.must(h.m.EnableSharing(ctx, "wg0", public))
 	id := h.props("wg0").ID
 	h.links.Remove("wg0")
 	h.links.Remove("lan1") // not configured: no longer listed
@@ -491,7 +496,7 @@ func TestAbsentConnection(t *testing.T) {
 
 func TestPortMappings(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wan0", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	h.must(h.m.EnableSharing(ctx, "wan0", public))
 	p, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{Name: "web", Protocol: "TCP", ExternalPort: 80, InternalPort: 8080, TargetIPAddress: "192.168.137.10"})
 	if err != nil {
 		t.Fatal(err)
@@ -593,7 +598,7 @@ func TestPortMappings(t *testing.T) {
 		t.Errorf("Disable with a failing firewall = %v, want E_FAIL", err)
 	}
 	h.fw.FailNext(errors.New("netlink: busy"))
-	if _, err := h.m.EnableSharing(ctx, "lan0", hnetcfg.ICSSHARINGTYPE_PRIVATE); hresult.CodeOf(err) != hresult.Fail {
+	if _, err := h.m.EnableSharing(ctx, "lan0", private); hresult.CodeOf(err) != hresult.Fail {
 		t.Errorf("EnableSharing with a failing firewall = %v, want E_FAIL", err)
 	}
 	if got := h.state(); got != before {
@@ -651,7 +656,7 @@ func TestPortMappings(t *testing.T) {
 // and switch sharing, then checks that memory, store and firewall agree.
 func TestConcurrent(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wan0", hnetcfg.ICSSHARINGTYPE_PUBLIC))
+	h.must(h.m.EnableSharing(ctx, "wan0", public))
 	var wg sync.WaitGroup
 	const workers, rounds = 8, 40
 	for w := range workers {
@@ -677,7 +682,7 @@ func TestConcurrent(t *testing.T) {
 					}
 				}
 				if w == 0 && i%10 == 0 {
-					h.m.EnableSharing(ctx, "lan1", hnetcfg.ICSSHARINGTYPE_PRIVATE)
+					h.m.EnableSharing(ctx, "lan1", private10)
 					h.m.DisableSharing(ctx, "lan1")
 				}
 			}
@@ -699,5 +704,123 @@ func TestConcurrent(t *testing.T) {
 	h.restart()
 	if again, _ := h.m.EnumPortMappings(ctx, "wan0", hnetcfg.ICSSC_DEFAULT); !slices.Equal(again, all) {
 		t.Fatal("mappings changed over a restart")
+	}
+}
+
+func (h *harness) addrs(name string) []string {
+	h.t.Helper()
+	l, ok := h.links.Get(name)
+	if !ok {
+		h.t.Fatalf("no link %s", name)
+	}
+	var out []string
+	for _, p := range l.Addrs {
+		out = append(out, p.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (h *harness) forwarding() bool {
+	on, _ := h.links.IPv4Forwarding(ctx)
+	return on
+}
+
+func TestPrivateAddressAndForwarding(t *testing.T) {
+	h := newHarness(t)
+	if h.forwarding() {
+		t.Fatal("forwarding on at the start")
+	}
+	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	if !h.forwarding() {
+		t.Fatal("sharing did not turn forwarding on")
+	}
+	p, err := h.m.EnableSharing(ctx, "lan1", private)
+	if err != nil || p.Sharing.Address != "192.168.137.1/24" {
+		t.Fatalf("EnableSharing(lan1, private) = %+v, %v", p, err)
+	}
+	h.check()
+	if got := h.addrs("lan1"); !slices.Equal(got, []string{"192.168.137.1/24"}) {
+		t.Fatalf("lan1 addresses %v, want the private address only", got)
+	}
+	// Overlaps are refused and change nothing.
+	before := h.state()
+	for _, tt := range []struct {
+		ref  string
+		req  hnetcfg.SharingRequest
+		want string
+	}{
+		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "198.51.100.77/24"}, "address: 198.51.100.77/24 overlaps 198.51.100.0/24 of the public connection"},
+		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "192.168.137.5/16"}, "overlaps 192.168.137.0/24 of the private connection"},
+		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "192.168.137.0/24"}, "network address"},
+		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "10.9.255.255/16"}, "broadcast address"},
+		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "10.9.0.1"}, "not an address with a prefix length"},
+		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "10.9.0.1/31"}, "prefix length must be 8 to 30"},
+		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "fd00::1/64"}, "not IPv4"},
+		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "127.0.0.2/8"}, "not a usable"},
+		{"wg0", hnetcfg.SharingRequest{Type: "public", Address: "10.9.0.1/24"}, "address: is for private connections"},
+	} {
+		_, err := h.m.EnableSharing(ctx, tt.ref, tt.req)
+		if hresult.CodeOf(err) != hresult.InvalidArg || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("EnableSharing(%s, %+v) = %v, want E_INVALIDARG with %q", tt.ref, tt.req, err, tt.want)
+		}
+	}
+	// A public connection whose network overlaps a private one.
+	h.links.Add(link.Link{Name: "wan1", Kind: "device", Up: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.137.200/24")}})
+	h.m.EnumEveryConnection(ctx) // records wan1
+	before = h.state()
+	if _, err := h.m.EnableSharing(ctx, "wan1", public); hresult.CodeOf(err) != hresult.InvalidArg || !strings.Contains(err.Error(), "overlaps the private network 192.168.137.0/24") {
+		t.Errorf("overlapping public: %v", err)
+	}
+	// A link that refuses the address leaves everything as it was.
+	h.links.FailNext(errors.New("address refused"))
+	if _, err := h.m.EnableSharing(ctx, "wg0", hnetcfg.SharingRequest{Type: "private", Address: "10.77.0.1/24"}); hresult.CodeOf(err) != hresult.Fail {
+		t.Errorf("failing link: %v", err)
+	}
+	if got := h.state(); got != before {
+		t.Fatalf("refused calls changed the state:\n%s\nwant\n%s", got, before)
+	}
+	// A second private network, then a new address for it.
+	h.must(h.m.EnableSharing(ctx, "wg0", hnetcfg.SharingRequest{Type: "private", Address: "10.77.0.1/24"}))
+	h.must(h.m.EnableSharing(ctx, "wg0", hnetcfg.SharingRequest{Type: "private", Address: "10.78.0.1/24"}))
+	if got := h.addrs("wg0"); !slices.Equal(got, []string{"10.78.0.1/24"}) {
+		t.Fatalf("wg0 addresses %v", got)
+	}
+	// Restart in a namespace that lost its state (a reboot): forwarding
+	// and the private addresses come back.
+	h.links.SetIPv4Forwarding(ctx, false)
+	h.links.DelAddr(ctx, "lan1", netip.MustParsePrefix("192.168.137.1/24"))
+	h.restart()
+	if !h.forwarding() || !slices.Equal(h.addrs("lan1"), []string{"192.168.137.1/24"}) {
+		t.Fatalf("after restart: forwarding %v, lan1 %v", h.forwarding(), h.addrs("lan1"))
+	}
+	// Unsharing puts the old addresses back; the last one puts forwarding
+	// back as it was.
+	h.must(h.m.DisableSharing(ctx, "wg0"))
+	if got := h.addrs("wg0"); !slices.Equal(got, []string{"10.9.0.1/24"}) {
+		t.Fatalf("wg0 after unsharing: %v, want its own address back", got)
+	}
+	h.must(h.m.DisableSharing(ctx, "lan1"))
+	if got := h.addrs("lan1"); !slices.Equal(got, []string{"10.1.0.1/24"}) {
+		t.Fatalf("lan1 after unsharing: %v", got)
+	}
+	if !h.forwarding() {
+		t.Fatal("forwarding off while wan0 is still shared")
+	}
+	h.must(h.m.DisableSharing(ctx, "wan0"))
+	if h.forwarding() {
+		t.Fatal("forwarding still on after the last sharing stopped")
+	}
+	// Forwarding that was on before stays on.
+	h.links.SetIPv4Forwarding(ctx, true)
+	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.DisableSharing(ctx, "wan0"))
+	if !h.forwarding() {
+		t.Fatal("forwarding that was on before sharing was turned off")
+	}
+	// The remembered private address is used again.
+	p, err = h.m.EnableSharing(ctx, "wg0", private)
+	if err != nil || p.Sharing.Address != "10.78.0.1/24" {
+		t.Fatalf("re-enabling wg0: %+v, %v", p, err)
 	}
 }

@@ -34,6 +34,7 @@ var (
 	bucketMappings    = []byte("mappings")
 	keySchema         = []byte("schema")
 	keyApp            = []byte("app")
+	keySettings       = []byte("settings")
 	appName           = []byte("netshare")
 )
 
@@ -56,6 +57,12 @@ type Connection struct {
 	Name     string `json:"name,omitempty"`
 	Role     Role   `json:"role,omitempty"`
 	Firewall bool   `json:"firewall,omitempty"`
+	// PrivateAddress is the address (with prefix) the connection has while
+	// shared as private; "" means the default.
+	PrivateAddress string `json:"privateAddress,omitempty"`
+	// SavedAddrs are the IPv4 addresses the link had before it was shared
+	// as private, put back when sharing stops; nil when none are kept.
+	SavedAddrs []string `json:"savedAddrs,omitempty"`
 }
 
 // Mapping is a stored port mapping. Exactly one of TargetName and
@@ -73,8 +80,18 @@ type Mapping struct {
 	Enabled      bool   `json:"enabled,omitempty"`
 }
 
+// Settings are the namespace-wide things netshare keeps.
+type Settings struct {
+	// ForwardingSaved is set while netshare has IPv4 forwarding on
+	// because of sharing; ForwardingWas is the value it had before, put
+	// back when the last sharing stops.
+	ForwardingSaved bool `json:"forwardingSaved,omitempty"`
+	ForwardingWas   bool `json:"forwardingWas,omitempty"`
+}
+
 // State is everything the store holds.
 type State struct {
+	Settings    Settings
 	Connections []Connection
 	Mappings    []Mapping
 	// LastMappingID is the highest mapping id ever stored, deleted ones
@@ -188,6 +205,11 @@ func (s *Store) Load() (st *State, err error) {
 	}()
 	st = &State{}
 	err = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keySettings); v != nil {
+			if err := json.Unmarshal(v, &st.Settings); err != nil {
+				return corrupt(s.path, fmt.Errorf("settings: %v", err))
+			}
+		}
 		if err := tx.Bucket(bucketConnections).ForEach(func(k, v []byte) error {
 			var c Connection
 			if err := json.Unmarshal(v, &c); err != nil {
@@ -224,6 +246,11 @@ type Tx struct {
 // fn returns nil and rolled back, leaving the file as it was, otherwise.
 func (s *Store) Update(fn func(*Tx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// PutSettings writes the settings.
+func (t *Tx) PutSettings(st Settings) error {
+	return put(t.tx.Bucket(bucketMeta), keySettings, st)
 }
 
 // PutConnection writes c.

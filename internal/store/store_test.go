@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -47,7 +48,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Connections) != 1 || st.Connections[0] != c || len(st.Mappings) != 1 || st.Mappings[0] != m || st.LastMappingID != 7 {
+	if len(st.Connections) != 1 || !reflect.DeepEqual(st.Connections[0], c) || len(st.Mappings) != 1 || st.Mappings[0] != m || st.LastMappingID != 7 {
 		t.Fatalf("loaded %+v", st)
 	}
 	// Deleting keeps the id used.

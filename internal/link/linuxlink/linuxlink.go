@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -125,32 +127,99 @@ func (b *Backend) drivers(ls []netlink.Link) map[string]string {
 
 // socket opens a datagram socket in the backend's namespace, for ioctls.
 func (b *Backend) socket() (int, error) {
+	fd := -1
+	err := b.inNS(func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		return err
+	})
+	return fd, err
+}
+
+// inNS runs fn on a thread in the backend's namespace: sockets and
+// /proc/sys/net belong to the namespace of the thread that opens them.
+func (b *Backend) inNS(fn func() error) error {
 	if !b.ns.IsOpen() {
-		return unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		return fn()
 	}
-	// A socket belongs to the namespace of the thread that creates it.
 	runtime.LockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
 		runtime.UnlockOSThread()
-		return -1, err
+		return err
 	}
 	defer orig.Close()
 	if err := netns.Set(b.ns); err != nil {
 		runtime.UnlockOSThread()
-		return -1, err
+		return err
 	}
-	fd, serr := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	ferr := fn()
 	if err := netns.Set(orig); err != nil {
 		// The thread is stuck in the other namespace: leave it locked, so
 		// that it ends with this goroutine instead of serving others.
-		if serr == nil {
-			unix.Close(fd)
-		}
-		return -1, fmt.Errorf("returning to the original namespace: %w", err)
+		return fmt.Errorf("returning to the original namespace: %w", err)
 	}
 	runtime.UnlockOSThread()
-	return fd, serr
+	return ferr
+}
+
+const ipForward = "/proc/sys/net/ipv4/ip_forward"
+
+// IPv4Forwarding implements link.Backend.
+func (b *Backend) IPv4Forwarding(ctx context.Context) (bool, error) {
+	var v []byte
+	err := b.inNS(func() error {
+		var err error
+		v, err = os.ReadFile(ipForward)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", ipForward, err)
+	}
+	return strings.TrimSpace(string(v)) == "1", nil
+}
+
+// SetIPv4Forwarding implements link.Backend.
+func (b *Backend) SetIPv4Forwarding(ctx context.Context, on bool) error {
+	v := "0\n"
+	if on {
+		v = "1\n"
+	}
+	if err := b.inNS(func() error { return os.WriteFile(ipForward, []byte(v), 0o644) }); err != nil {
+		return fmt.Errorf("writing %s: %w", ipForward, err)
+	}
+	return nil
+}
+
+// AddAddr implements link.Backend.
+func (b *Backend) AddAddr(ctx context.Context, name string, addr netip.Prefix) error {
+	l, err := b.byName(name)
+	if err != nil {
+		return err
+	}
+	if err := b.h.AddrAdd(l, nlAddr(addr)); err != nil {
+		return fmt.Errorf("adding %s to %s: %w", addr, name, err)
+	}
+	return nil
+}
+
+// DelAddr implements link.Backend.
+func (b *Backend) DelAddr(ctx context.Context, name string, addr netip.Prefix) error {
+	l, err := b.byName(name)
+	if err != nil {
+		return err
+	}
+	if err := b.h.AddrDel(l, nlAddr(addr)); err != nil {
+		return fmt.Errorf("removing %s from %s: %w", addr, name, err)
+	}
+	return nil
+}
+
+func nlAddr(p netip.Prefix) *netlink.Addr {
+	return &netlink.Addr{IPNet: &net.IPNet{
+		IP:   p.Addr().AsSlice(),
+		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+	}}
 }
 
 func (b *Backend) byName(name string) (netlink.Link, error) {

@@ -3,6 +3,7 @@ package linuxlink
 import (
 	"context"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -69,6 +70,38 @@ func TestBackend(t *testing.T) {
 	}
 	if wan := get("wan0"); wan.Alias != "Upstream (ISP)" {
 		t.Errorf("alias %q", wan.Alias)
+	}
+	p := netip.MustParsePrefix("192.168.137.1/24")
+	if err := b.AddAddr(ctx, "wan0", p); err != nil {
+		t.Fatal(err)
+	}
+	if wan := get("wan0"); !slices.Contains(wan.Addrs, p) {
+		t.Errorf("wan0 lacks %s: %v", p, wan.Addrs)
+	}
+	if err := b.DelAddr(ctx, "wan0", p); err != nil {
+		t.Fatal(err)
+	}
+	if wan := get("wan0"); slices.Contains(wan.Addrs, p) {
+		t.Errorf("wan0 still has %s: %v", p, wan.Addrs)
+	}
+	if err := b.DelAddr(ctx, "wan0", p); err == nil {
+		t.Error("removing an absent address succeeded")
+	}
+	// Forwarding is per namespace: the test's, not the host's.
+	hostFwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	for _, on := range []bool{true, false, true} {
+		if err := b.SetIPv4Forwarding(ctx, on); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.IPv4Forwarding(ctx); err != nil || got != on {
+			t.Fatalf("IPv4Forwarding = %v, %v; want %v", got, err, on)
+		}
+		if out := ns.MustRun(t, "cat", "/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(out) != map[bool]string{true: "1", false: "0"}[on] {
+			t.Fatalf("ip_forward in the namespace is %q, want %v", out, on)
+		}
+	}
+	if after, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); string(after) != string(hostFwd) {
+		t.Fatalf("the host's ip_forward changed from %q to %q", hostFwd, after)
 	}
 	if err := b.SetUp(ctx, "nope0"); err == nil || !strings.Contains(err.Error(), `"nope0"`) {
 		t.Errorf("SetUp(nope0) = %v", err)
