@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/internal/daemon"
 	"github.com/netshare/netshare/internal/daemon/daemontest"
 )
 
@@ -241,8 +243,14 @@ func TestCLIDaemonDown(t *testing.T) {
 	ok(t, "/nonexistent.sock", "--socket", d.Socket, "connection", "list")
 }
 
+// TestMain keeps the kernel backend out of the host's namespace.
+func TestMain(m *testing.M) {
+	os.Setenv(daemon.GuardEnv, "1")
+	os.Exit(m.Run())
+}
+
 func TestServeFlags(t *testing.T) {
-	fails(t, "", 1, "E_FAIL: the kernel backend", "serve", "--state-dir", t.TempDir(), "--socket", t.TempDir()+"/s")
+	fails(t, "", 1, "E_FAIL: refusing to run the kernel backend in the host's network namespace", "serve", "--state-dir", t.TempDir(), "--socket", t.TempDir()+"/s")
 	fails(t, "", 1, "E_FAIL: --backend: \"nft\" is not a backend", "serve", "--backend", "nft", "--state-dir", t.TempDir(), "--socket", t.TempDir()+"/s")
 	fails(t, "", 2, "E_INVALIDARG: slog: level string", "serve", "--log-level", "loud")
 }

@@ -15,9 +15,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/vishvananda/netns"
+
 	"github.com/netshare/netshare/internal/api"
 	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/fw/nftfw"
 	"github.com/netshare/netshare/internal/link"
+	"github.com/netshare/netshare/internal/link/linuxlink"
 	"github.com/netshare/netshare/internal/sharing"
 	"github.com/netshare/netshare/internal/store"
 )
@@ -39,7 +43,8 @@ const (
 type Config struct {
 	StateDir string
 	Socket   string
-	// Backend is BackendKernel (the namespace the daemon runs in) or
+	// Backend is BackendKernel (netlink and nftables in the network
+	// namespace the daemon runs in) or
 	// BackendFake (in-memory interfaces and firewall, for trying netshare
 	// without touching the system).
 	Backend string
@@ -83,8 +88,24 @@ func Run(ctx context.Context, cfg Config) error {
 			firewall = fw.NewFake()
 		}
 	case BackendKernel, "":
-		if links == nil || firewall == nil {
-			return fmt.Errorf("the kernel backend (netlink and nftables) is not built yet; run 'netshare serve --backend=fake' to use in-memory interfaces")
+		if err := guardHostNetNS(); err != nil {
+			return err
+		}
+		if links == nil {
+			l, err := linuxlink.New(netns.None())
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			links = l
+		}
+		if firewall == nil {
+			f, err := nftfw.New(netns.None(), log.With("component", "nftables"))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			firewall = f
 		}
 	default:
 		return fmt.Errorf("--backend: %q is not a backend; use kernel or fake", cfg.Backend)
@@ -110,6 +131,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if c, ok := firewall.(checker); ok {
+		go watchTable(ctx, c, log)
+	}
 	log.Info("serving", "socket", cfg.Socket, "stateFile", st.Path(), "backend", cfg.Backend)
 	if cfg.Ready != nil {
 		cfg.Ready()
@@ -126,6 +150,57 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("stopping the API", "err", err)
 	}
 	return nil
+}
+
+// GuardEnv, when set, makes the kernel backend refuse to start outside a
+// named network namespace (one of /run/netns, as 'ip netns add' makes).
+// Tests set it, so that a mistake can never change the machine's own
+// firewall or links.
+const GuardEnv = "NETSHARE_NO_HOST_NETNS"
+
+func guardHostNetNS() error {
+	if os.Getenv(GuardEnv) == "" {
+		return nil
+	}
+	self, err := os.Stat("/proc/self/ns/net")
+	if err != nil {
+		return fmt.Errorf("%s is set and the network namespace is unknown: %w", GuardEnv, err)
+	}
+	named, _ := filepath.Glob("/run/netns/*")
+	for _, n := range named {
+		if fi, err := os.Stat(n); err == nil && os.SameFile(self, fi) {
+			return nil
+		}
+	}
+	return fmt.Errorf("refusing to run the kernel backend in the host's network namespace (%s is set); run it in a namespace with 'ip netns exec'", GuardEnv)
+}
+
+// checker is a firewall backend that can tell when another program changed
+// its table, and put it back.
+type checker interface {
+	Check(ctx context.Context) (restored bool, err error)
+}
+
+// checkInterval is how often the table is compared with the state.
+const checkInterval = time.Second
+
+// watchTable puts the firewall table back within a second when another
+// program deletes or changes it.
+func watchTable(ctx context.Context, c checker, log *slog.Logger) {
+	t := time.NewTicker(checkInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if restored, err := c.Check(ctx); err != nil {
+				log.Error("checking the firewall table", "err", err)
+			} else if restored {
+				log.Warn("the firewall table was restored")
+			}
+		}
+	}
 }
 
 // listen opens the unix socket with mode SocketMode, replacing a stale

@@ -11,11 +11,14 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -24,9 +27,15 @@ import (
 
 // Backend is a fw.Backend on one network namespace.
 type Backend struct {
-	mu    sync.Mutex // serialises batches on conn
 	conn  *nftables.Conn
+	nl    *netlink.Handle // for conntrack
 	table *nftables.Table
+	log   *slog.Logger
+
+	mu       sync.Mutex // serialises batches on conn; guards the fields below
+	cfg      *fw.Config // the last Config applied, without its mappings
+	mappings map[fw.Key]fw.Mapping
+	gen      uint32 // the ruleset generation after our last batch
 }
 
 var _ fw.Backend = (*Backend)(nil)
@@ -34,24 +43,44 @@ var _ fw.Backend = (*Backend)(nil)
 // New returns a Backend on the namespace ns; a closed handle (netns.None())
 // means the namespace of the calling process. It keeps one netlink socket
 // open: closing a socket after each batch makes every element delete wait
-// for an RCU grace period (about 14 ms).
-func New(ns netns.NsHandle) (*Backend, error) {
+// for an RCU grace period (about 14 ms). log may be nil.
+func New(ns netns.NsHandle, log *slog.Logger) (*Backend, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	opts := []nftables.ConnOption{nftables.AsLasting()}
+	var h *netlink.Handle
+	var err error
 	if ns.IsOpen() {
 		opts = append(opts, nftables.WithNetNSFd(int(ns)))
+		h, err = netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
+	} else {
+		h, err = netlink.NewHandle(unix.NETLINK_NETFILTER)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening netlink for conntrack: %w", err)
 	}
 	c, err := nftables.New(opts...)
 	if err != nil {
+		h.Close()
 		return nil, fmt.Errorf("opening nftables: %w", err)
 	}
 	return &Backend{
-		conn:  c,
-		table: &nftables.Table{Family: nftables.TableFamilyINet, Name: fw.TableName},
+		conn:     c,
+		nl:       h,
+		table:    &nftables.Table{Family: nftables.TableFamilyINet, Name: fw.TableName},
+		log:      log,
+		cfg:      &fw.Config{},
+		mappings: map[fw.Key]fw.Mapping{},
 	}, nil
 }
 
-// Close closes the netlink socket; the table stays.
-func (b *Backend) Close() error { return b.conn.CloseLasting() }
+// Close closes the netlink sockets; the table stays, so that sharing goes
+// on while the daemon restarts.
+func (b *Backend) Close() error {
+	b.nl.Close()
+	return b.conn.CloseLasting()
+}
 
 // Remove deletes the table.
 func (b *Backend) Remove(ctx context.Context) error {
@@ -81,9 +110,13 @@ func (b *Backend) mapSet() *nftables.Set {
 // Replace implements fw.Backend: it deletes the table and creates it anew
 // from cfg in one batch, so that no packet sees a half-built table.
 func (b *Backend) Replace(ctx context.Context, cfg *fw.Config) error {
-	rs := fw.Compile(cfg)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.replaceLocked(cfg)
+}
+
+func (b *Backend) replaceLocked(cfg *fw.Config) error {
+	rs := fw.Compile(cfg)
 	c := b.conn
 	// Adding first makes the delete succeed when the table is absent.
 	c.AddTable(b.table)
@@ -129,6 +162,21 @@ func (b *Backend) Replace(ctx context.Context, cfg *fw.Config) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("replacing table inet %s: %w", fw.TableName, err)
 	}
+	var gone []fw.Mapping
+	next := make(map[fw.Key]fw.Mapping, len(rs.Mappings))
+	for _, m := range rs.Mappings {
+		next[m.Key] = m
+	}
+	for k, m := range b.mappings {
+		if next[k] != m {
+			gone = append(gone, m)
+		}
+	}
+	b.cfg = cfg.Clone()
+	b.cfg.Mappings = nil
+	b.mappings = next
+	b.flushFlows(gone)
+	b.gen = b.genLocked()
 	return nil
 }
 
@@ -150,7 +198,138 @@ func (b *Backend) UpdateMappings(ctx context.Context, del, add []fw.Mapping) err
 	if err := b.conn.Flush(); err != nil {
 		return fmt.Errorf("updating map %s (-%d +%d elements): %w", fw.MapMappings, len(del), len(add), err)
 	}
+	for _, m := range del {
+		delete(b.mappings, m.Key)
+	}
+	for _, m := range add {
+		b.mappings[m.Key] = m
+	}
+	b.flushFlows(del)
+	b.gen = b.genLocked()
 	return nil
+}
+
+// flushFlows deletes the conntrack entries of flows that mappings created,
+// so that their traffic stops at once instead of when the entries expire
+// (UDP flows would otherwise go on as long as packets keep coming). A
+// failure is logged: the mapping itself is already gone.
+func (b *Backend) flushFlows(ms []fw.Mapping) {
+	if len(ms) == 0 {
+		return
+	}
+	filters := make([]netlink.CustomConntrackFilter, 0, len(ms))
+	for _, m := range ms {
+		f := &netlink.ConntrackFilter{}
+		f.AddProtocol(protoNum(m.Protocol))
+		f.AddPort(netlink.ConntrackOrigDstPort, m.ExternalPort)
+		f.AddIP(netlink.ConntrackReplySrcIP, m.Target.AsSlice())
+		filters = append(filters, f)
+	}
+	n, err := b.nl.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...)
+	if err != nil {
+		b.log.Warn("deleting the conntrack entries of removed mappings", "mappings", len(ms), "err", err)
+		return
+	}
+	if n > 0 {
+		b.log.Info("deleted the flows of removed mappings", "flows", n, "mappings", len(ms))
+	}
+}
+
+// genLocked returns the ruleset generation, which every change to any
+// table in the namespace moves on; 0 if it cannot be read.
+func (b *Backend) genLocked() uint32 {
+	g, err := b.conn.GetGen()
+	if err != nil {
+		return 0
+	}
+	return g.ID
+}
+
+// Check compares the table in the kernel with the state last applied and,
+// if another program deleted or changed it, puts it back. It reports
+// whether it did. It is cheap while nothing in the namespace's ruleset
+// changed; otherwise it compares the table's sets and chains (not the
+// elements of the mappings map, which would cost a dump of every element).
+func (b *Backend) Check(ctx context.Context) (restored bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	gen := b.genLocked()
+	if gen != 0 && gen == b.gen {
+		return false, nil
+	}
+	why := b.differsLocked()
+	if why == "" {
+		b.gen = gen
+		return false, nil
+	}
+	b.log.Warn("table inet "+fw.TableName+" was changed by another program; putting it back", "change", why)
+	cfg := b.cfg.Clone()
+	for _, m := range b.mappings {
+		cfg.Mappings = append(cfg.Mappings, m)
+	}
+	if err := b.replaceLocked(cfg); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// differsLocked says how the kernel's table differs from the compiled
+// state, or "" if it does not.
+func (b *Backend) differsLocked() string {
+	if _, err := b.conn.ListTableOfFamily(fw.TableName, nftables.TableFamilyINet); err != nil {
+		return "the table is gone"
+	}
+	want := fw.Compile(b.cfg)
+	sets, err := b.conn.GetSets(b.table)
+	if err != nil {
+		return "listing its sets failed: " + err.Error()
+	}
+	have := map[string]*nftables.Set{}
+	for _, s := range sets {
+		have[s.Name] = s
+	}
+	if have[fw.MapMappings] == nil {
+		return "the mappings map is gone"
+	}
+	for _, s := range want.Sets {
+		set := have[s.Name]
+		if set == nil {
+			return "set " + s.Name + " is gone"
+		}
+		elems, err := b.conn.GetSetElements(set)
+		if err != nil || len(elems) != len(s.Elements) {
+			return "set " + s.Name + " has other elements"
+		}
+		for _, e := range elems {
+			if !slices.Contains(s.Elements, unix.ByteSliceToString(e.Key)) {
+				return "set " + s.Name + " has other elements"
+			}
+		}
+	}
+	chains, err := b.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return "listing its chains failed: " + err.Error()
+	}
+	byName := map[string]*nftables.Chain{}
+	for _, c := range chains {
+		if c.Table.Name == fw.TableName {
+			byName[c.Name] = c
+		}
+	}
+	if len(byName) != len(want.Chains) {
+		return "it has other chains"
+	}
+	for _, wc := range want.Chains {
+		c := byName[wc.Name]
+		if c == nil {
+			return "chain " + wc.Name + " is gone"
+		}
+		rules, err := b.conn.GetRules(b.table, c)
+		if err != nil || len(rules) != len(wc.Rules) {
+			return "chain " + wc.Name + " has other rules"
+		}
+	}
+	return ""
 }
 
 var (

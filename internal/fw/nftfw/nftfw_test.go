@@ -30,7 +30,7 @@ func listed(t *testing.T, ns *nettest.NetNS) string {
 
 func newBackend(t *testing.T, ns *nettest.NetNS) *Backend {
 	t.Helper()
-	b, err := New(ns.Handle)
+	b, err := New(ns.Handle, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,5 +116,48 @@ func TestUpdateMappings(t *testing.T) {
 	}
 	if out, _ := ns.Run("nft", "list", "tables"); strings.Contains(out, fw.TableName) {
 		t.Fatalf("table still there after Remove: %s", out)
+	}
+}
+
+// TestCheckRestores has another program change or delete the table and
+// checks that Check puts it back, with its mappings, and leaves it alone
+// when only other tables change.
+func TestCheckRestores(t *testing.T) {
+	requireNft(t)
+	ns := nettest.New(t)
+	b := newBackend(t, ns)
+	cfg := &fw.Config{Public: "wan0", Private: []string{"lan0"}, Firewalled: []string{"wan0"}}
+	if err := b.Replace(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	web := mapping("wan0", fw.TCP, 80, "192.168.137.10", 8080)
+	if err := b.UpdateMappings(ctx, nil, []fw.Mapping{web}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Mappings = []fw.Mapping{web}
+	want := fwtest.Normalize(fw.Compile(cfg).String())
+	if restored, err := b.Check(ctx); restored || err != nil {
+		t.Fatalf("Check on an intact table = %v, %v", restored, err)
+	}
+	for _, change := range [][]string{
+		{"nft", "delete", "table", "inet", "netshare"},
+		{"nft", "flush", "chain", "inet", "netshare", "forward"},
+		{"nft", "add", "rule", "inet", "netshare", "input", "accept"},
+		{"nft", "delete", "element", "inet", "netshare", "private", "{", "lan0", "}"},
+		{"nft", "flush", "ruleset"},
+	} {
+		ns.MustRun(t, change...)
+		restored, err := b.Check(ctx)
+		if err != nil || !restored {
+			t.Fatalf("after %v: Check = %v, %v; want restored", change, restored, err)
+		}
+		if d := fwtest.Diff(listed(t, ns), want); d != "" {
+			t.Fatalf("after %v the table is not back:\n%s", change, d)
+		}
+	}
+	// Other tables are not netshare's business.
+	ns.MustRun(t, "nft", "add", "table", "ip", "other")
+	if restored, err := b.Check(ctx); restored || err != nil {
+		t.Fatalf("Check after another table changed = %v, %v", restored, err)
 	}
 }
