@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/lab"
+)
+
+// DefaultLabDir is where 'netshare lab' keeps a lab unless told otherwise.
+const DefaultLabDir = "/tmp/netshare-lab"
+
+func (a *app) labCmd() *cobra.Command {
+	var dir string
+	fail := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		return hresult.New(hresult.Fail, "%v", err)
+	}
+	up := &cobra.Command{
+		Use:   "up [--dir DIR]",
+		Short: "build the lab: namespaces wan, gw and lan, netshare serving in gw, sharing wan0 with lan0",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			bin, err := os.Executable()
+			if err != nil {
+				return fail(err)
+			}
+			l, err := lab.Up(c.Context(), lab.Options{Dir: dir, Binary: bin, Progress: a.env.Stderr})
+			if err != nil {
+				return fail(err)
+			}
+			return a.out(l, func(w io.Writer) { fmt.Fprint(w, "\n"+l.Status()) })
+		},
+	}
+	down := &cobra.Command{
+		Use:   "down [--dir DIR]",
+		Short: "stop the lab and remove everything it created",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			l, err := lab.Load(dir)
+			if err != nil {
+				return fail(err)
+			}
+			if err := l.Down(); err != nil {
+				return fail(err)
+			}
+			return a.out(map[string]any{"id": l.ID, "down": true}, func(w io.Writer) { fmt.Fprintf(w, "lab %s removed\n", l.ID) })
+		},
+	}
+	status := &cobra.Command{
+		Use:   "status [--dir DIR]",
+		Short: "show the lab and how to use it",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			l, err := lab.Load(dir)
+			if err != nil {
+				return fail(err)
+			}
+			return a.out(l, func(w io.Writer) { fmt.Fprint(w, l.Status()) })
+		},
+	}
+	for _, c := range []*cobra.Command{up, down, status} {
+		c.Flags().StringVar(&dir, "dir", DefaultLabDir, "the lab's directory (state, socket, logs)")
+	}
+	var port int
+	server := &cobra.Command{
+		Use:    "server --port N",
+		Short:  "run the lab's test server (tcp and udp)",
+		Hidden: true,
+		Args:   args(cobra.NoArgs),
+		RunE:   func(c *cobra.Command, _ []string) error { return fail(lab.Serve(c.Context(), port)) },
+	}
+	server.Flags().IntVar(&port, "port", lab.ServerPort, "port to serve on")
+	var timeout time.Duration
+	probe := &cobra.Command{
+		Use:    "probe tcp|udp HOST:PORT",
+		Short:  "ask a test server who we are",
+		Hidden: true,
+		Args:   args(cobra.ExactArgs(2)),
+		RunE: func(c *cobra.Command, args []string) error {
+			answer, err := lab.Probe(args[0], args[1], timeout)
+			if err != nil {
+				return fail(err)
+			}
+			fmt.Fprintln(a.env.Stdout, answer)
+			return nil
+		},
+	}
+	probe.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "how long to wait for an answer")
+	var duration, interval time.Duration
+	stream := &cobra.Command{
+		Use:    "stream HOST:PORT",
+		Short:  "send a UDP flow and print when answers come",
+		Hidden: true,
+		Args:   args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
+			return fail(lab.Stream(args[0], duration, interval, a.env.Stdout))
+		},
+	}
+	stream.Flags().DurationVar(&duration, "duration", 3*time.Second, "how long to send")
+	stream.Flags().DurationVar(&interval, "interval", 50*time.Millisecond, "time between datagrams")
+	return group("lab", "a sandbox of three network namespaces to try netshare in", up, down, status, server, probe, stream)
+}

@@ -1,0 +1,329 @@
+// Package lab builds netshare's sandbox: three network namespaces, wan, gw
+// and lan, joined by veth pairs, with a test server on the wan side and
+// netshare serving in gw, which shares its wan link with its lan link.
+// Nothing outside those namespaces is touched; Down removes all of it.
+//
+//	wan host            gw (netshare)                 lan host
+//	eth0 198.51.100.2 - wan0 198.51.100.1
+//	                    lan0 192.168.137.1 (private) - eth0 192.168.137.10
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netshare/netshare/hnetcfg"
+)
+
+// The lab's addresses.
+const (
+	GatewayWAN = "198.51.100.1" // gw's wan0
+	WANHost    = "198.51.100.2" // the wan host's eth0, where the test server runs
+	GatewayLAN = "192.168.137.1"
+	LANHost    = "192.168.137.10"
+	// ServerPort is where the wan test server answers, TCP and UDP.
+	ServerPort = 8080
+)
+
+// Lab is a running lab, as kept in DIR/lab.json.
+type Lab struct {
+	Dir       string `json:"dir"`
+	ID        string `json:"id"`
+	WAN       string `json:"wan"`
+	GW        string `json:"gw"`
+	LAN       string `json:"lan"`
+	Socket    string `json:"socket"`
+	Binary    string `json:"binary"`
+	DaemonPID int    `json:"daemonPid"`
+	ServerPID int    `json:"serverPid"`
+}
+
+// Options configure Up.
+type Options struct {
+	// Dir holds the lab's state directory, socket, logs and lab.json; it
+	// must not hold a running lab.
+	Dir string
+	// Binary is the netshare executable to run in the namespaces.
+	Binary string
+	// Progress, if set, receives a line per step.
+	Progress io.Writer
+	// NoShare leaves sharing off (for tests that drive it themselves).
+	NoShare bool
+}
+
+const stateFile = "lab.json"
+
+// Up builds a lab. On failure it removes what it built.
+func Up(ctx context.Context, o Options) (l *Lab, err error) {
+	say := func(format string, args ...any) {
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, format+"\n", args...)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(o.Dir, stateFile)); err == nil {
+		return nil, fmt.Errorf("%s already holds a lab: run 'netshare lab down --dir %s' first, or choose another --dir", o.Dir, o.Dir)
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	var id [3]byte
+	rand.Read(id[:])
+	l = &Lab{Dir: o.Dir, ID: hex.EncodeToString(id[:]), Binary: o.Binary, Socket: filepath.Join(o.Dir, "netshare.sock")}
+	l.WAN, l.GW, l.LAN = "nsl-"+l.ID+"-wan", "nsl-"+l.ID+"-gw", "nsl-"+l.ID+"-lan"
+	defer func() {
+		if err != nil {
+			l.Down()
+		}
+	}()
+	say("creating namespaces %s, %s and %s", l.WAN, l.GW, l.LAN)
+	for _, ns := range []string{l.WAN, l.GW, l.LAN} {
+		if err := run("ip", "netns", "add", ns); err != nil {
+			return l, err
+		}
+		if err := l.Exec(ns, "ip", "link", "set", "lo", "up"); err != nil {
+			return l, err
+		}
+	}
+	if err := l.save(); err != nil {
+		return l, err
+	}
+	say("joining them with veth pairs")
+	steps := [][]string{
+		{"ip", "link", "add", "wan0", "netns", l.GW, "type", "veth", "peer", "name", "eth0", "netns", l.WAN},
+		{"ip", "link", "add", "lan0", "netns", l.GW, "type", "veth", "peer", "name", "eth0", "netns", l.LAN},
+	}
+	for _, s := range steps {
+		if err := run(s...); err != nil {
+			return l, err
+		}
+	}
+	for _, s := range []struct {
+		ns   string
+		args []string
+	}{
+		{l.WAN, []string{"ip", "addr", "add", WANHost + "/24", "dev", "eth0"}},
+		{l.WAN, []string{"ip", "link", "set", "eth0", "up"}},
+		{l.GW, []string{"ip", "addr", "add", GatewayWAN + "/24", "dev", "wan0"}},
+		{l.GW, []string{"ip", "link", "set", "wan0", "up"}},
+		{l.GW, []string{"ip", "route", "add", "default", "via", WANHost}},
+		{l.GW, []string{"ip", "link", "set", "lan0", "up"}},
+		{l.LAN, []string{"ip", "addr", "add", LANHost + "/24", "dev", "eth0"}},
+		{l.LAN, []string{"ip", "link", "set", "eth0", "up"}},
+		{l.LAN, []string{"ip", "route", "add", "default", "via", GatewayLAN}},
+	} {
+		if err := l.Exec(s.ns, s.args...); err != nil {
+			return l, err
+		}
+	}
+	say("starting the test server on %s:%d (tcp and udp) in %s", WANHost, ServerPort, l.WAN)
+	if l.ServerPID, err = l.Start(l.WAN, "server.log", "lab", "server", "--port", fmt.Sprint(ServerPort)); err != nil {
+		return l, err
+	}
+	say("starting netshare serve in %s", l.GW)
+	if l.DaemonPID, err = l.Start(l.GW, "daemon.log", "serve", "--state-dir", filepath.Join(o.Dir, "state"), "--socket", l.Socket); err != nil {
+		return l, err
+	}
+	if err := l.save(); err != nil {
+		return l, err
+	}
+	if err := waitSocket(ctx, l.Socket, filepath.Join(o.Dir, "daemon.log")); err != nil {
+		return l, err
+	}
+	if o.NoShare {
+		return l, nil
+	}
+	say("sharing wan0 (public) with lan0 (private)")
+	m := hnetcfg.NewSharingManager(l.Socket)
+	for _, s := range []struct {
+		conn string
+		typ  hnetcfg.SharingConnectionType
+	}{{"wan0", hnetcfg.ICSSHARINGTYPE_PUBLIC}, {"lan0", hnetcfg.ICSSHARINGTYPE_PRIVATE}} {
+		c, err := m.Connection(ctx, s.conn)
+		if err != nil {
+			return l, err
+		}
+		if err := m.INetSharingConfigurationForINetConnection(c).EnableSharing(ctx, s.typ); err != nil {
+			return l, err
+		}
+	}
+	return l, nil
+}
+
+// Load reads the lab kept in dir.
+func Load(dir string) (*Lab, error) {
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no lab in %s (start one with 'netshare lab up')", dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var l Lab
+	if err := json.Unmarshal(data, &l); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, stateFile), err)
+	}
+	return &l, nil
+}
+
+func (l *Lab) save() error {
+	data, _ := json.MarshalIndent(l, "", "  ")
+	return os.WriteFile(filepath.Join(l.Dir, stateFile), data, 0o600)
+}
+
+// Down stops the lab's processes and removes its namespaces and its
+// directory. It goes on after a failure and returns all of them.
+func (l *Lab) Down() error {
+	var errs []error
+	for _, pid := range []int{l.DaemonPID, l.ServerPID} {
+		if err := stop(pid); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Processes a test started in the namespaces go with them.
+	for _, ns := range []string{l.LAN, l.GW, l.WAN} {
+		if ns == "" {
+			continue
+		}
+		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+			for _, f := range strings.Fields(string(out)) {
+				var pid int
+				fmt.Sscan(f, &pid)
+				stop(pid)
+			}
+		}
+		if err := run("ip", "netns", "del", ns); err != nil && !strings.Contains(err.Error(), "No such file") {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.RemoveAll(l.Dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Status describes the lab and how to use it.
+func (l *Lab) Status() string {
+	alive := func(pid int) string {
+		if pid > 0 && syscall.Kill(pid, 0) == nil {
+			return fmt.Sprintf("running (pid %d)", pid)
+		}
+		return "not running"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "lab %s in %s\n", l.ID, l.Dir)
+	fmt.Fprintf(&b, "  namespaces: wan %s, gw %s, lan %s\n", l.WAN, l.GW, l.LAN)
+	fmt.Fprintf(&b, "  netshare serve in %s: %s; log %s\n", l.GW, alive(l.DaemonPID), filepath.Join(l.Dir, "daemon.log"))
+	fmt.Fprintf(&b, "  test server %s:%d in %s: %s\n", WANHost, ServerPort, l.WAN, alive(l.ServerPID))
+	fmt.Fprintf(&b, "\nPoint the CLI at the lab's daemon:\n  export NETSHARE_SOCKET=%s\n", l.Socket)
+	fmt.Fprintf(&b, "Run a command in a namespace:\n  ip netns exec %s <command>   # the lan host, %s\n  ip netns exec %s <command>   # the wan host, %s\n  ip netns exec %s <command>   # the gateway\n", l.LAN, LANHost, l.WAN, WANHost, l.GW)
+	return b.String()
+}
+
+// Exec runs a command in a namespace of the lab.
+func (l *Lab) Exec(ns string, args ...string) error {
+	return run(append([]string{"ip", "netns", "exec", ns}, args...)...)
+}
+
+// Output runs a command in a namespace and returns its standard output.
+func (l *Lab) Output(ns string, args ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s in %s: %w: %s", strings.Join(args, " "), ns, err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// Start starts netshare with args in a namespace, in the background and in
+// a session of its own, logging to a file in the lab's directory.
+func (l *Lab) Start(ns, logName string, args ...string) (int, error) {
+	logf, err := os.OpenFile(filepath.Join(l.Dir, logName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, l.Binary}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "NETSHARE_SOCKET="+l.Socket)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("starting %s in %s: %w", strings.Join(args, " "), ns, err)
+	}
+	pid := cmd.Process.Pid
+	go cmd.Wait() // reap it if it ends while we run
+	return pid, nil
+}
+
+// DaemonArgs returns the arguments of the lab's daemon, for restarting it.
+func (l *Lab) DaemonArgs() []string {
+	return []string{"serve", "--state-dir", filepath.Join(l.Dir, "state"), "--socket", l.Socket}
+}
+
+// RestartDaemon stops the daemon and starts it again with the same state.
+func (l *Lab) RestartDaemon(ctx context.Context) error {
+	if err := stop(l.DaemonPID); err != nil {
+		return err
+	}
+	pid, err := l.Start(l.GW, "daemon.log", l.DaemonArgs()...)
+	if err != nil {
+		return err
+	}
+	l.DaemonPID = pid
+	if err := l.save(); err != nil {
+		return err
+	}
+	return waitSocket(ctx, l.Socket, filepath.Join(l.Dir, "daemon.log"))
+}
+
+// stop sends SIGTERM to pid and waits up to 10 s for it to end, then
+// kills it.
+func stop(pid int) error {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return nil
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	for range 200 {
+		if syscall.Kill(pid, 0) != nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	return fmt.Errorf("process %d did not stop on SIGTERM and was killed", pid)
+}
+
+// waitSocket waits until the daemon answers on socket.
+func waitSocket(ctx context.Context, socket, logPath string) error {
+	m := hnetcfg.NewSharingManager(socket)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := m.SharingInstalled(ctx); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	logText, _ := os.ReadFile(logPath)
+	return fmt.Errorf("netshare serve did not answer on %s within 15 s; its log:\n%s", socket, logText)
+}
+
+func run(args ...string) error {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
