@@ -326,4 +326,3 @@ func run(args ...string) error {
 	}
 	return nil
 }
-
