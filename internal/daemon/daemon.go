@@ -131,9 +131,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	if c, ok := firewall.(checker); ok {
-		go watchTable(ctx, c, log)
-	}
+	c, _ := firewall.(checker)
+	go watch(ctx, m, c, log)
 	log.Info("serving", "socket", cfg.Socket, "stateFile", st.Path(), "backend", cfg.Backend)
 	if cfg.Ready != nil {
 		cfg.Ready()
@@ -181,24 +180,31 @@ type checker interface {
 	Check(ctx context.Context) (restored bool, err error)
 }
 
-// checkInterval is how often the table is compared with the state.
-const checkInterval = time.Second
+// watchInterval is how often the links and the table are looked at.
+const watchInterval = time.Second
 
-// watchTable puts the firewall table back within a second when another
-// program deletes or changes it.
-func watchTable(ctx context.Context, c checker, log *slog.Logger) {
-	t := time.NewTicker(checkInterval)
+// watch follows the links (the public connection's addresses feed the
+// hairpin map) and, with a checker, puts the firewall table back within a
+// second when another program deletes or changes it.
+func watch(ctx context.Context, m *sharing.Manager, c checker, log *slog.Logger) {
+	t := time.NewTicker(watchInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if restored, err := c.Check(ctx); err != nil {
-				log.Error("checking the firewall table", "err", err)
-			} else if restored {
-				log.Warn("the firewall table was restored")
-			}
+		}
+		if err := m.Refresh(ctx); err != nil {
+			log.Error("following the links", "err", err)
+		}
+		if c == nil {
+			continue
+		}
+		if restored, err := c.Check(ctx); err != nil {
+			log.Error("checking the firewall table", "err", err)
+		} else if restored {
+			log.Warn("the firewall table was restored")
 		}
 	}
 }

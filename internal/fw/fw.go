@@ -53,6 +53,10 @@ func (m Mapping) String() string {
 type Config struct {
 	// Public is the connection shared to the private ones; "" for none.
 	Public string
+	// PublicAddrs are the public connection's IPv4 addresses, sorted: a
+	// private host that connects to one of them on the port of an enabled
+	// mapping of the public connection reaches its target (hairpin).
+	PublicAddrs []netip.Addr
 	// Private are the connections shared as private, sorted.
 	Private []string
 	// Firewalled are the connections with the firewall on, sorted.
@@ -65,6 +69,7 @@ type Config struct {
 
 // Sort puts c's slices in their canonical order.
 func (c *Config) Sort() {
+	slices.SortFunc(c.PublicAddrs, netip.Addr.Compare)
 	slices.Sort(c.Private)
 	slices.Sort(c.Firewalled)
 	slices.Sort(c.Ping)
@@ -83,7 +88,7 @@ func CompareKeys(a, b Key) int {
 
 // Equal reports whether c and o hold the same state; both must be sorted.
 func (c *Config) Equal(o *Config) bool {
-	return c.Public == o.Public && slices.Equal(c.Private, o.Private) &&
+	return c.Public == o.Public && slices.Equal(c.PublicAddrs, o.PublicAddrs) && slices.Equal(c.Private, o.Private) &&
 		slices.Equal(c.Firewalled, o.Firewalled) && slices.Equal(c.Ping, o.Ping) &&
 		slices.Equal(c.Mappings, o.Mappings)
 }
@@ -91,11 +96,12 @@ func (c *Config) Equal(o *Config) bool {
 // Clone returns a deep copy of c.
 func (c *Config) Clone() *Config {
 	return &Config{
-		Public:     c.Public,
-		Private:    slices.Clone(c.Private),
-		Firewalled: slices.Clone(c.Firewalled),
-		Ping:       slices.Clone(c.Ping),
-		Mappings:   slices.Clone(c.Mappings),
+		Public:      c.Public,
+		PublicAddrs: slices.Clone(c.PublicAddrs),
+		Private:     slices.Clone(c.Private),
+		Firewalled:  slices.Clone(c.Firewalled),
+		Ping:        slices.Clone(c.Ping),
+		Mappings:    slices.Clone(c.Mappings),
 	}
 }
 

@@ -2,6 +2,7 @@ package fw
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -19,6 +20,7 @@ const (
 	SetFirewalled = "firewalled" // the connections with the firewall on
 	SetPing       = "ping"       // firewalled connections that answer ping
 	MapMappings   = "mappings"   // ifname . proto . port : ipv4 . port
+	MapHairpin    = "hairpin"    // public ipv4 . proto . port : ipv4 . port
 )
 
 // Ruleset is the compiled table: its interface sets, its port mapping map
@@ -26,7 +28,31 @@ const (
 type Ruleset struct {
 	Sets     []Set
 	Mappings []Mapping
+	Hairpin  []Hairpin
 	Chains   []Chain
+}
+
+// Hairpin is an element of the hairpin map: traffic from a private
+// network to a public address and port goes to the mapping's target.
+type Hairpin struct {
+	Addr         netip.Addr
+	Protocol     Protocol
+	Port         uint16
+	Target       netip.Addr
+	InternalPort uint16
+}
+
+// HairpinsOf returns the hairpin elements of m: one for each public
+// address, if m is a mapping of the public connection.
+func HairpinsOf(cfg *Config, m Mapping) []Hairpin {
+	if m.Interface != cfg.Public {
+		return nil
+	}
+	out := make([]Hairpin, len(cfg.PublicAddrs))
+	for i, a := range cfg.PublicAddrs {
+		out[i] = Hairpin{Addr: a, Protocol: m.Protocol, Port: m.ExternalPort, Target: m.Target, InternalPort: m.InternalPort}
+	}
+	return out
 }
 
 // Set is a named set of interface names.
@@ -103,6 +129,16 @@ const (
 // Masquerade rewrites the source to the output interface's address.
 type Masquerade struct{}
 
+// HairpinDNAT rewrites the destination of IPv4 traffic to the address and
+// port the map gives for (destination address, protocol, destination port).
+type HairpinDNAT struct {
+	Map string
+}
+
+func (t HairpinDNAT) String() string {
+	return "dnat ip to ip daddr . meta l4proto . th dport map @" + t.Map
+}
+
 // DNATMap rewrites the destination of IPv4 traffic to the address and port
 // the map gives for (input interface, protocol, destination port).
 type DNATMap struct {
@@ -176,9 +212,10 @@ func (t DNATMap) String() string {
 // same Config gives the same Ruleset.
 //
 // The chains:
-//   - prerouting: enabled port mappings, one map lookup per new flow;
+//   - prerouting: enabled port mappings, one map lookup per new flow, and
+//     hairpin: private hosts reaching a mapping at a public address;
 //   - postrouting: traffic from private connections leaving through the
-//     public one is masqueraded;
+//     public one is masqueraded, and so is hairpin traffic;
 //   - forward: replies pass; private connections reach the public one and
 //     each other; mapped (DNAT) traffic passes; anything else into a
 //     private network, or in through a firewalled connection, is dropped;
@@ -195,7 +232,12 @@ func Compile(cfg *Config) *Ruleset {
 	if c.Public != "" {
 		public = []string{c.Public}
 	}
+	var hairpin []Hairpin
+	for _, m := range c.Mappings {
+		hairpin = append(hairpin, HairpinsOf(c, m)...)
+	}
 	return &Ruleset{
+		Hairpin: hairpin,
 		Sets: []Set{
 			{SetPublic, public},
 			{SetPrivate, c.Private},
@@ -217,9 +259,12 @@ var (
 var skeleton = []Chain{
 	{Name: "prerouting", Type: "nat", Hook: "prerouting", Priority: "dstnat", Rules: []Rule{
 		{DNATMap{MapMappings}},
+		{fromPrivate, HairpinDNAT{MapHairpin}},
 	}},
 	{Name: "postrouting", Type: "nat", Hook: "postrouting", Priority: "srcnat", Rules: []Rule{
 		{fromPrivate, toPublic, Masquerade{}},
+		// Hairpin: the target must answer through the gateway.
+		{fromPrivate, toPrivate, CtStatusDNAT{}, Masquerade{}},
 	}},
 	{Name: "forward", Type: "filter", Hook: "forward", Priority: "filter", Rules: []Rule{
 		{CtEstablished | CtRelated, Accept},
@@ -278,6 +323,16 @@ func (r *Ruleset) String() string {
 		es := make([]string, len(r.Mappings))
 		for i, m := range r.Mappings {
 			es[i] = fmt.Sprintf("%q . %s . %d : %s . %d", m.Interface, m.Protocol, m.ExternalPort, m.Target, m.InternalPort)
+		}
+		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(es, ", "))
+	}
+	b.WriteString("\t}\n")
+	block()
+	fmt.Fprintf(&b, "\tmap %s {\n\t\ttype ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service\n", MapHairpin)
+	if len(r.Hairpin) > 0 {
+		es := make([]string, len(r.Hairpin))
+		for i, h := range r.Hairpin {
+			es[i] = fmt.Sprintf("%s . %s . %d : %s . %d", h.Addr, h.Protocol, h.Port, h.Target, h.InternalPort)
 		}
 		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(es, ", "))
 	}

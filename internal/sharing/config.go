@@ -201,8 +201,9 @@ func (m *Manager) ipv4Locked(iface string) []netip.Prefix {
 }
 
 // addressLocked adds to ch the steps that give rec's link the private
-// address addr in place of its other IPv4 addresses, which rec keeps in
-// SavedAddrs (unless it already holds some from an earlier enable).
+// address addr in place of its other IPv4 addresses. rec keeps the link's
+// IPv4 addresses in SavedAddrs (unless it already holds some from an
+// earlier enable), the private address too if the link had it already.
 func (m *Manager) addressLocked(ch *change, rec *store.Connection, addr netip.Prefix) {
 	l, ok := m.seen[rec.Interface]
 	if !ok {
@@ -217,7 +218,7 @@ func (m *Manager) addressLocked(ch *change, rec *store.Connection, addr netip.Pr
 	}
 	if rec.SavedAddrs == nil {
 		rec.SavedAddrs = []string{}
-		for _, p := range others {
+		for _, p := range current {
 			rec.SavedAddrs = append(rec.SavedAddrs, p.String())
 		}
 	}
@@ -308,7 +309,7 @@ func (m *Manager) unshareLocked(ch *change, c *store.Connection) {
 	if c.Role == store.RolePrivate {
 		if _, ok := m.seen[c.Interface]; ok {
 			current := m.ipv4Locked(c.Interface)
-			if p, err := netip.ParsePrefix(c.PrivateAddress); err == nil && slices.Contains(current, p) {
+			if p, err := netip.ParsePrefix(c.PrivateAddress); err == nil && slices.Contains(current, p) && !slices.Contains(c.SavedAddrs, p.String()) {
 				ch.steps = append(ch.steps, m.delAddrStep(c.Interface, p))
 			}
 			for _, s := range c.SavedAddrs {

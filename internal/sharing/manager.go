@@ -56,6 +56,7 @@ type Manager struct {
 	lastID   uint64                          // the highest mapping id ever stored
 	settings store.Settings
 	seen     map[string]link.Link // the links as last observed, by name
+	applied  []netip.Addr         // the public addresses of the last Replace
 }
 
 // New loads the stored state, records the links present, and applies the
@@ -102,7 +103,7 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		return nil, err
 	}
 	cfg := m.fwConfigLocked()
-	if err := m.fw.Replace(ctx, cfg); err != nil {
+	if err := m.replaceLocked(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("applying the stored state to the firewall: %w", err)
 	}
 	m.log.Info("state loaded", "connections", len(m.conns), "mappings", len(m.mappings),
@@ -238,6 +239,37 @@ func newGUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
+// replaceLocked replaces the firewall state with cfg.
+func (m *Manager) replaceLocked(ctx context.Context, cfg *fw.Config) error {
+	if err := m.fw.Replace(ctx, cfg); err != nil {
+		return err
+	}
+	m.applied = cfg.PublicAddrs
+	return nil
+}
+
+// Refresh observes the links and, when the public connection's addresses
+// changed since the firewall state was last replaced, replaces it again
+// (hairpin traffic is matched by those addresses). The daemon calls it
+// every second.
+func (m *Manager) Refresh(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refreshAddrsLocked(ctx)
+}
+
+func (m *Manager) refreshAddrsLocked(ctx context.Context) error {
+	if _, err := m.observeLocked(ctx); err != nil {
+		return err
+	}
+	cfg := m.fwConfigLocked()
+	if slices.Equal(cfg.PublicAddrs, m.applied) {
+		return nil
+	}
+	m.log.Info("the public connection's addresses changed", "public", cfg.Public, "addresses", cfg.PublicAddrs)
+	return m.replaceLocked(ctx, cfg)
+}
+
 // fwConfigLocked compiles the model into the firewall's desired state.
 func (m *Manager) fwConfigLocked() *fw.Config {
 	cfg := &fw.Config{}
@@ -245,6 +277,9 @@ func (m *Manager) fwConfigLocked() *fw.Config {
 		switch c.Role {
 		case store.RolePublic:
 			cfg.Public = c.Interface
+			for _, p := range m.ipv4Locked(c.Interface) {
+				cfg.PublicAddrs = append(cfg.PublicAddrs, p.Addr())
+			}
 		case store.RolePrivate:
 			cfg.Private = append(cfg.Private, c.Interface)
 		}
@@ -362,12 +397,12 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 		oldCfg := m.fwConfigLocked()
 		fwStep = step{
 			do: func(ctx context.Context) error {
-				if err := m.fw.Replace(ctx, m.fwConfigLocked()); err != nil {
+				if err := m.replaceLocked(ctx, m.fwConfigLocked()); err != nil {
 					return hresult.New(hresult.Fail, "applying the firewall state: %v", err)
 				}
 				return nil
 			},
-			undo: func(ctx context.Context) error { return m.fw.Replace(ctx, oldCfg) },
+			undo: func(ctx context.Context) error { return m.replaceLocked(ctx, oldCfg) },
 		}
 	} else if del, add := m.mappingDeltaLocked(ch); len(del)+len(add) > 0 {
 		fwStep = step{
@@ -395,6 +430,15 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 		m.settings = *ch.settings
 	}
 	var done []step
+	defer func() {
+		if len(done) > len(steps)-len(ch.steps) && len(ch.steps) > 0 {
+			// The steps may have changed the public connection's
+			// addresses, which the hairpin map follows.
+			if err := m.refreshAddrsLocked(ctx); err != nil {
+				m.log.Error("following the links", "err", err)
+			}
+		}
+	}()
 	err := m.st.Update(func(tx *store.Tx) error {
 		for _, c := range ch.conns {
 			if err := tx.PutConnection(c); err != nil {
@@ -444,7 +488,7 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 	}
 	if undoFailed && fwStep.do != nil {
 		// Make sure the firewall holds the state that stands.
-		if rerr := m.fw.Replace(ctx, m.fwConfigLocked()); rerr != nil {
+		if rerr := m.replaceLocked(ctx, m.fwConfigLocked()); rerr != nil {
 			m.log.Error("firewall resynchronisation failed", "err", rerr)
 		}
 	}

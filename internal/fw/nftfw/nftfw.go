@@ -107,6 +107,18 @@ func (b *Backend) mapSet() *nftables.Set {
 	}
 }
 
+// hairpinSet describes the hairpin map.
+func (b *Backend) hairpinSet() *nftables.Set {
+	return &nftables.Set{
+		Table:         b.table,
+		Name:          fw.MapHairpin,
+		IsMap:         true,
+		Concatenation: true,
+		KeyType:       nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService),
+		DataType:      nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService),
+	}
+}
+
 // Replace implements fw.Backend: it deletes the table and creates it anew
 // from cfg in one batch, so that no packet sees a half-built table.
 func (b *Backend) Replace(ctx context.Context, cfg *fw.Config) error {
@@ -142,6 +154,11 @@ func (b *Backend) replaceLocked(cfg *fw.Config) error {
 		return fmt.Errorf("map %s: %w", fw.MapMappings, err)
 	}
 	sets[m.Name] = m
+	hp := b.hairpinSet()
+	if err := c.AddSet(hp, hairpinElements(rs.Hairpin)); err != nil {
+		return fmt.Errorf("map %s: %w", fw.MapHairpin, err)
+	}
+	sets[hp.Name] = hp
 	for _, ch := range rs.Chains {
 		chain := c.AddChain(&nftables.Chain{
 			Name:     ch.Name,
@@ -184,14 +201,31 @@ func (b *Backend) replaceLocked(cfg *fw.Config) error {
 func (b *Backend) UpdateMappings(ctx context.Context, del, add []fw.Mapping) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	m := b.mapSet()
+	m, hp := b.mapSet(), b.hairpinSet()
+	var hdel, hadd []fw.Hairpin
+	for _, x := range del {
+		hdel = append(hdel, fw.HairpinsOf(b.cfg, x)...)
+	}
+	for _, x := range add {
+		hadd = append(hadd, fw.HairpinsOf(b.cfg, x)...)
+	}
 	if len(del) > 0 {
 		if err := b.conn.SetDeleteElements(m, elements(del)); err != nil {
 			return err
 		}
 	}
+	if len(hdel) > 0 {
+		if err := b.conn.SetDeleteElements(hp, hairpinElements(hdel)); err != nil {
+			return err
+		}
+	}
 	if len(add) > 0 {
 		if err := b.conn.SetAddElements(m, elements(add)); err != nil {
+			return err
+		}
+	}
+	if len(hadd) > 0 {
+		if err := b.conn.SetAddElements(hp, hairpinElements(hadd)); err != nil {
 			return err
 		}
 	}
@@ -288,8 +322,8 @@ func (b *Backend) differsLocked() string {
 	for _, s := range sets {
 		have[s.Name] = s
 	}
-	if have[fw.MapMappings] == nil {
-		return "the mappings map is gone"
+	if have[fw.MapMappings] == nil || have[fw.MapHairpin] == nil {
+		return "a map is gone"
 	}
 	for _, s := range want.Sets {
 		set := have[s.Name]
@@ -373,6 +407,24 @@ func elements(ms []fw.Mapping) []nftables.SetElement {
 	return out
 }
 
+// hairpinElements encodes hairpin elements: the key is the IPv4 address
+// (4 bytes), protocol (1 + 3 padding) and port (2 + 2 padding); the value
+// as in elements.
+func hairpinElements(hs []fw.Hairpin) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(hs))
+	for i, h := range hs {
+		a := h.Addr.As4()
+		key := append(a[:], protoNum(h.Protocol), 0, 0, 0)
+		key = binary.BigEndian.AppendUint16(key, h.Port)
+		key = append(key, 0, 0)
+		t := h.Target.As4()
+		val := append(t[:], 0, 0, 0, 0)
+		binary.BigEndian.PutUint16(val[4:], h.InternalPort)
+		out[i] = nftables.SetElement{Key: key, Val: val}
+	}
+	return out
+}
+
 func protoNum(p fw.Protocol) byte {
 	if p == fw.UDP {
 		return unix.IPPROTO_UDP
@@ -440,6 +492,20 @@ func ruleExprs(r fw.Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 				kind = expr.VerdictDrop
 			}
 			out = append(out, &expr.Verdict{Kind: kind})
+		case fw.HairpinDNAT:
+			s := sets[t.Map]
+			if s == nil {
+				return nil, fmt.Errorf("no map %q", t.Map)
+			}
+			// The key: the destination address in register 8 (1), the
+			// protocol in 9, the port in 10.
+			out = append(out,
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, cmp([]byte{unix.NFPROTO_IPV4}),
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
+				&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: s.Name, SetID: s.ID},
+				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1, RegProtoMin: 9, RegProtoMax: 9, Specified: true})
 		case fw.Masquerade:
 			out = append(out, &expr.Masq{})
 		case fw.DNATMap:

@@ -73,7 +73,7 @@ func TestUpdateMappings(t *testing.T) {
 	requireNft(t)
 	ns := nettest.New(t)
 	b := newBackend(t, ns)
-	cfg := &fw.Config{Public: "wan0", Private: []string{"lan0"}, Firewalled: []string{"wan0"}}
+	cfg := &fw.Config{Public: "wan0", PublicAddrs: []netip.Addr{netip.MustParseAddr("198.51.100.1")}, Private: []string{"lan0"}, Firewalled: []string{"wan0"}}
 	if err := b.Replace(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
