@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -71,18 +74,16 @@ func (a *app) labCmd() *cobra.Command {
 	}
 	var port int
 	server := &cobra.Command{
-		Use:    "server --port N",
-		Short:  "run the lab's test server (tcp and udp)",
-		Hidden: true,
+		Use:   "server --port N",
+		Short: "run a test server (tcp and udp) that tells each client its address",
 		Args:   args(cobra.NoArgs),
 		RunE:   func(c *cobra.Command, _ []string) error { return fail(lab.Serve(c.Context(), port)) },
 	}
 	server.Flags().IntVar(&port, "port", lab.ServerPort, "port to serve on")
 	var timeout time.Duration
 	probe := &cobra.Command{
-		Use:    "probe tcp|udp HOST:PORT",
-		Short:  "ask a test server who we are",
-		Hidden: true,
+		Use:   "probe tcp|udp HOST:PORT",
+		Short: "ask a test server which address it sees us come from",
 		Args:   args(cobra.ExactArgs(2)),
 		RunE: func(c *cobra.Command, args []string) error {
 			answer, err := lab.Probe(args[0], args[1], timeout)
@@ -106,5 +107,34 @@ func (a *app) labCmd() *cobra.Command {
 	}
 	stream.Flags().DurationVar(&duration, "duration", 3*time.Second, "how long to send")
 	stream.Flags().DurationVar(&interval, "interval", 50*time.Millisecond, "time between datagrams")
-	return group("lab", "a sandbox of three network namespaces to try netshare in", up, down, status, server, probe, stream)
+	exe := &cobra.Command{
+		Use:   "exec wan|gw|lan [--dir DIR] -- COMMAND [ARG...]",
+		Short: "run a command on a host of the lab",
+		Args:  args(cobra.MinimumNArgs(2)),
+		RunE: func(c *cobra.Command, args []string) error {
+			l, err := lab.Load(dir)
+			if err != nil {
+				return fail(err)
+			}
+			ns := map[string]string{"wan": l.WAN, "gw": l.GW, "lan": l.LAN}[args[0]]
+			if ns == "" {
+				return usageError{fmt.Errorf("lab exec: %q is not a host of the lab; use wan, gw or lan", args[0])}
+			}
+			cmd := exec.CommandContext(c.Context(), "ip", append([]string{"netns", "exec", ns}, args[1:]...)...)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, a.env.Stdout, a.env.Stderr
+			cmd.Env = append(os.Environ(), "NETSHARE_SOCKET="+l.Socket)
+			err = cmd.Run()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				// The command said why; pass its status on.
+				return exitStatus(ee.ExitCode())
+			}
+			if err != nil {
+				return fail(fmt.Errorf("%s on %s: %w", strings.Join(args[1:], " "), args[0], err))
+			}
+			return nil
+		},
+	}
+	exe.Flags().StringVar(&dir, "dir", DefaultLabDir, "the lab's directory")
+	return group("lab", "a sandbox of three network namespaces to try netshare in", up, down, status, exe, server, probe, stream)
 }
