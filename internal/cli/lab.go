@@ -76,15 +76,15 @@ func (a *app) labCmd() *cobra.Command {
 	server := &cobra.Command{
 		Use:   "server --port N",
 		Short: "run a test server (tcp and udp) that tells each client its address",
-		Args:   args(cobra.NoArgs),
-		RunE:   func(c *cobra.Command, _ []string) error { return fail(lab.Serve(c.Context(), port)) },
+		Args:  args(cobra.NoArgs),
+		RunE:  func(c *cobra.Command, _ []string) error { return fail(lab.Serve(c.Context(), port)) },
 	}
 	server.Flags().IntVar(&port, "port", lab.ServerPort, "port to serve on")
 	var timeout time.Duration
 	probe := &cobra.Command{
 		Use:   "probe tcp|udp HOST:PORT",
 		Short: "ask a test server which address it sees us come from",
-		Args:   args(cobra.ExactArgs(2)),
+		Args:  args(cobra.ExactArgs(2)),
 		RunE: func(c *cobra.Command, args []string) error {
 			answer, err := lab.Probe(args[0], args[1], timeout)
 			if err != nil {
