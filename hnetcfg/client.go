@@ -296,6 +296,12 @@ func (s *SharingConfiguration) EnableInternetFirewall(ctx context.Context) error
 	return s.post(ctx, "firewall/enable", nil)
 }
 
+// EnableInternetFirewallRequest switches the firewall on with the options
+// of req: whether the connection answers ping.
+func (s *SharingConfiguration) EnableInternetFirewallRequest(ctx context.Context, req FirewallRequest) error {
+	return s.post(ctx, "firewall/enable", req)
+}
+
 // DisableInternetFirewall switches the firewall off.
 func (s *SharingConfiguration) DisableInternetFirewall(ctx context.Context) error {
 	return s.post(ctx, "firewall/disable", nil)

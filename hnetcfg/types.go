@@ -96,6 +96,8 @@ type ConnectionProps struct {
 	Characteristics []Characteristic `json:"characteristics"`
 	Sharing         SharingState     `json:"sharing"`
 	FirewallEnabled bool             `json:"firewallEnabled"`
+	// AllowPing says whether the firewall lets inbound ping through.
+	AllowPing bool `json:"allowPing"`
 }
 
 // SharingState is whether and how a connection is shared.
@@ -161,6 +163,13 @@ type SharingOverview struct {
 // NameRequest is the body of a rename or duplicate request.
 type NameRequest struct {
 	Name string `json:"name"`
+}
+
+// FirewallRequest is the body of a request to enable the firewall.
+type FirewallRequest struct {
+	// AllowPing, if set, says whether the connection answers ping
+	// (inbound ICMP echo); unset leaves it as it is (off at first).
+	AllowPing *bool `json:"allowPing,omitempty"`
 }
 
 // SharingRequest is the body of a request to enable sharing.

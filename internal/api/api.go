@@ -163,6 +163,14 @@ func writeError(w http.ResponseWriter, status int, e *hresult.Error) {
 	writeJSON(w, status, e)
 }
 
+// decodeOptional is decode for a body that may be empty.
+func decodeOptional(r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	return decode(r, v)
+}
+
 // decode reads a JSON request body into v, refusing unknown fields.
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
@@ -232,7 +240,11 @@ func (s *Server) disableSharing(r *http.Request) (any, error) {
 }
 
 func (s *Server) enableFirewall(r *http.Request) (any, error) {
-	return s.m.EnableInternetFirewall(r.Context(), r.PathValue("conn"))
+	var req hnetcfg.FirewallRequest
+	if err := decodeOptional(r, &req); err != nil {
+		return nil, err
+	}
+	return s.m.EnableInternetFirewall(r.Context(), r.PathValue("conn"), req)
 }
 
 func (s *Server) disableFirewall(r *http.Request) (any, error) {

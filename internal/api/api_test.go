@@ -76,6 +76,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"PortMappingEdit": hnetcfg.PortMappingEdit{},
 		"NameRequest":     hnetcfg.NameRequest{},
 		"SharingRequest":  hnetcfg.SharingRequest{},
+		"FirewallRequest": hnetcfg.FirewallRequest{},
 		"Error":           hresult.Error{},
 	}
 	for name, v := range types {

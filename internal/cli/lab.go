@@ -82,7 +82,7 @@ func (a *app) labCmd() *cobra.Command {
 	server.Flags().IntVar(&port, "port", lab.ServerPort, "port to serve on")
 	var timeout time.Duration
 	probe := &cobra.Command{
-		Use:   "probe tcp|udp HOST:PORT",
+		Use:   "probe tcp|udp HOST:PORT | probe icmp HOST",
 		Short: "ask a test server which address it sees us come from",
 		Args:  args(cobra.ExactArgs(2)),
 		RunE: func(c *cobra.Command, args []string) error {

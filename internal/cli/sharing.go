@@ -94,25 +94,39 @@ func names(w io.Writer, ps []hnetcfg.ConnectionProps) {
 }
 
 func (a *app) firewallCmd() *cobra.Command {
-	verb := func(use, short string, on bool) *cobra.Command {
-		return &cobra.Command{
-			Use:   use + " CONN",
-			Short: short,
-			Args:  args(cobra.ExactArgs(1)),
-			RunE: func(c *cobra.Command, args []string) error {
-				return a.configure(c, args[0], func(s *hnetcfg.SharingConfiguration) error {
-					if on {
-						return s.EnableInternetFirewall(c.Context())
-					}
-					return s.DisableInternetFirewall(c.Context())
-				}, func(p hnetcfg.ConnectionProps) string { return "firewall " + onOff(p.FirewallEnabled) })
-			},
+	say := func(p hnetcfg.ConnectionProps) string {
+		if p.FirewallEnabled && p.AllowPing {
+			return "firewall on, answers ping"
 		}
+		return "firewall " + onOff(p.FirewallEnabled)
 	}
-	return group("firewall", "switch the stateful firewall of a connection",
-		verb("enable", "drop unsolicited inbound traffic on a connection, but for enabled port mappings", true),
-		verb("disable", "switch a connection's firewall off", false),
-	)
+	var allowPing bool
+	enable := &cobra.Command{
+		Use:   "enable CONN [--allow-ping[=false]]",
+		Short: "drop unsolicited inbound traffic on a connection, but for enabled port mappings",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
+			var req hnetcfg.FirewallRequest
+			if c.Flags().Changed("allow-ping") {
+				req.AllowPing = &allowPing
+			}
+			return a.configure(c, args[0], func(s *hnetcfg.SharingConfiguration) error {
+				return s.EnableInternetFirewallRequest(c.Context(), req)
+			}, say)
+		},
+	}
+	enable.Flags().BoolVar(&allowPing, "allow-ping", false, "answer ping (inbound ICMP echo); left as it is unless given")
+	disable := &cobra.Command{
+		Use:   "disable CONN",
+		Short: "switch a connection's firewall off",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
+			return a.configure(c, args[0], func(s *hnetcfg.SharingConfiguration) error {
+				return s.DisableInternetFirewall(c.Context())
+			}, say)
+		},
+	}
+	return group("firewall", "switch the stateful firewall of a connection", enable, disable)
 }
 
 // configure runs do on the sharing configuration of conn and prints the

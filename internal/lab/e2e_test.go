@@ -184,6 +184,20 @@ func TestSharingAndMappings(t *testing.T) {
 	must(t, local.Enable(ctx))
 	reaches(t, l, l.WAN, "tcp", lab.GatewayWAN+":9090", lab.WANHost)
 
+	// Ping: dropped on the public connection unless allowed; the private
+	// side is not firewalled.
+	if got, err := probe(l, l.WAN, "icmp", lab.GatewayWAN); err == nil {
+		t.Fatalf("ping got through the firewall: %s", got)
+	}
+	if _, err := probe(l, l.LAN, "icmp", lab.GatewayLAN); err != nil {
+		t.Fatalf("ping on the private side: %v", err)
+	}
+	allow := true
+	must(t, wan.EnableInternetFirewallRequest(ctx, hnetcfg.FirewallRequest{AllowPing: &allow}))
+	if _, err := probe(l, l.WAN, "icmp", lab.GatewayWAN); err != nil {
+		t.Fatalf("ping allowed but not answered: %v", err)
+	}
+
 	// Disabled, a mapping passes nothing again; enabled, it does.
 	must(t, web.Disable(ctx))
 	blocked(t, l, l.WAN, "tcp", public)

@@ -6,8 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
 )
 
 // Greeting starts every answer of the test server; the rest is the
@@ -59,12 +64,15 @@ func Serve(ctx context.Context, port int) error {
 }
 
 // Probe sends one TCP connection or UDP datagram to addr and returns the
-// server's answer, or an error if none came within timeout.
+// server's answer, or an error if none came within timeout. For icmp, addr
+// is an address without a port, and Probe pings it.
 func Probe(proto, addr string, timeout time.Duration) (string, error) {
 	switch proto {
 	case "tcp", "udp":
+	case "icmp":
+		return Ping(addr, timeout)
 	default:
-		return "", fmt.Errorf("protocol %q: use tcp or udp", proto)
+		return "", fmt.Errorf("protocol %q: use tcp, udp or icmp", proto)
 	}
 	c, err := net.DialTimeout(proto, addr, timeout)
 	if err != nil {
@@ -121,4 +129,42 @@ func Stream(addr string, duration, interval time.Duration, w io.Writer) error {
 	}
 	<-done
 	return nil
+}
+
+// Ping sends one ICMP echo request to addr and waits for the reply.
+func Ping(addr string, timeout time.Duration) (string, error) {
+	dst, err := netip.ParseAddr(addr)
+	if err != nil || !dst.Is4() {
+		return "", fmt.Errorf("%q is not an IPv4 address", addr)
+	}
+	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	id := os.Getpid() & 0xffff
+	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: 1, Data: []byte("netshare-lab")}}
+	data, err := msg.Marshal(nil)
+	if err != nil {
+		return "", err
+	}
+	start := time.Now()
+	if _, err := c.WriteTo(data, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+		return "", err
+	}
+	c.SetReadDeadline(start.Add(timeout))
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return "", err
+		}
+		reply, err := icmp.ParseMessage(1, buf[:n])
+		if err != nil || reply.Type != ipv4.ICMPTypeEchoReply {
+			continue
+		}
+		if echo, ok := reply.Body.(*icmp.Echo); ok && echo.ID == id {
+			return fmt.Sprintf("reply from %s in %v", from, time.Since(start).Round(time.Microsecond)), nil
+		}
+	}
 }

@@ -359,31 +359,36 @@ func (m *Manager) DisableSharing(ctx context.Context, ref string) (hnetcfg.Conne
 }
 
 // EnableInternetFirewall switches the firewall on for the connection; it
-// succeeds when the firewall is already on.
-func (m *Manager) EnableInternetFirewall(ctx context.Context, ref string) (hnetcfg.ConnectionProps, error) {
-	return m.setFirewall(ctx, ref, true)
+// succeeds when the firewall is already on. req.AllowPing, if set, says
+// whether the connection answers ping (inbound ICMP echo); by default it
+// does not.
+func (m *Manager) EnableInternetFirewall(ctx context.Context, ref string, req hnetcfg.FirewallRequest) (hnetcfg.ConnectionProps, error) {
+	return m.setFirewall(ctx, ref, true, req.AllowPing)
 }
 
 // DisableInternetFirewall switches the firewall off for the connection; it
 // succeeds when the firewall is already off.
 func (m *Manager) DisableInternetFirewall(ctx context.Context, ref string) (hnetcfg.ConnectionProps, error) {
-	return m.setFirewall(ctx, ref, false)
+	return m.setFirewall(ctx, ref, false, nil)
 }
 
-func (m *Manager) setFirewall(ctx context.Context, ref string, on bool) (hnetcfg.ConnectionProps, error) {
+func (m *Manager) setFirewall(ctx context.Context, ref string, on bool, allowPing *bool) (hnetcfg.ConnectionProps, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, err := m.lookupLocked(ctx, ref)
 	if err != nil {
 		return hnetcfg.ConnectionProps{}, err
 	}
-	if c.rec.Firewall != on {
+	if c.rec.Firewall != on || allowPing != nil && *allowPing != c.rec.AllowPing {
 		rec := *c.rec
 		rec.Firewall = on
+		if allowPing != nil {
+			rec.AllowPing = *allowPing
+		}
 		if err := m.commitLocked(ctx, &change{conns: []store.Connection{rec}}); err != nil {
 			return hnetcfg.ConnectionProps{}, err
 		}
-		m.log.Info("firewall", "connection", rec.ID, "interface", rec.Interface, "enabled", on)
+		m.log.Info("firewall", "connection", rec.ID, "interface", rec.Interface, "enabled", on, "allowPing", rec.AllowPing)
 		c.rec = m.conns[rec.ID]
 	}
 	return m.propsLocked(c), nil

@@ -58,6 +58,7 @@ func (m *Manager) propsLocked(c conn) hnetcfg.ConnectionProps {
 		MediaType:       mediaOf(c.link),
 		Characteristics: []hnetcfg.Characteristic{hnetcfg.NCCF_ALL_USERS, hnetcfg.NCCF_ALLOW_RENAME},
 		FirewallEnabled: r.Firewall,
+		AllowPing:       r.AllowPing,
 	}
 	if p.Name == "" {
 		p.Name = r.Interface

@@ -285,6 +285,9 @@ func (m *Manager) fwConfigLocked() *fw.Config {
 		}
 		if c.Firewall {
 			cfg.Firewalled = append(cfg.Firewalled, c.Interface)
+			if c.AllowPing {
+				cfg.Ping = append(cfg.Ping, c.Interface)
+			}
 		}
 	}
 	for _, mp := range m.mappings {

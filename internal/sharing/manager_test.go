@@ -354,7 +354,7 @@ func TestSharingRules(t *testing.T) {
 	if err != nil || p.Sharing.Type != "private" || p.FirewallEnabled {
 		t.Fatalf("EnableSharing(private) = %+v, %v", p, err)
 	}
-	h.must(h.m.EnableInternetFirewall(ctx, "lan1"))
+	h.must(h.m.EnableInternetFirewall(ctx, "lan1", hnetcfg.FirewallRequest{}))
 	h.must(h.m.EnableSharing(ctx, "lan1", private10))
 	if !h.props("lan1").FirewallEnabled {
 		t.Error("lan1 lost its firewall when shared as private")
@@ -428,8 +428,8 @@ func TestSharingRules(t *testing.T) {
 	// Firewall switches are idempotent.
 	h.must(h.m.DisableInternetFirewall(ctx, "lan1"))
 	h.must(h.m.DisableInternetFirewall(ctx, "lan1"))
-	h.must(h.m.EnableInternetFirewall(ctx, "lan1"))
-	h.must(h.m.EnableInternetFirewall(ctx, "lan1"))
+	h.must(h.m.EnableInternetFirewall(ctx, "lan1", hnetcfg.FirewallRequest{}))
+	h.must(h.m.EnableInternetFirewall(ctx, "lan1", hnetcfg.FirewallRequest{}))
 	if !h.props("lan1").FirewallEnabled {
 		t.Error("firewall is off")
 	}
@@ -822,5 +822,31 @@ func TestPrivateAddressAndForwarding(t *testing.T) {
 	p, err = h.m.EnableSharing(ctx, "wg0", private)
 	if err != nil || p.Sharing.Address != "10.78.0.1/24" {
 		t.Fatalf("re-enabling wg0: %+v, %v", p, err)
+	}
+}
+
+func TestAllowPing(t *testing.T) {
+	h := newHarness(t)
+	yes, no := true, false
+	p, err := h.m.EnableInternetFirewall(ctx, "wan0", hnetcfg.FirewallRequest{AllowPing: &yes})
+	if err != nil || !p.FirewallEnabled || !p.AllowPing {
+		t.Fatalf("enable with ping: %+v, %v", p, err)
+	}
+	h.check()
+	if got := h.fw.Config().Ping; !slices.Equal(got, []string{"wan0"}) {
+		t.Fatalf("ping set %v", got)
+	}
+	// Unset leaves it as it is; disabling the firewall takes it out.
+	h.must(h.m.EnableInternetFirewall(ctx, "wan0", hnetcfg.FirewallRequest{}))
+	if !h.props("wan0").AllowPing {
+		t.Fatal("an enable without the option changed it")
+	}
+	h.must(h.m.DisableInternetFirewall(ctx, "wan0"))
+	if got := h.fw.Config().Ping; len(got) != 0 {
+		t.Fatalf("ping set %v with the firewall off", got)
+	}
+	h.must(h.m.EnableInternetFirewall(ctx, "wan0", hnetcfg.FirewallRequest{AllowPing: &no}))
+	if h.props("wan0").AllowPing || len(h.fw.Config().Ping) != 0 {
+		t.Fatal("ping still allowed")
 	}
 }

@@ -57,6 +57,8 @@ type Connection struct {
 	Name     string `json:"name,omitempty"`
 	Role     Role   `json:"role,omitempty"`
 	Firewall bool   `json:"firewall,omitempty"`
+	// AllowPing lets a firewalled connection answer ping.
+	AllowPing bool `json:"allowPing,omitempty"`
 	// PrivateAddress is the address (with prefix) the connection has while
 	// shared as private; "" means the default.
 	PrivateAddress string `json:"privateAddress,omitempty"`
