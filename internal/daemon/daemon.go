@@ -131,8 +131,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	kick := make(chan struct{}, 1)
+	if w, ok := links.(linkWatcher); ok {
+		err := w.Watch(ctx, func() {
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			log.Warn("following link changes by polling only", "err", err)
+		}
+	}
 	c, _ := firewall.(checker)
-	go watch(ctx, m, c, log)
+	go watch(ctx, m, c, kick, log)
 	log.Info("serving", "socket", cfg.Socket, "stateFile", st.Path(), "backend", cfg.Backend)
 	if cfg.Ready != nil {
 		cfg.Ready()
@@ -183,10 +195,16 @@ type checker interface {
 // watchInterval is how often the links and the table are looked at.
 const watchInterval = time.Second
 
+// linkWatcher is a link backend that reports changes as they happen.
+type linkWatcher interface {
+	Watch(ctx context.Context, notify func()) error
+}
+
 // watch follows the links (the public connection's addresses feed the
-// hairpin map) and, with a checker, puts the firewall table back within a
-// second when another program deletes or changes it.
-func watch(ctx context.Context, m *sharing.Manager, c checker, log *slog.Logger) {
+// hairpin map), at once when kicked and every second anyway, and, with a
+// checker, puts the firewall table back within a second when another
+// program deletes or changes it.
+func watch(ctx context.Context, m *sharing.Manager, c checker, kick <-chan struct{}, log *slog.Logger) {
 	t := time.NewTicker(watchInterval)
 	defer t.Stop()
 	for {
@@ -194,6 +212,11 @@ func watch(ctx context.Context, m *sharing.Manager, c checker, log *slog.Logger)
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
+			if err := m.Refresh(ctx); err != nil {
+				log.Error("following the links", "err", err)
+			}
+			continue
 		}
 		if err := m.Refresh(ctx); err != nil {
 			log.Error("following the links", "err", err)

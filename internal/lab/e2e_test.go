@@ -169,8 +169,19 @@ func TestSharingAndMappings(t *testing.T) {
 	must(t, dns.Enable(ctx))
 	reaches(t, l, l.WAN, "udp", lab.GatewayWAN+":8001", lab.WANHost)
 
-	// Hairpin: the lan host reaches the mapping at the public address.
+	// Hairpin: the lan host reaches the mapping at the public address,
+	// and at a new one as soon as the public connection gets it.
 	reaches(t, l, l.LAN, "tcp", public, lab.GatewayLAN)
+	if _, err := l.Output(l.GW, "ip", "addr", "add", "198.51.100.5/24", "dev", "wan0"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := probe(l, l.LAN, "tcp", "198.51.100.5:8000"); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("hairpin to a new public address: %v", err)
+		}
+	}
 
 	// A mapping to the gateway itself is served there.
 	if _, err := l.Start(l.GW, "gw-server.log", "lab", "server", "--port", "9000"); err != nil {
@@ -284,11 +295,13 @@ func TestDisconnect(t *testing.T) {
 		t.Fatalf("status after Disconnect: %s", wan.Props().Status)
 	}
 	blocked(t, l, l.LAN, "tcp", server)
+	if out, _ := l.Output(l.GW, "ip", "route", "show", "default"); out != "" {
+		t.Fatalf("a default route survived Disconnect: %s", out)
+	}
 	must(t, wan.Connect(ctx))
-	// The default route went with the link; the lab puts it back, as a
-	// DHCP client on a real upstream would.
-	if _, err := l.Output(l.GW, "ip", "route", "replace", "default", "via", lab.WANHost); err != nil {
-		t.Fatal(err)
+	// Connect puts back the routes that went down with the link.
+	if out, _ := l.Output(l.GW, "ip", "route", "show", "default"); !strings.Contains(out, "via "+lab.WANHost) {
+		t.Fatalf("the default route is not back after Connect: %q", out)
 	}
 	reaches(t, l, l.LAN, "tcp", server, lab.GatewayWAN)
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -28,6 +29,9 @@ const dumpRetries = 5
 type Backend struct {
 	h  *netlink.Handle
 	ns netns.NsHandle // the namespace; not open for the current one
+
+	mu    sync.Mutex // guards saved
+	saved map[string][]netlink.Route
 }
 
 var _ link.Backend = (*Backend)(nil)
@@ -45,7 +49,7 @@ func New(ns netns.NsHandle) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening netlink: %w", err)
 	}
-	return &Backend{h: h, ns: ns}, nil
+	return &Backend{h: h, ns: ns, saved: map[string][]netlink.Route{}}, nil
 }
 
 // Close releases the netlink socket.
@@ -230,7 +234,9 @@ func (b *Backend) byName(name string) (netlink.Link, error) {
 	return l, nil
 }
 
-// SetUp implements link.Backend.
+// SetUp implements link.Backend. It puts back the IPv4 routes through the
+// link that SetDown saw go (the kernel drops them with the link), such as
+// a default route.
 func (b *Backend) SetUp(ctx context.Context, name string) error {
 	l, err := b.byName(name)
 	if err != nil {
@@ -239,18 +245,86 @@ func (b *Backend) SetUp(ctx context.Context, name string) error {
 	if err := b.h.LinkSetUp(l); err != nil {
 		return fmt.Errorf("setting %s up: %w", name, err)
 	}
+	b.mu.Lock()
+	routes := b.saved[name]
+	delete(b.saved, name)
+	b.mu.Unlock()
+	var errs []error
+	for _, r := range routes {
+		r.LinkIndex = l.Attrs().Index
+		if err := b.h.RouteReplace(&r); err != nil {
+			errs = append(errs, fmt.Errorf("restoring route %s: %w", r, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s is up, but: %w", name, errors.Join(errs...))
+	}
 	return nil
 }
 
-// SetDown implements link.Backend.
+// SetDown implements link.Backend. It keeps the link's IPv4 routes (those
+// not made by the kernel for its addresses) for SetUp to put back.
 func (b *Backend) SetDown(ctx context.Context, name string) error {
 	l, err := b.byName(name)
 	if err != nil {
 		return err
 	}
+	routes, err := retry(func() ([]netlink.Route, error) { return b.h.RouteList(l, netlink.FAMILY_V4) })
+	if err != nil {
+		return fmt.Errorf("listing the routes of %s: %w", name, err)
+	}
+	var keep []netlink.Route
+	for _, r := range routes {
+		if r.Protocol != unix.RTPROT_KERNEL {
+			keep = append(keep, r)
+		}
+	}
 	if err := b.h.LinkSetDown(l); err != nil {
 		return fmt.Errorf("setting %s down: %w", name, err)
 	}
+	if len(keep) > 0 {
+		b.mu.Lock()
+		b.saved[name] = append(b.saved[name], keep...)
+		b.mu.Unlock()
+	}
+	return nil
+}
+
+// Watch calls notify after each change to the namespace's links or
+// addresses, until ctx is done.
+func (b *Backend) Watch(ctx context.Context, notify func()) error {
+	done := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		close(done)
+	}()
+	lch := make(chan netlink.LinkUpdate, 64)
+	ach := make(chan netlink.AddrUpdate, 64)
+	var nsp *netns.NsHandle
+	if b.ns.IsOpen() {
+		nsp = &b.ns
+	}
+	if err := netlink.LinkSubscribeWithOptions(lch, done, netlink.LinkSubscribeOptions{Namespace: nsp}); err != nil {
+		return fmt.Errorf("subscribing to link changes: %w", err)
+	}
+	if err := netlink.AddrSubscribeWithOptions(ach, done, netlink.AddrSubscribeOptions{Namespace: nsp}); err != nil {
+		return fmt.Errorf("subscribing to address changes: %w", err)
+	}
+	go func() {
+		for {
+			select {
+			case _, ok := <-lch:
+				if !ok {
+					return
+				}
+			case _, ok := <-ach:
+				if !ok {
+					return
+				}
+			}
+			notify()
+		}
+	}()
 	return nil
 }
 

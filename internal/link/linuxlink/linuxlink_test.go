@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netshare/netshare/internal/link"
 	"github.com/netshare/netshare/internal/nettest"
@@ -102,6 +103,19 @@ func TestBackend(t *testing.T) {
 	}
 	if after, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); string(after) != string(hostFwd) {
 		t.Fatalf("the host's ip_forward changed from %q to %q", hostFwd, after)
+	}
+	// Watch reports changes.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changed := make(chan struct{}, 16)
+	if err := b.Watch(wctx, func() { changed <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	ns.MustRun(t, "ip", "addr", "add", "10.5.0.1/24", "dev", "wan0")
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch did not report an address change")
 	}
 	if err := b.SetUp(ctx, "nope0"); err == nil || !strings.Contains(err.Error(), `"nope0"`) {
 		t.Errorf("SetUp(nope0) = %v", err)
