@@ -226,7 +226,10 @@ func (l *Lab) Status() string {
 	fmt.Fprintf(&b, "  netshare serve in %s: %s; log %s\n", l.GW, alive(l.DaemonPID), filepath.Join(l.Dir, "daemon.log"))
 	fmt.Fprintf(&b, "  test server %s:%d in %s: %s\n", WANHost, ServerPort, l.WAN, alive(l.ServerPID))
 	fmt.Fprintf(&b, "\nPoint the CLI at the lab's daemon:\n  export NETSHARE_SOCKET=%s\n", l.Socket)
-	fmt.Fprintf(&b, "Run a command in a namespace:\n  ip netns exec %s <command>   # the lan host, %s\n  ip netns exec %s <command>   # the wan host, %s\n  ip netns exec %s <command>   # the gateway\n", l.LAN, LANHost, l.WAN, WANHost, l.GW)
+	fmt.Fprintf(&b, "Run a command on a host of the lab:\n  netshare lab exec lan -- <command>   # the lan host, %s (%s)\n  netshare lab exec wan -- <command>   # the wan host, %s (%s)\n  netshare lab exec gw -- <command>    # the gateway (%s)\n", LANHost, l.LAN, WANHost, l.WAN, l.GW)
+	if l.Dir != "/tmp/netshare-lab" {
+		fmt.Fprintf(&b, "  (add --dir %s after 'exec', 'status' and 'down')\n", l.Dir)
+	}
 	return b.String()
 }
 
