@@ -15,9 +15,6 @@ import (
 	"github.com/netshare/netshare/internal/lab"
 )
 
-// DefaultLabDir is where 'netshare lab' keeps a lab unless told otherwise.
-const DefaultLabDir = "/tmp/netshare-lab"
-
 func (a *app) labCmd() *cobra.Command {
 	var dir string
 	fail := func(err error) error {
@@ -70,7 +67,7 @@ func (a *app) labCmd() *cobra.Command {
 		},
 	}
 	for _, c := range []*cobra.Command{up, down, status} {
-		c.Flags().StringVar(&dir, "dir", DefaultLabDir, "the lab's directory (state, socket, logs)")
+		c.Flags().StringVar(&dir, "dir", lab.DefaultDir, "the lab's directory (state, socket, logs)")
 	}
 	var port int
 	server := &cobra.Command{
@@ -135,6 +132,6 @@ func (a *app) labCmd() *cobra.Command {
 			return nil
 		},
 	}
-	exe.Flags().StringVar(&dir, "dir", DefaultLabDir, "the lab's directory")
+	exe.Flags().StringVar(&dir, "dir", lab.DefaultDir, "the lab's directory")
 	return group("lab", "a sandbox of three network namespaces to try netshare in", up, down, status, exe, server, probe, stream)
 }

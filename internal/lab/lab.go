@@ -36,6 +36,9 @@ const (
 	ServerPort = 8080
 )
 
+// DefaultDir is where a lab lives unless told otherwise.
+const DefaultDir = "/tmp/netshare-lab"
+
 // Lab is a running lab, as kept in DIR/lab.json.
 type Lab struct {
 	Dir       string `json:"dir"`
@@ -227,7 +230,7 @@ func (l *Lab) Status() string {
 	fmt.Fprintf(&b, "  test server %s:%d in %s: %s\n", WANHost, ServerPort, l.WAN, alive(l.ServerPID))
 	fmt.Fprintf(&b, "\nPoint the CLI at the lab's daemon:\n  export NETSHARE_SOCKET=%s\n", l.Socket)
 	fmt.Fprintf(&b, "Run a command on a host of the lab:\n  netshare lab exec lan -- <command>   # the lan host, %s (%s)\n  netshare lab exec wan -- <command>   # the wan host, %s (%s)\n  netshare lab exec gw -- <command>    # the gateway (%s)\n", LANHost, l.LAN, WANHost, l.WAN, l.GW)
-	if l.Dir != "/tmp/netshare-lab" {
+	if l.Dir != DefaultDir {
 		fmt.Fprintf(&b, "  (add --dir %s after 'exec', 'status' and 'down')\n", l.Dir)
 	}
 	return b.String()
