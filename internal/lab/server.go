@@ -7,12 +7,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
+	"github.com/netshare/netshare/internal/ping"
 )
 
 // Greeting starts every answer of the test server; the rest is the
@@ -134,37 +132,12 @@ func Stream(addr string, duration, interval time.Duration, w io.Writer) error {
 // Ping sends one ICMP echo request to addr and waits for the reply.
 func Ping(addr string, timeout time.Duration) (string, error) {
 	dst, err := netip.ParseAddr(addr)
-	if err != nil || !dst.Is4() {
-		return "", fmt.Errorf("%q is not an IPv4 address", addr)
+	if err != nil {
+		return "", fmt.Errorf("%q is not an IP address", addr)
 	}
-	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	rtt, err := ping.Ping(dst, timeout)
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
-	id := os.Getpid() & 0xffff
-	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: 1, Data: []byte("netshare-lab")}}
-	data, err := msg.Marshal(nil)
-	if err != nil {
-		return "", err
-	}
-	start := time.Now()
-	if _, err := c.WriteTo(data, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
-		return "", err
-	}
-	c.SetReadDeadline(start.Add(timeout))
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := c.ReadFrom(buf)
-		if err != nil {
-			return "", err
-		}
-		reply, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil || reply.Type != ipv4.ICMPTypeEchoReply {
-			continue
-		}
-		if echo, ok := reply.Body.(*icmp.Echo); ok && echo.ID == id {
-			return fmt.Sprintf("reply from %s in %v", from, time.Since(start).Round(time.Microsecond)), nil
-		}
-	}
+	return fmt.Sprintf("reply from %s in %v", dst, rtt.Round(time.Microsecond)), nil
 }

@@ -1,0 +1,359 @@
+// Package dns is the DNS forwarder of the private networks: it answers A
+// and PTR queries for the private hosts (DHCP leases, reservations and
+// static entries), under the domain and as bare names, and forwards
+// everything else to the upstream resolvers, over UDP and TCP, with a cache
+// that honours TTLs. An upstream that fails makes a quick SERVFAIL.
+package dns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// LocalTTL is the TTL of the answers about private hosts.
+const LocalTTL = 60
+
+// Names resolves the private hosts. Names are lower-case labels.
+type Names interface {
+	Lookup(label string) (netip.Addr, bool)
+	Reverse(ip netip.Addr) (string, bool)
+	// Private reports whether ip is in a private network, whose reverse
+	// zone this server answers for.
+	Private(ip netip.Addr) bool
+}
+
+// Handler answers queries. Set its fields before serving.
+type Handler struct {
+	// Domain is the private domain, such as home.arpa.
+	Domain string
+	Names  Names
+	// Upstreams are tried in order; none means every forwarded query fails.
+	Upstreams []netip.AddrPort
+	// Timeout bounds one upstream exchange; 2 s if zero.
+	Timeout time.Duration
+	Log     *slog.Logger
+	Cache   *Cache
+}
+
+var _ dns.Handler = (*Handler)(nil)
+
+// ServeDNS implements dns.Handler.
+func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	resp := h.answer(r, w.RemoteAddr().Network() == "tcp")
+	if resp == nil {
+		return
+	}
+	if err := w.WriteMsg(resp); err != nil && h.Log != nil {
+		h.Log.Debug("writing a DNS answer", "err", err)
+	}
+}
+
+func (h *Handler) reply(r *dns.Msg, rcode int) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(r, rcode)
+	m.RecursionAvailable = true
+	return m
+}
+
+// answer builds the answer to r; tcp says how r came.
+func (h *Handler) answer(r *dns.Msg, tcp bool) *dns.Msg {
+	if r.Response || r.Opcode != dns.OpcodeQuery {
+		return h.reply(r, dns.RcodeNotImplemented)
+	}
+	if len(r.Question) != 1 {
+		return h.reply(r, dns.RcodeFormatError)
+	}
+	q := r.Question[0]
+	name := strings.ToLower(q.Name)
+	if m := h.local(r, q, name); m != nil {
+		return m
+	}
+	return h.forward(r, q, name, tcp)
+}
+
+// local answers for the private hosts and their reverse zone; nil means the
+// query is not about them.
+func (h *Handler) local(r *dns.Msg, q dns.Question, name string) *dns.Msg {
+	domain := strings.ToLower(dns.Fqdn(h.Domain))
+	var label string
+	switch {
+	case q.Qtype == dns.TypePTR && strings.HasSuffix(name, ".in-addr.arpa."):
+		ip, ok := reverseAddr(name)
+		if !ok || h.Names == nil || !h.Names.Private(ip) {
+			return nil
+		}
+		host, found := h.Names.Reverse(ip)
+		m := h.reply(r, dns.RcodeSuccess)
+		m.Authoritative = true
+		if !found {
+			m.Rcode = dns.RcodeNameError
+			return m
+		}
+		m.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: LocalTTL}, Ptr: host + "." + domain}}
+		return m
+	case dns.CountLabel(name) == 1:
+		label = strings.TrimSuffix(name, ".")
+	case h.Domain != "" && name == domain:
+		m := h.reply(r, dns.RcodeSuccess)
+		m.Authoritative = true
+		return m
+	case h.Domain != "" && strings.HasSuffix(name, "."+domain):
+		label = strings.TrimSuffix(name, "."+domain)
+	default:
+		return nil
+	}
+	m := h.reply(r, dns.RcodeSuccess)
+	m.Authoritative = true
+	var ip netip.Addr
+	found := false
+	if h.Names != nil && !strings.Contains(label, ".") {
+		ip, found = h.Names.Lookup(label)
+	}
+	if !found {
+		m.Rcode = dns.RcodeNameError
+		return m
+	}
+	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY {
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: LocalTTL}, A: ip.AsSlice()}}
+	}
+	return m
+}
+
+// reverseAddr parses d.c.b.a.in-addr.arpa.
+func reverseAddr(name string) (netip.Addr, bool) {
+	parts := strings.Split(strings.TrimSuffix(name, ".in-addr.arpa."), ".")
+	if len(parts) != 4 {
+		return netip.Addr{}, false
+	}
+	ip, err := netip.ParseAddr(parts[3] + "." + parts[2] + "." + parts[1] + "." + parts[0])
+	return ip, err == nil && ip.Is4()
+}
+
+// forward asks the upstreams, through the cache.
+func (h *Handler) forward(r *dns.Msg, q dns.Question, name string, tcp bool) *dns.Msg {
+	key := cacheKey{name: name, qtype: q.Qtype, qclass: q.Qclass, do: isDO(r)}
+	if m := h.Cache.get(key, time.Now()); m != nil {
+		m.Id = r.Id
+		m.Question = r.Question
+		return m
+	}
+	timeout := h.Timeout
+	if timeout == 0 {
+		timeout = 2 * time.Second
+	}
+	up := r.Copy()
+	up.Id = dns.Id()
+	var lastErr error
+	for _, u := range h.Upstreams {
+		c := &dns.Client{Net: "udp", Timeout: timeout}
+		if tcp {
+			c.Net = "tcp"
+		}
+		resp, _, err := c.Exchange(up, u.String())
+		if err == nil && resp.Truncated && !tcp {
+			c.Net = "tcp"
+			resp, _, err = c.Exchange(up, u.String())
+		}
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if resp.Rcode == dns.RcodeServerFailure || resp.Rcode == dns.RcodeRefused {
+			lastErr = fmt.Errorf("%s answered %s", u, dns.RcodeToString[resp.Rcode])
+			continue
+		}
+		h.Cache.put(key, resp, time.Now())
+		resp.Id = r.Id
+		return resp
+	}
+	if h.Log != nil {
+		h.Log.Debug("no upstream answered", "name", name, "err", lastErr)
+	}
+	return h.reply(r, dns.RcodeServerFailure)
+}
+
+func isDO(r *dns.Msg) bool {
+	opt := r.IsEdns0()
+	return opt != nil && opt.Do()
+}
+
+// Server serves a Handler on addresses, UDP and TCP, port 53 unless the
+// address says otherwise.
+type Server struct {
+	servers []*dns.Server
+}
+
+// Serve starts serving h on each of addrs.
+func Serve(h *Handler, addrs []netip.AddrPort) (*Server, error) {
+	s := &Server{}
+	for _, a := range addrs {
+		for _, network := range []string{"udp", "tcp"} {
+			started := make(chan struct{})
+			srv := &dns.Server{Addr: a.String(), Net: network, Handler: h, NotifyStartedFunc: func() { close(started) }}
+			errc := make(chan error, 1)
+			go func() { errc <- srv.ListenAndServe() }()
+			select {
+			case <-started:
+				s.servers = append(s.servers, srv)
+			case err := <-errc:
+				s.Close()
+				return nil, fmt.Errorf("DNS on %s/%s: %w", a, network, err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Close stops the server.
+func (s *Server) Close() error {
+	var errs []error
+	for _, srv := range s.servers {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		errs = append(errs, srv.ShutdownContext(ctx))
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// SystemUpstreams returns the name servers of a resolv.conf file, port 53.
+func SystemUpstreams(path string) ([]netip.AddrPort, error) {
+	cfg, err := dns.ClientConfigFromFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.AddrPort
+	for _, s := range cfg.Servers {
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.AddrPortFrom(a.Unmap(), 53))
+		}
+	}
+	return out, nil
+}
+
+// cacheKey identifies a cached answer.
+type cacheKey struct {
+	name          string
+	qtype, qclass uint16
+	do            bool
+}
+
+type cacheEntry struct {
+	msg     *dns.Msg
+	stored  time.Time
+	expires time.Time
+}
+
+// Cache keeps upstream answers until their TTL runs out. The zero value
+// is not usable; NewCache makes one.
+type Cache struct {
+	mu      sync.Mutex
+	max     int
+	entries map[cacheKey]cacheEntry
+}
+
+// NewCache returns a cache of at most max answers.
+func NewCache(max int) *Cache {
+	return &Cache{max: max, entries: map[cacheKey]cacheEntry{}}
+}
+
+// maxCacheTTL bounds how long anything is cached.
+const maxCacheTTL = time.Hour
+
+// ttlOf returns how long m may be cached: the smallest TTL of its records,
+// or the negative TTL of its SOA for an answer without records.
+func ttlOf(m *dns.Msg) time.Duration {
+	if m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError {
+		return 0
+	}
+	min := uint32(maxCacheTTL / time.Second)
+	seen := false
+	for _, sec := range [][]dns.RR{m.Answer, m.Ns} {
+		for _, rr := range sec {
+			ttl := rr.Header().Ttl
+			if soa, ok := rr.(*dns.SOA); ok && len(m.Answer) == 0 {
+				ttl = min32(ttl, soa.Minttl)
+			}
+			min, seen = min32(min, ttl), true
+		}
+	}
+	if !seen {
+		return 0
+	}
+	return time.Duration(min) * time.Second
+}
+
+func min32(a, b uint32) uint32 {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func (c *Cache) get(k cacheKey, now time.Time) *dns.Msg {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	e, ok := c.entries[k]
+	if ok && !now.Before(e.expires) {
+		delete(c.entries, k)
+		ok = false
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	m := e.msg.Copy()
+	age := uint32(now.Sub(e.stored) / time.Second)
+	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			if rr.Header().Rrtype == dns.TypeOPT {
+				continue
+			}
+			if rr.Header().Ttl > age {
+				rr.Header().Ttl -= age
+			} else {
+				rr.Header().Ttl = 0
+			}
+		}
+	}
+	return m
+}
+
+func (c *Cache) put(k cacheKey, m *dns.Msg, now time.Time) {
+	if c == nil || m.Truncated {
+		return
+	}
+	ttl := ttlOf(m)
+	if ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		for key, e := range c.entries {
+			if !now.Before(e.expires) || len(c.entries) >= c.max {
+				delete(c.entries, key)
+			}
+			if len(c.entries) < c.max*9/10 {
+				break
+			}
+		}
+	}
+	c.entries[k] = cacheEntry{msg: m.Copy(), stored: now, expires: now.Add(ttl)}
+}
+
+// Len returns the number of cached answers.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}
