@@ -415,3 +415,66 @@ func (p *PortMapping) String() string {
 	}
 	return fmt.Sprintf("%s %s %s/%d -> %s:%d", p.props.ID, p.props.Name, p.props.Protocol, p.props.ExternalPort, t, p.props.InternalPort)
 }
+
+// DHCP returns the DHCP settings of the connection.
+func (s *SharingConfiguration) DHCP(ctx context.Context) (DHCPSettings, error) {
+	var d DHCPSettings
+	err := s.m.do(ctx, "GET", connPath(s.id)+"/dhcp", nil, &d)
+	return d, err
+}
+
+// SetDHCP changes the DHCP settings that e sets.
+func (s *SharingConfiguration) SetDHCP(ctx context.Context, e DHCPEdit) (DHCPSettings, error) {
+	var d DHCPSettings
+	err := s.m.do(ctx, "PATCH", connPath(s.id)+"/dhcp", e, &d)
+	return d, err
+}
+
+// Reserve gives a MAC address a fixed address and name.
+func (s *SharingConfiguration) Reserve(ctx context.Context, r Reservation) (DHCPSettings, error) {
+	var d DHCPSettings
+	err := s.m.do(ctx, "POST", connPath(s.id)+"/dhcp/reservations", r, &d)
+	return d, err
+}
+
+// Unreserve removes the reservation of a MAC address.
+func (s *SharingConfiguration) Unreserve(ctx context.Context, mac string) (DHCPSettings, error) {
+	var d DHCPSettings
+	err := s.m.do(ctx, "DELETE", connPath(s.id)+"/dhcp/reservations/"+url.PathEscape(mac), nil, &d)
+	return d, err
+}
+
+// Leases returns the DHCP leases of every private connection.
+func (m *SharingManager) Leases(ctx context.Context) ([]LeaseInfo, error) {
+	var ls []LeaseInfo
+	err := m.do(ctx, "GET", "/v1/leases", nil, &ls)
+	return ls, err
+}
+
+// DNS returns the DNS forwarder's settings.
+func (m *SharingManager) DNS(ctx context.Context) (DNSSettings, error) {
+	var d DNSSettings
+	err := m.do(ctx, "GET", "/v1/dns", nil, &d)
+	return d, err
+}
+
+// SetDNS sets the DNS upstream servers; none means those of resolv.conf.
+func (m *SharingManager) SetDNS(ctx context.Context, e DNSEdit) (DNSSettings, error) {
+	var d DNSSettings
+	err := m.do(ctx, "PATCH", "/v1/dns", e, &d)
+	return d, err
+}
+
+// AddDNSHost adds or replaces a static name.
+func (m *SharingManager) AddDNSHost(ctx context.Context, h DNSHost) (DNSSettings, error) {
+	var d DNSSettings
+	err := m.do(ctx, "POST", "/v1/dns/hosts", h, &d)
+	return d, err
+}
+
+// RemoveDNSHost removes a static name.
+func (m *SharingManager) RemoveDNSHost(ctx context.Context, name string) (DNSSettings, error) {
+	var d DNSSettings
+	err := m.do(ctx, "DELETE", "/v1/dns/hosts/"+url.PathEscape(name), nil, &d)
+	return d, err
+}

@@ -124,6 +124,11 @@ type PortMappingProps struct {
 	Enabled         bool   `json:"enabled"`
 	// Options is reserved and always 0.
 	Options int `json:"options"`
+	// ResolvedIPAddress is where a name target points now.
+	ResolvedIPAddress string `json:"resolvedIPAddress,omitempty"`
+	// Unresolved is true for a name target that no lease, reservation or
+	// static entry knows: the mapping moves no traffic.
+	Unresolved bool `json:"unresolved"`
 }
 
 // PortMappingSpec describes a new port mapping (the arguments of
@@ -178,4 +183,71 @@ type SharingRequest struct {
 	// Address is the address of a private connection, with its prefix
 	// (default 192.168.137.1/24, or the one it had before).
 	Address string `json:"address,omitempty"`
+}
+
+// DHCPSettings is the DHCP configuration of a private connection, with the
+// defaults filled in.
+type DHCPSettings struct {
+	Connection string `json:"connection"`
+	// Active says whether the server runs: the connection is shared as
+	// private and present.
+	Active    bool   `json:"active"`
+	Subnet    string `json:"subnet"`
+	PoolStart string `json:"poolStart"`
+	PoolEnd   string `json:"poolEnd"`
+	// LeaseTime is a Go duration, such as 1h0m0s.
+	LeaseTime    string        `json:"leaseTime"`
+	Domain       string        `json:"domain"`
+	Router       string        `json:"router"`
+	DNSServer    string        `json:"dnsServer"`
+	Reservations []Reservation `json:"reservations"`
+}
+
+// DHCPEdit changes the DHCP settings that are not nil; "" puts a field back
+// to its default.
+type DHCPEdit struct {
+	PoolStart *string `json:"poolStart,omitempty"`
+	PoolEnd   *string `json:"poolEnd,omitempty"`
+	LeaseTime *string `json:"leaseTime,omitempty"`
+	Domain    *string `json:"domain,omitempty"`
+}
+
+// Reservation gives a hardware address a fixed address and a host name.
+type Reservation struct {
+	MAC  string `json:"mac"`
+	IP   string `json:"ip"`
+	Name string `json:"name,omitempty"`
+}
+
+// LeaseInfo is a DHCP lease.
+type LeaseInfo struct {
+	Connection string `json:"connection"`
+	Interface  string `json:"interface"`
+	MAC        string `json:"mac"`
+	IP         string `json:"ip"`
+	Hostname   string `json:"hostname"`
+	// Expiry is when the lease ends, RFC 3339.
+	Expiry string `json:"expiry"`
+	Active bool   `json:"active"`
+}
+
+// DNSSettings is the DNS forwarder's configuration.
+type DNSSettings struct {
+	// Upstreams are the servers asked; empty means those of the gateway's
+	// resolv.conf, which Effective lists.
+	Upstreams []string  `json:"upstreams"`
+	Effective []string  `json:"effectiveUpstreams"`
+	Hosts     []DNSHost `json:"hosts"`
+}
+
+// DNSHost is a static name.
+type DNSHost struct {
+	Name string `json:"name"`
+	IP   string `json:"ip"`
+}
+
+// DNSEdit changes the upstream servers; an empty list means those of
+// resolv.conf.
+type DNSEdit struct {
+	Upstreams []string `json:"upstreams"`
 }

@@ -61,6 +61,15 @@ var routes = []route{
 	{"DELETE", "/v1/connections/{conn}/mappings/{id}", http.StatusNoContent, (*Server).removeMapping},
 	{"POST", "/v1/connections/{conn}/mappings/{id}/enable", 0, (*Server).enableMapping},
 	{"POST", "/v1/connections/{conn}/mappings/{id}/disable", 0, (*Server).disableMapping},
+	{"GET", "/v1/connections/{conn}/dhcp", 0, (*Server).getDHCP},
+	{"PATCH", "/v1/connections/{conn}/dhcp", 0, (*Server).setDHCP},
+	{"POST", "/v1/connections/{conn}/dhcp/reservations", 0, (*Server).reserve},
+	{"DELETE", "/v1/connections/{conn}/dhcp/reservations/{mac}", 0, (*Server).unreserve},
+	{"GET", "/v1/leases", 0, (*Server).leases},
+	{"GET", "/v1/dns", 0, (*Server).getDNS},
+	{"PATCH", "/v1/dns", 0, (*Server).setDNS},
+	{"POST", "/v1/dns/hosts", 0, (*Server).addHost},
+	{"DELETE", "/v1/dns/hosts/{name}", 0, (*Server).removeHost},
 }
 
 // Server is the API's http.Handler.
@@ -293,6 +302,54 @@ func (s *Server) enableMapping(r *http.Request) (any, error) {
 
 func (s *Server) disableMapping(r *http.Request) (any, error) {
 	return s.m.DisablePortMapping(r.Context(), r.PathValue("conn"), r.PathValue("id"))
+}
+
+func (s *Server) getDHCP(r *http.Request) (any, error) {
+	return s.m.DHCPSettings(r.Context(), r.PathValue("conn"))
+}
+
+func (s *Server) setDHCP(r *http.Request) (any, error) {
+	var e hnetcfg.DHCPEdit
+	if err := decode(r, &e); err != nil {
+		return nil, err
+	}
+	return s.m.SetDHCP(r.Context(), r.PathValue("conn"), e)
+}
+
+func (s *Server) reserve(r *http.Request) (any, error) {
+	var res hnetcfg.Reservation
+	if err := decode(r, &res); err != nil {
+		return nil, err
+	}
+	return s.m.Reserve(r.Context(), r.PathValue("conn"), res)
+}
+
+func (s *Server) unreserve(r *http.Request) (any, error) {
+	return s.m.Unreserve(r.Context(), r.PathValue("conn"), r.PathValue("mac"))
+}
+
+func (s *Server) leases(r *http.Request) (any, error) { return s.m.LeaseList(r.Context()) }
+
+func (s *Server) getDNS(r *http.Request) (any, error) { return s.m.DNSSettings(r.Context()) }
+
+func (s *Server) setDNS(r *http.Request) (any, error) {
+	var e hnetcfg.DNSEdit
+	if err := decode(r, &e); err != nil {
+		return nil, err
+	}
+	return s.m.SetDNS(r.Context(), e)
+}
+
+func (s *Server) addHost(r *http.Request) (any, error) {
+	var h hnetcfg.DNSHost
+	if err := decode(r, &h); err != nil {
+		return nil, err
+	}
+	return s.m.AddHost(r.Context(), h)
+}
+
+func (s *Server) removeHost(r *http.Request) (any, error) {
+	return s.m.RemoveHost(r.Context(), r.PathValue("name"))
 }
 
 // Routes returns the route table as "METHOD /path" strings, for tests and

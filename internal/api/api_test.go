@@ -77,6 +77,13 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"NameRequest":     hnetcfg.NameRequest{},
 		"SharingRequest":  hnetcfg.SharingRequest{},
 		"FirewallRequest": hnetcfg.FirewallRequest{},
+		"Reservation":     hnetcfg.Reservation{},
+		"DHCPSettings":    hnetcfg.DHCPSettings{},
+		"DHCPEdit":        hnetcfg.DHCPEdit{},
+		"Lease":           hnetcfg.LeaseInfo{},
+		"DNSHost":         hnetcfg.DNSHost{},
+		"DNSSettings":     hnetcfg.DNSSettings{},
+		"DNSEdit":         hnetcfg.DNSEdit{},
 		"Error":           hresult.Error{},
 	}
 	for name, v := range types {

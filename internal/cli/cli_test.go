@@ -147,7 +147,7 @@ func TestCLI(t *testing.T) {
 	}
 	out = ok(t, s, "mapping", "list", "wan0")
 	if !regexp.MustCompile(`(?m)^1\s+web\s+tcp\s+80\s+192\.168\.137\.10\s+8080\s+no$`).MatchString(out) ||
-		!regexp.MustCompile(`(?m)^2\s+nas\s+udp\s+5000\s+nas\.home\.arpa\s+5000\s+yes$`).MatchString(out) {
+		!regexp.MustCompile(`(?m)^2\s+nas\s+udp\s+5000\s+nas\.home\.arpa \(unresolved\)\s+5000\s+yes$`).MatchString(out) {
 		t.Fatalf("mapping list:\n%s", out)
 	}
 	if ms := decode[[]hnetcfg.PortMappingProps](t, ok(t, s, "mapping", "list", "wan0", "--enabled", "--json")); len(ms) != 1 || ms[0].ID != "2" {

@@ -202,10 +202,13 @@ func (a *app) onMapping(c *cobra.Command, args []string, do func(*hnetcfg.PortMa
 }
 
 func target(p hnetcfg.PortMappingProps) string {
-	if p.TargetIPAddress != "" {
+	switch {
+	case p.TargetIPAddress != "":
 		return p.TargetIPAddress
+	case p.Unresolved:
+		return p.TargetName + " (unresolved)"
 	}
-	return p.TargetName
+	return p.TargetName + " (" + p.ResolvedIPAddress + ")"
 }
 
 func mappingTable(w io.Writer, ps []hnetcfg.PortMappingProps) {
@@ -228,6 +231,11 @@ func mappingDetail(w io.Writer, p hnetcfg.PortMappingProps) {
 		fmt.Fprintf(tw, "Target IP address:\t%s\n", p.TargetIPAddress)
 	} else {
 		fmt.Fprintf(tw, "Target name:\t%s\n", p.TargetName)
+		if p.Unresolved {
+			fmt.Fprintf(tw, "Resolved to:\tnothing yet (no lease, reservation or static name has it)\n")
+		} else {
+			fmt.Fprintf(tw, "Resolved to:\t%s\n", p.ResolvedIPAddress)
+		}
 	}
 	fmt.Fprintf(tw, "Enabled:\t%s\n", yesNo(p.Enabled))
 	tw.Flush()

@@ -18,10 +18,12 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/netshare/netshare/internal/api"
+	"github.com/netshare/netshare/internal/dhcp"
 	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/fw/nftfw"
 	"github.com/netshare/netshare/internal/link"
 	"github.com/netshare/netshare/internal/link/linuxlink"
+	"github.com/netshare/netshare/internal/services"
 	"github.com/netshare/netshare/internal/sharing"
 	"github.com/netshare/netshare/internal/store"
 )
@@ -116,9 +118,18 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer st.Close()
-	m, err := sharing.New(ctx, sharing.Options{Store: st, Links: links, Firewall: firewall, Logger: log.With("component", "sharing")})
+	opts := sharing.Options{Store: st, Links: links, Firewall: firewall, Logger: log.With("component", "sharing")}
+	if cfg.Backend != BackendFake {
+		opts.ResolvConf = "/etc/resolv.conf"
+	}
+	m, err := sharing.New(ctx, opts)
 	if err != nil {
 		return err
+	}
+	if cfg.Backend != BackendFake {
+		runner := services.NewRunner(m, m, dhcp.PingProber{Timeout: 300 * time.Millisecond}, log.With("component", "services"))
+		defer runner.Close()
+		m.SetServices(ctx, runner)
 	}
 	ln, err := listen(cfg.Socket)
 	if err != nil {
@@ -215,6 +226,11 @@ func watch(ctx context.Context, m *sharing.Manager, c checker, kick <-chan struc
 		case <-kick:
 			if err := m.Refresh(ctx); err != nil {
 				log.Error("following the links", "err", err)
+			}
+			continue
+		case <-m.Changed():
+			if err := m.Refresh(ctx); err != nil {
+				log.Error("following the names", "err", err)
 			}
 			continue
 		}

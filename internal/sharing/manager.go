@@ -18,10 +18,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/link"
+	"github.com/netshare/netshare/internal/services"
 	"github.com/netshare/netshare/internal/store"
 )
 
@@ -30,6 +33,15 @@ type Options struct {
 	Store    *store.Store
 	Links    link.Backend
 	Firewall fw.Backend
+	// Services runs DHCP and DNS on the private networks; nil means none.
+	// A Runner is made with the Manager as its lease keeper and name
+	// table, so it is set after New with SetServices.
+	Services services.Backend
+	// ResolvConf is the file the default DNS upstreams come from;
+	// "" means none.
+	ResolvConf string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 	// Logger receives the model's log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -57,6 +69,18 @@ type Manager struct {
 	settings store.Settings
 	seen     map[string]link.Link // the links as last observed, by name
 	applied  []netip.Addr         // the public addresses of the last Replace
+	fwNames  *nameTable           // the names the firewall's mappings follow
+
+	svc        services.Backend
+	svcApplied *services.Config
+	resolvConf string
+	now        func() time.Time
+	changed    chan struct{}
+
+	leaseMu sync.Mutex // guards leases and nameSrc; taken after mu
+	leases  map[string]store.Lease
+	nameSrc nameSource
+	names   atomic.Pointer[nameTable]
 }
 
 // New loads the stored state, records the links present, and applies the
@@ -73,15 +97,29 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Services == nil {
+		o.Services = &services.Fake{}
+	}
 	m := &Manager{
-		st:       o.Store,
-		links:    o.Links,
-		fw:       o.Firewall,
-		log:      o.Logger,
-		conns:    map[string]*store.Connection{},
-		byIface:  map[string]string{},
-		mappings: map[uint64]*store.Mapping{},
-		byConn:   map[string]map[protoPort]uint64{},
+		st:         o.Store,
+		links:      o.Links,
+		fw:         o.Firewall,
+		log:        o.Logger,
+		conns:      map[string]*store.Connection{},
+		byIface:    map[string]string{},
+		mappings:   map[uint64]*store.Mapping{},
+		byConn:     map[string]map[protoPort]uint64{},
+		svc:        o.Services,
+		resolvConf: o.ResolvConf,
+		now:        o.Now,
+		changed:    make(chan struct{}, 1),
+		leases:     map[string]store.Lease{},
+	}
+	for _, l := range st.Leases {
+		m.leases[l.Key()] = l
 	}
 	for _, c := range st.Connections {
 		m.setConn(c.ID, &c)
@@ -102,13 +140,26 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	if err := m.reconcileLocked(ctx); err != nil {
 		return nil, err
 	}
+	m.setNameSourceLocked()
+	m.fwNames = m.names.Load()
 	cfg := m.fwConfigLocked()
 	if err := m.replaceLocked(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("applying the stored state to the firewall: %w", err)
 	}
 	m.log.Info("state loaded", "connections", len(m.conns), "mappings", len(m.mappings),
-		"public", cfg.Public, "private", cfg.Private, "activeMappings", len(cfg.Mappings))
+		"public", cfg.Public, "private", cfg.Private, "activeMappings", len(cfg.Mappings), "leases", len(m.leases))
+	m.applyServicesLocked(ctx)
 	return m, nil
+}
+
+// SetServices sets the DHCP and DNS runner and starts what the state asks
+// for.
+func (m *Manager) SetServices(ctx context.Context, s services.Backend) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.svc = s
+	m.svcApplied = nil
+	m.applyServicesLocked(ctx)
 }
 
 // reconcileLocked puts back what the stored state asks of the namespace
@@ -252,10 +303,20 @@ func (m *Manager) replaceLocked(ctx context.Context, cfg *fw.Config) error {
 // changed since the firewall state was last replaced, replaces it again
 // (hairpin traffic is matched by those addresses). The daemon calls it
 // every second.
+//
+// It also starts DHCP and DNS where they should run and do not, drops
+// expired leases from the names, and moves mappings whose target is a name
+// to the host's address.
 func (m *Manager) Refresh(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.refreshAddrsLocked(ctx)
+	err := m.refreshAddrsLocked(ctx)
+	m.applyServicesLocked(ctx)
+	m.leaseMu.Lock()
+	m.expireLeasesLocked()
+	m.leaseMu.Unlock()
+	m.resolveNamesLocked(ctx)
+	return err
 }
 
 func (m *Manager) refreshAddrsLocked(ctx context.Context) error {
@@ -299,19 +360,29 @@ func (m *Manager) fwConfigLocked() *fw.Config {
 	return cfg
 }
 
+// targetLocked returns the address a mapping points at: its IP, or the
+// address its name has in the firewall's name table.
+func (m *Manager) targetLocked(mp *store.Mapping) (netip.Addr, bool) {
+	if mp.TargetName != "" {
+		return m.fwNames.target(mp.TargetName)
+	}
+	ip, err := netip.ParseAddr(mp.TargetIP)
+	return ip, err == nil
+}
+
 // activeLocked returns the firewall's view of mp, if mp is enabled and its
 // target is an address. A target by name takes effect once the DHCP and DNS
 // part of netshare resolves names.
 func (m *Manager) activeLocked(mp *store.Mapping) (fw.Mapping, bool) {
-	if mp == nil || !mp.Enabled || mp.TargetIP == "" {
+	if mp == nil || !mp.Enabled {
 		return fw.Mapping{}, false
 	}
 	c := m.conns[mp.Connection]
 	if c == nil {
 		return fw.Mapping{}, false
 	}
-	ip, err := netip.ParseAddr(mp.TargetIP)
-	if err != nil {
+	ip, ok := m.targetLocked(mp)
+	if !ok {
 		return fw.Mapping{}, false
 	}
 	return fw.Mapping{
@@ -473,6 +544,10 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 		return nil
 	})
 	if err == nil {
+		if len(ch.conns) > 0 || ch.settings != nil {
+			m.setNameSourceLocked()
+			m.applyServicesLocked(ctx)
+		}
 		return nil
 	}
 	for id, c := range oldConns {

@@ -9,7 +9,21 @@ import (
 	"github.com/netshare/netshare/internal/store"
 )
 
-// mappingProps returns the properties of a stored mapping.
+// mappingPropsLocked returns the properties of a stored mapping, with
+// where a name target points now.
+func (m *Manager) mappingPropsLocked(mp *store.Mapping) hnetcfg.PortMappingProps {
+	p := mappingProps(mp)
+	if mp.TargetName != "" {
+		if ip, ok := m.fwNames.target(mp.TargetName); ok {
+			p.ResolvedIPAddress = ip.String()
+		} else {
+			p.Unresolved = true
+		}
+	}
+	return p
+}
+
+// mappingProps returns the stored properties of a mapping.
 func mappingProps(mp *store.Mapping) hnetcfg.PortMappingProps {
 	return hnetcfg.PortMappingProps{
 		ID:              strconv.FormatUint(mp.ID, 10),
@@ -97,7 +111,7 @@ func (m *Manager) AddPortMapping(ctx context.Context, ref string, s hnetcfg.Port
 	m.log.Info("mapping added", "connection", c.rec.ID, "id", mp.ID, "name", mp.Name,
 		"protocol", mp.Protocol, "externalPort", mp.ExternalPort, "internalPort", mp.InternalPort,
 		"targetName", mp.TargetName, "targetIP", mp.TargetIP)
-	return mappingProps(&mp), nil
+	return m.mappingPropsLocked(&mp), nil
 }
 
 // mappingLocked finds the mapping id of the connection ref.
@@ -125,7 +139,7 @@ func (m *Manager) PortMapping(ctx context.Context, ref, id string) (hnetcfg.Port
 	if err != nil {
 		return hnetcfg.PortMappingProps{}, err
 	}
-	return mappingProps(mp), nil
+	return m.mappingPropsLocked(mp), nil
 }
 
 // EnumPortMappings returns the connection's mappings in the order they were
@@ -143,7 +157,7 @@ func (m *Manager) EnumPortMappings(ctx context.Context, ref string, flags hnetcf
 	out := []hnetcfg.PortMappingProps{}
 	for _, id := range m.sortedMappingIDsLocked(c.rec.ID) {
 		if mp := m.mappings[id]; flags == hnetcfg.ICSSC_DEFAULT || mp.Enabled {
-			out = append(out, mappingProps(mp))
+			out = append(out, m.mappingPropsLocked(mp))
 		}
 	}
 	return out, nil
@@ -220,7 +234,7 @@ func (m *Manager) editMapping(ctx context.Context, ref, id string, e hnetcfg.Por
 		return hnetcfg.PortMappingProps{}, err
 	}
 	if mp == *old {
-		return mappingProps(old), nil
+		return m.mappingPropsLocked(old), nil
 	}
 	ch := &change{}
 	ch.putMapping(mp)
@@ -230,7 +244,7 @@ func (m *Manager) editMapping(ctx context.Context, ref, id string, e hnetcfg.Por
 	m.log.Info("mapping changed", "connection", c.rec.ID, "id", mp.ID, "name", mp.Name, "enabled", mp.Enabled,
 		"protocol", mp.Protocol, "externalPort", mp.ExternalPort, "internalPort", mp.InternalPort,
 		"targetName", mp.TargetName, "targetIP", mp.TargetIP)
-	return mappingProps(&mp), nil
+	return m.mappingPropsLocked(&mp), nil
 }
 
 // RemovePortMapping removes a mapping of the connection.

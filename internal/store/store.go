@@ -32,6 +32,7 @@ var (
 	bucketMeta        = []byte("meta")
 	bucketConnections = []byte("connections")
 	bucketMappings    = []byte("mappings")
+	bucketLeases      = []byte("leases")
 	keySchema         = []byte("schema")
 	keyApp            = []byte("app")
 	keySettings       = []byte("settings")
@@ -65,6 +66,46 @@ type Connection struct {
 	// SavedAddrs are the IPv4 addresses the link had before it was shared
 	// as private, put back when sharing stops; nil when none are kept.
 	SavedAddrs []string `json:"savedAddrs,omitempty"`
+	// DHCP configures the DHCP server of a private connection; nil means
+	// the defaults.
+	DHCP *DHCP `json:"dhcp,omitempty"`
+}
+
+// DHCP is the stored DHCP configuration of a private connection. Empty
+// fields take the defaults.
+type DHCP struct {
+	PoolStart    string        `json:"poolStart,omitempty"`
+	PoolEnd      string        `json:"poolEnd,omitempty"`
+	LeaseSeconds int64         `json:"leaseSeconds,omitempty"`
+	Domain       string        `json:"domain,omitempty"`
+	Reservations []Reservation `json:"reservations,omitempty"`
+}
+
+// Reservation gives a hardware address a fixed address and a name.
+type Reservation struct {
+	MAC  string `json:"mac"`
+	IP   string `json:"ip"`
+	Name string `json:"name,omitempty"`
+}
+
+// Lease is a DHCP lease, or (Declined) an address a client found in use,
+// set aside until Expiry.
+type Lease struct {
+	Connection string `json:"connection"`
+	MAC        string `json:"mac,omitempty"`
+	IP         string `json:"ip"`
+	Hostname   string `json:"hostname,omitempty"`
+	Expiry     int64  `json:"expiry"` // Unix seconds
+	Declined   bool   `json:"declined,omitempty"`
+}
+
+// Key returns the lease's key: one lease per client and connection, one
+// declined record per address and connection.
+func (l Lease) Key() string {
+	if l.Declined {
+		return l.Connection + "|declined|" + l.IP
+	}
+	return l.Connection + "|" + l.MAC
 }
 
 // Mapping is a stored port mapping. Exactly one of TargetName and
@@ -89,6 +130,11 @@ type Settings struct {
 	// back when the last sharing stops.
 	ForwardingSaved bool `json:"forwardingSaved,omitempty"`
 	ForwardingWas   bool `json:"forwardingWas,omitempty"`
+	// Upstreams are the DNS servers the forwarder asks; none means those
+	// of the namespace's resolv.conf.
+	Upstreams []string `json:"upstreams,omitempty"`
+	// Hosts are static DNS entries, name to IPv4 address.
+	Hosts map[string]string `json:"hosts,omitempty"`
 }
 
 // State is everything the store holds.
@@ -96,6 +142,7 @@ type State struct {
 	Settings    Settings
 	Connections []Connection
 	Mappings    []Mapping
+	Leases      []Lease
 	// LastMappingID is the highest mapping id ever stored, deleted ones
 	// included, so that ids are never reused.
 	LastMappingID uint64
@@ -183,7 +230,7 @@ func (s *Store) init() (err error) {
 				return fmt.Errorf("state file %s has schema version %d, newer than the %d this netshare knows: upgrade netshare, or restore a backup", s.path, v, SchemaVersion)
 			}
 		}
-		for _, b := range [][]byte{bucketConnections, bucketMappings} {
+		for _, b := range [][]byte{bucketConnections, bucketMappings, bucketLeases} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -222,6 +269,16 @@ func (s *Store) Load() (st *State, err error) {
 		}); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketLeases).ForEach(func(k, v []byte) error {
+			var l Lease
+			if err := json.Unmarshal(v, &l); err != nil {
+				return corrupt(s.path, fmt.Errorf("lease %q: %v", k, err))
+			}
+			st.Leases = append(st.Leases, l)
+			return nil
+		}); err != nil {
+			return err
+		}
 		b := tx.Bucket(bucketMappings)
 		st.LastMappingID = b.Sequence()
 		return b.ForEach(func(k, v []byte) error {
@@ -248,6 +305,16 @@ type Tx struct {
 // fn returns nil and rolled back, leaving the file as it was, otherwise.
 func (s *Store) Update(fn func(*Tx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// PutLease writes l.
+func (t *Tx) PutLease(l Lease) error {
+	return put(t.tx.Bucket(bucketLeases), []byte(l.Key()), l)
+}
+
+// DeleteLease deletes the lease with the given key.
+func (t *Tx) DeleteLease(key string) error {
+	return t.tx.Bucket(bucketLeases).Delete([]byte(key))
 }
 
 // PutSettings writes the settings.

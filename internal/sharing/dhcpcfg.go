@@ -1,0 +1,339 @@
+package sharing
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/dhcp"
+	"github.com/netshare/netshare/internal/store"
+)
+
+// dhcpSettingsLocked describes the DHCP configuration of c.
+func (m *Manager) dhcpSettingsLocked(c *store.Connection) hnetcfg.DHCPSettings {
+	cfg := dhcpConfig(c)
+	_, present := m.seen[c.Interface]
+	s := hnetcfg.DHCPSettings{
+		Connection:   c.ID,
+		Active:       c.Role == store.RolePrivate && present,
+		Subnet:       cfg.Subnet.String(),
+		PoolStart:    cfg.PoolStart.String(),
+		PoolEnd:      cfg.PoolEnd.String(),
+		LeaseTime:    cfg.LeaseTime.String(),
+		Domain:       cfg.Domain,
+		Router:       cfg.Router.String(),
+		DNSServer:    cfg.DNS.String(),
+		Reservations: []hnetcfg.Reservation{},
+	}
+	for _, r := range cfg.Reservations {
+		s.Reservations = append(s.Reservations, hnetcfg.Reservation{MAC: r.MAC, IP: r.IP.String(), Name: r.Name})
+	}
+	return s
+}
+
+// DHCPSettings returns the DHCP configuration of a connection. It applies
+// while the connection is shared as private.
+func (m *Manager) DHCPSettings(ctx context.Context, ref string) (hnetcfg.DHCPSettings, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.lookupLocked(ctx, ref)
+	if err != nil {
+		return hnetcfg.DHCPSettings{}, err
+	}
+	return m.dhcpSettingsLocked(c.rec), nil
+}
+
+// hostAddr checks that s is an address of the private network p that can
+// be given to a host.
+func hostAddr(field, s string, p netip.Prefix) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return a, hresult.Invalid(field, "%q is not an IPv4 address", s)
+	}
+	switch {
+	case !p.Contains(a):
+		return a, hresult.Invalid(field, "%s is outside the private network %s", a, p.Masked())
+	case a == p.Masked().Addr():
+		return a, hresult.Invalid(field, "%s is the network address of %s", a, p.Masked())
+	case a == lastAddr(p):
+		return a, hresult.Invalid(field, "%s is the broadcast address of %s", a, p.Masked())
+	case a == p.Addr():
+		return a, hresult.Invalid(field, "%s is the gateway's own address", a)
+	}
+	return a, nil
+}
+
+// changeDHCP validates a new DHCP configuration for c and commits it.
+func (m *Manager) changeDHCP(ctx context.Context, c *store.Connection, d *store.DHCP) (hnetcfg.DHCPSettings, error) {
+	p := privatePrefix(c)
+	var start, end netip.Addr
+	var err error
+	if d.PoolStart != "" {
+		if start, err = hostAddr("poolStart", d.PoolStart, p); err != nil {
+			return hnetcfg.DHCPSettings{}, err
+		}
+	}
+	if d.PoolEnd != "" {
+		if end, err = hostAddr("poolEnd", d.PoolEnd, p); err != nil {
+			return hnetcfg.DHCPSettings{}, err
+		}
+	}
+	ds, de := defaultPool(p)
+	if !start.IsValid() {
+		start = ds
+	}
+	if !end.IsValid() {
+		end = de
+	}
+	if start.Compare(end) > 0 {
+		return hnetcfg.DHCPSettings{}, hresult.Invalid("poolEnd", "the pool %s-%s is empty: its end comes before its start", start, end)
+	}
+	if d.Domain != "" {
+		if err := checkDomain(d.Domain); err != nil {
+			return hnetcfg.DHCPSettings{}, err
+		}
+		d.Domain = strings.ToLower(strings.TrimSuffix(d.Domain, "."))
+	}
+	rec := *c
+	if d.PoolStart == "" && d.PoolEnd == "" && d.LeaseSeconds == 0 && d.Domain == "" && len(d.Reservations) == 0 {
+		rec.DHCP = nil
+	} else {
+		rec.DHCP = d
+	}
+	if err := m.commitLocked(ctx, &change{conns: []store.Connection{rec}}); err != nil {
+		return hnetcfg.DHCPSettings{}, err
+	}
+	m.log.Info("DHCP settings changed", "connection", rec.ID, "interface", rec.Interface)
+	return m.dhcpSettingsLocked(m.conns[rec.ID]), nil
+}
+
+func checkDomain(s string) error {
+	if err := checkHostName(s); err != nil {
+		return hresult.Invalid("domain", "%q is not a valid domain name", s)
+	}
+	return nil
+}
+
+func cloneDHCP(d *store.DHCP) *store.DHCP {
+	if d == nil {
+		return &store.DHCP{}
+	}
+	c := *d
+	c.Reservations = slices.Clone(d.Reservations)
+	return &c
+}
+
+// SetDHCP changes the DHCP settings of a connection; an empty string puts
+// a field back to its default.
+func (m *Manager) SetDHCP(ctx context.Context, ref string, e hnetcfg.DHCPEdit) (hnetcfg.DHCPSettings, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.lookupLocked(ctx, ref)
+	if err != nil {
+		return hnetcfg.DHCPSettings{}, err
+	}
+	d := cloneDHCP(c.rec.DHCP)
+	if e.PoolStart != nil {
+		d.PoolStart = *e.PoolStart
+	}
+	if e.PoolEnd != nil {
+		d.PoolEnd = *e.PoolEnd
+	}
+	if e.Domain != nil {
+		d.Domain = *e.Domain
+	}
+	if e.LeaseTime != nil {
+		d.LeaseSeconds = 0
+		if *e.LeaseTime != "" {
+			lt, err := time.ParseDuration(*e.LeaseTime)
+			if err != nil {
+				return hnetcfg.DHCPSettings{}, hresult.Invalid("leaseTime", "%q is not a duration such as 30m, 12h or 168h", *e.LeaseTime)
+			}
+			if lt < minLeaseTime || lt > maxLeaseTime {
+				return hnetcfg.DHCPSettings{}, hresult.Invalid("leaseTime", "%v is out of range; a lease lasts %v to %v", lt, minLeaseTime, maxLeaseTime)
+			}
+			d.LeaseSeconds = int64(lt / time.Second)
+		}
+	}
+	return m.changeDHCP(ctx, c.rec, d)
+}
+
+// Reserve gives a hardware address a fixed address (and a name) on a
+// private connection, replacing its reservation if it has one.
+func (m *Manager) Reserve(ctx context.Context, ref string, r hnetcfg.Reservation) (hnetcfg.DHCPSettings, error) {
+	mac, err := dhcp.NormalizeMAC(r.MAC)
+	if err != nil {
+		return hnetcfg.DHCPSettings{}, hresult.Invalid("mac", "%v", err)
+	}
+	if r.Name != "" {
+		if err := checkHostName(r.Name); err != nil || strings.Contains(r.Name, ".") {
+			return hnetcfg.DHCPSettings{}, hresult.Invalid("name", "%q is not a host name (one label of letters, digits and hyphens)", r.Name)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.lookupLocked(ctx, ref)
+	if err != nil {
+		return hnetcfg.DHCPSettings{}, err
+	}
+	ip, err := hostAddr("ip", r.IP, privatePrefix(c.rec))
+	if err != nil {
+		return hnetcfg.DHCPSettings{}, err
+	}
+	d := cloneDHCP(c.rec.DHCP)
+	d.Reservations = slices.DeleteFunc(d.Reservations, func(x store.Reservation) bool { return x.MAC == mac })
+	for _, x := range d.Reservations {
+		if x.IP == ip.String() {
+			return hnetcfg.DHCPSettings{}, hresult.Clash("ip", "%s is reserved for %s already", ip, x.MAC)
+		}
+		if r.Name != "" && strings.EqualFold(x.Name, r.Name) {
+			return hnetcfg.DHCPSettings{}, hresult.Clash("name", "%q is the name of the reservation of %s already", r.Name, x.MAC)
+		}
+	}
+	d.Reservations = append(d.Reservations, store.Reservation{MAC: mac, IP: ip.String(), Name: strings.ToLower(r.Name)})
+	return m.changeDHCP(ctx, c.rec, d)
+}
+
+// Unreserve removes the reservation of a hardware address.
+func (m *Manager) Unreserve(ctx context.Context, ref, macText string) (hnetcfg.DHCPSettings, error) {
+	mac, err := dhcp.NormalizeMAC(macText)
+	if err != nil {
+		return hnetcfg.DHCPSettings{}, hresult.Invalid("mac", "%v", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.lookupLocked(ctx, ref)
+	if err != nil {
+		return hnetcfg.DHCPSettings{}, err
+	}
+	d := cloneDHCP(c.rec.DHCP)
+	n := len(d.Reservations)
+	d.Reservations = slices.DeleteFunc(d.Reservations, func(x store.Reservation) bool { return x.MAC == mac })
+	if len(d.Reservations) == n {
+		return hnetcfg.DHCPSettings{}, hresult.Missing("reservation of %s on connection %s: no such reservation", mac, label(c.rec))
+	}
+	return m.changeDHCP(ctx, c.rec, d)
+}
+
+// LeaseList returns the DHCP leases of every connection, active first,
+// then by address.
+func (m *Manager) LeaseList(ctx context.Context) ([]hnetcfg.LeaseInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.leaseMu.Lock()
+	defer m.leaseMu.Unlock()
+	now := m.now()
+	out := []hnetcfg.LeaseInfo{}
+	for _, l := range m.leases {
+		if l.Declined {
+			continue
+		}
+		info := hnetcfg.LeaseInfo{Connection: l.Connection, MAC: l.MAC, IP: l.IP, Hostname: l.Hostname,
+			Expiry: time.Unix(l.Expiry, 0).UTC().Format(time.RFC3339), Active: time.Unix(l.Expiry, 0).After(now)}
+		if c := m.conns[l.Connection]; c != nil {
+			info.Interface = c.Interface
+		}
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b hnetcfg.LeaseInfo) int {
+		if a.Active != b.Active {
+			if a.Active {
+				return -1
+			}
+			return 1
+		}
+		x, _ := netip.ParseAddr(a.IP)
+		y, _ := netip.ParseAddr(b.IP)
+		return x.Compare(y)
+	})
+	return out, nil
+}
+
+// DNSSettings returns the forwarder's configuration.
+func (m *Manager) DNSSettings(ctx context.Context) (hnetcfg.DNSSettings, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dnsSettingsLocked(), nil
+}
+
+func (m *Manager) dnsSettingsLocked() hnetcfg.DNSSettings {
+	s := hnetcfg.DNSSettings{Upstreams: slices.Clone(m.settings.Upstreams), Effective: []string{}, Hosts: []hnetcfg.DNSHost{}}
+	if s.Upstreams == nil {
+		s.Upstreams = []string{}
+	}
+	for _, u := range m.upstreamsLocked() {
+		s.Effective = append(s.Effective, u.String())
+	}
+	for name, ip := range m.settings.Hosts {
+		s.Hosts = append(s.Hosts, hnetcfg.DNSHost{Name: name, IP: ip})
+	}
+	slices.SortFunc(s.Hosts, func(a, b hnetcfg.DNSHost) int { return strings.Compare(a.Name, b.Name) })
+	return s
+}
+
+func (m *Manager) changeSettingsLocked(ctx context.Context, st store.Settings) (hnetcfg.DNSSettings, error) {
+	if err := m.commitLocked(ctx, &change{settings: &st}); err != nil {
+		return hnetcfg.DNSSettings{}, err
+	}
+	return m.dnsSettingsLocked(), nil
+}
+
+func (m *Manager) cloneSettingsLocked() store.Settings {
+	st := m.settings
+	st.Upstreams = slices.Clone(st.Upstreams)
+	st.Hosts = map[string]string{}
+	for k, v := range m.settings.Hosts {
+		st.Hosts[k] = v
+	}
+	return st
+}
+
+// SetDNS sets the upstream servers; none means those of resolv.conf.
+func (m *Manager) SetDNS(ctx context.Context, e hnetcfg.DNSEdit) (hnetcfg.DNSSettings, error) {
+	var ups []string
+	for _, u := range e.Upstreams {
+		ap, err := parseUpstream(strings.TrimSpace(u))
+		if err != nil || ap.Addr().IsUnspecified() || ap.Addr().IsMulticast() || ap.Port() == 0 {
+			return hnetcfg.DNSSettings{}, hresult.Invalid("upstream", "%q is not a DNS server address such as 192.0.2.53 or [2001:db8::53]:53", u)
+		}
+		ups = append(ups, ap.String())
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.cloneSettingsLocked()
+	st.Upstreams = ups
+	return m.changeSettingsLocked(ctx, st)
+}
+
+// AddHost adds or replaces a static name.
+func (m *Manager) AddHost(ctx context.Context, h hnetcfg.DNSHost) (hnetcfg.DNSSettings, error) {
+	if err := checkHostName(h.Name); err != nil || strings.Contains(strings.TrimSuffix(h.Name, "."), ".") {
+		return hnetcfg.DNSSettings{}, hresult.Invalid("name", "%q is not a host name (one label of letters, digits and hyphens)", h.Name)
+	}
+	ip, err := checkTargetIP(h.IP)
+	if err != nil {
+		return hnetcfg.DNSSettings{}, hresult.Invalid("ip", "%q is not an IPv4 unicast address", h.IP)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.cloneSettingsLocked()
+	st.Hosts[strings.ToLower(strings.TrimSuffix(h.Name, "."))] = ip.String()
+	return m.changeSettingsLocked(ctx, st)
+}
+
+// RemoveHost removes a static name.
+func (m *Manager) RemoveHost(ctx context.Context, name string) (hnetcfg.DNSSettings, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if _, ok := m.settings.Hosts[name]; !ok {
+		return hnetcfg.DNSSettings{}, hresult.Missing("host %q: no such static name", name)
+	}
+	st := m.cloneSettingsLocked()
+	delete(st.Hosts, name)
+	return m.changeSettingsLocked(ctx, st)
+}

@@ -1,0 +1,336 @@
+package sharing
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/netshare/netshare/internal/dhcp"
+	"github.com/netshare/netshare/internal/dns"
+	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/services"
+	"github.com/netshare/netshare/internal/store"
+)
+
+// DHCP defaults.
+const (
+	DefaultLeaseTime = time.Hour
+	DefaultDomain    = "home.arpa" // RFC 8375
+	minLeaseTime     = time.Minute
+	maxLeaseTime     = 365 * 24 * time.Hour
+)
+
+// nameTable is a snapshot of the private names: static entries,
+// reservations and active leases, in that order of precedence.
+type nameTable struct {
+	byName  map[string]netip.Addr
+	byIP    map[netip.Addr]string
+	subnets []netip.Prefix
+	domains []string
+}
+
+// target resolves a mapping's target name: a bare name, or a name under the
+// domain of a private network.
+func (t *nameTable) target(name string) (netip.Addr, bool) {
+	if t == nil {
+		return netip.Addr{}, false
+	}
+	if !strings.Contains(name, ".") {
+		return t.Lookup(name)
+	}
+	for _, d := range t.domains {
+		if label, ok := strings.CutSuffix(name, "."+d); ok && !strings.Contains(label, ".") {
+			return t.Lookup(label)
+		}
+	}
+	return netip.Addr{}, false
+}
+
+var _ dns.Names = (*nameTable)(nil)
+
+func (t *nameTable) Lookup(label string) (netip.Addr, bool) {
+	a, ok := t.byName[strings.ToLower(label)]
+	return a, ok
+}
+
+func (t *nameTable) Reverse(ip netip.Addr) (string, bool) {
+	n, ok := t.byIP[ip]
+	return n, ok
+}
+
+func (t *nameTable) Private(ip netip.Addr) bool {
+	for _, p := range t.subnets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// nameSource is what the name table is built from, besides the leases.
+type nameSource struct {
+	hosts        map[string]string
+	reservations []store.Reservation
+	subnets      []netip.Prefix
+	domains      []string
+}
+
+// The Manager answers for the private names from its live table, which
+// DNS serves.
+var _ dns.Names = (*Manager)(nil)
+
+// Lookup implements dns.Names.
+func (m *Manager) Lookup(label string) (netip.Addr, bool) { return m.names.Load().Lookup(label) }
+
+// Reverse implements dns.Names.
+func (m *Manager) Reverse(ip netip.Addr) (string, bool) { return m.names.Load().Reverse(ip) }
+
+// Private implements dns.Names.
+func (m *Manager) Private(ip netip.Addr) bool { return m.names.Load().Private(ip) }
+
+// nameSourceLocked collects the static names and reservations of the
+// model.
+func (m *Manager) nameSourceLocked() nameSource {
+	src := nameSource{hosts: m.settings.Hosts}
+	for _, c := range m.conns {
+		if c.Role != store.RolePrivate {
+			continue
+		}
+		cfg := dhcpConfig(c)
+		for _, r := range cfg.Reservations {
+			src.reservations = append(src.reservations, store.Reservation{MAC: r.MAC, IP: r.IP.String(), Name: r.Name})
+		}
+		src.subnets = append(src.subnets, cfg.Subnet)
+		src.domains = append(src.domains, strings.ToLower(cfg.Domain))
+	}
+	return src
+}
+
+// rebuildNamesLocked makes a new name table; m.leaseMu must be held.
+func (m *Manager) rebuildNamesLocked() {
+	now := m.now().Unix()
+	t := &nameTable{byName: map[string]netip.Addr{}, byIP: map[netip.Addr]string{}, subnets: m.nameSrc.subnets, domains: m.nameSrc.domains}
+	add := func(name, ip string) {
+		a, err := netip.ParseAddr(ip)
+		if name == "" || err != nil {
+			return
+		}
+		name = strings.ToLower(name)
+		if _, taken := t.byName[name]; !taken {
+			t.byName[name] = a
+		}
+		if _, taken := t.byIP[a]; !taken {
+			t.byIP[a] = name
+		}
+	}
+	names := make([]string, 0, len(m.nameSrc.hosts))
+	for n := range m.nameSrc.hosts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		add(n, m.nameSrc.hosts[n])
+	}
+	for _, r := range m.nameSrc.reservations {
+		add(r.Name, r.IP)
+	}
+	// Among leases, the one that ends last wins a name.
+	leases := make([]store.Lease, 0, len(m.leases))
+	for _, l := range m.leases {
+		if !l.Declined && l.Expiry > now {
+			leases = append(leases, l)
+		}
+	}
+	slices.SortFunc(leases, func(a, b store.Lease) int { return int(b.Expiry - a.Expiry) })
+	for _, l := range leases {
+		add(l.Hostname, l.IP)
+	}
+	m.names.Store(t)
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+// setNameSourceLocked records what names come from after a change of the
+// model, and rebuilds the table.
+func (m *Manager) setNameSourceLocked() {
+	src := m.nameSourceLocked()
+	m.leaseMu.Lock()
+	defer m.leaseMu.Unlock()
+	m.nameSrc = src
+	m.rebuildNamesLocked()
+}
+
+// Changed returns a channel that receives when the names change (a lease
+// came or went); Refresh then moves name-target mappings.
+func (m *Manager) Changed() <-chan struct{} { return m.changed }
+
+// privatePrefix returns the address of a private connection.
+func privatePrefix(c *store.Connection) netip.Prefix {
+	if p, err := netip.ParsePrefix(c.PrivateAddress); err == nil {
+		return p
+	}
+	return DefaultPrivateAddress
+}
+
+// dhcpConfig returns the DHCP configuration of c, defaults filled in.
+func dhcpConfig(c *store.Connection) dhcp.Config {
+	p := privatePrefix(c)
+	cfg := dhcp.Config{
+		ServerIP:  p.Addr(),
+		Subnet:    p.Masked(),
+		LeaseTime: DefaultLeaseTime,
+		Domain:    DefaultDomain,
+		Router:    p.Addr(),
+		DNS:       p.Addr(),
+	}
+	cfg.PoolStart, cfg.PoolEnd = defaultPool(p)
+	if d := c.DHCP; d != nil {
+		// A pool or reservation left outside the subnet by a change of
+		// the private address falls back to the defaults.
+		s, errS := netip.ParseAddr(d.PoolStart)
+		e, errE := netip.ParseAddr(d.PoolEnd)
+		if errS == nil && cfg.Subnet.Contains(s) {
+			cfg.PoolStart = s
+		}
+		if errE == nil && cfg.Subnet.Contains(e) {
+			cfg.PoolEnd = e
+		}
+		if cfg.PoolStart.Compare(cfg.PoolEnd) > 0 {
+			cfg.PoolStart, cfg.PoolEnd = defaultPool(p)
+		}
+		if d.LeaseSeconds > 0 {
+			cfg.LeaseTime = time.Duration(d.LeaseSeconds) * time.Second
+		}
+		if d.Domain != "" {
+			cfg.Domain = d.Domain
+		}
+		for _, r := range d.Reservations {
+			if a, err := netip.ParseAddr(r.IP); err == nil && cfg.Subnet.Contains(a) {
+				cfg.Reservations = append(cfg.Reservations, dhcp.Reservation{MAC: r.MAC, IP: a, Name: r.Name})
+			}
+		}
+	}
+	return cfg
+}
+
+// defaultPool returns .100 to .254 of a /24, and the like for other sizes:
+// from the 100th address (or the second, for small networks) to the one
+// before the broadcast address.
+func defaultPool(p netip.Prefix) (netip.Addr, netip.Addr) {
+	base := p.Masked().Addr()
+	last := lastAddr(p).Prev()
+	start := base
+	for range 100 {
+		start = start.Next()
+	}
+	if start.Compare(last) > 0 {
+		start = base.Next().Next()
+	}
+	return start, last
+}
+
+// servicesConfigLocked compiles the model into the services' desired
+// state: DHCP and DNS on each present private connection.
+func (m *Manager) servicesConfigLocked() *services.Config {
+	cfg := &services.Config{Upstreams: m.upstreamsLocked()}
+	var ids []string
+	for id, c := range m.conns {
+		if _, present := m.seen[c.Interface]; c.Role == store.RolePrivate && present {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		c := m.conns[id]
+		cfg.Networks = append(cfg.Networks, services.Network{
+			Connection: c.ID,
+			Interface:  c.Interface,
+			Address:    privatePrefix(c),
+			DHCP:       dhcpConfig(c),
+		})
+	}
+	return cfg
+}
+
+// upstreamsLocked returns the configured upstreams, or those of the
+// namespace's resolv.conf.
+func (m *Manager) upstreamsLocked() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range m.settings.Upstreams {
+		if a, err := parseUpstream(s); err == nil {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 && m.resolvConf != "" {
+		out, _ = dns.SystemUpstreams(m.resolvConf)
+	}
+	return out
+}
+
+func parseUpstream(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return netip.AddrPortFrom(a, 53), nil
+}
+
+// applyServicesLocked brings the services in line with the model; a
+// failure is logged and tried again by Refresh.
+func (m *Manager) applyServicesLocked(ctx context.Context) {
+	cfg := m.servicesConfigLocked()
+	if cfg.Equal(m.svcApplied) {
+		return
+	}
+	if err := m.svc.Apply(ctx, cfg); err != nil {
+		m.log.Error("starting the DHCP and DNS services; trying again", "err", err)
+		return
+	}
+	m.svcApplied = cfg
+}
+
+// resolveNamesLocked moves the firewall's name-target mappings to the
+// names of the live table.
+func (m *Manager) resolveNamesLocked(ctx context.Context) {
+	live := m.names.Load()
+	if live == m.fwNames {
+		return
+	}
+	var del, add []fw.Mapping
+	old := m.fwNames
+	for _, mp := range m.mappings {
+		if mp.TargetName == "" || !mp.Enabled {
+			continue
+		}
+		was, wasOK := m.activeLocked(mp)
+		m.fwNames = live
+		now, nowOK := m.activeLocked(mp)
+		m.fwNames = old
+		if wasOK && nowOK && was == now {
+			continue
+		}
+		if wasOK {
+			del = append(del, was)
+		}
+		if nowOK {
+			add = append(add, now)
+		}
+	}
+	if len(del)+len(add) > 0 {
+		fw.SortMappings(del)
+		fw.SortMappings(add)
+		if err := m.fw.UpdateMappings(ctx, del, add); err != nil {
+			m.log.Error("moving mappings to their hosts' new addresses; trying again", "err", err)
+			return
+		}
+		m.log.Info("mappings follow their hosts", "removed", len(del), "added", len(add))
+	}
+	m.fwNames = live
+}

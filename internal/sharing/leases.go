@@ -1,0 +1,136 @@
+package sharing
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/netshare/netshare/internal/dhcp"
+	"github.com/netshare/netshare/internal/services"
+	"github.com/netshare/netshare/internal/store"
+)
+
+// The Manager keeps the DHCP servers' leases. These methods are called by
+// the servers, with their own locks held: they take only leaseMu, never mu,
+// and write the store before they return.
+var _ services.Leases = (*Manager)(nil)
+
+// keepExpired is how long an expired lease is kept, so that a client that
+// comes back gets its old address if nobody took it.
+const keepExpired = 7 * 24 * time.Hour
+
+// Leases implements services.Leases.
+func (m *Manager) Leases(conn string) ([]dhcp.Lease, map[netip.Addr]time.Time) {
+	m.leaseMu.Lock()
+	defer m.leaseMu.Unlock()
+	var out []dhcp.Lease
+	declined := map[netip.Addr]time.Time{}
+	for _, l := range m.leases {
+		ip, err := netip.ParseAddr(l.IP)
+		if l.Connection != conn || err != nil {
+			continue
+		}
+		if l.Declined {
+			declined[ip] = time.Unix(l.Expiry, 0)
+			continue
+		}
+		out = append(out, dhcp.Lease{MAC: l.MAC, IP: ip, Hostname: l.Hostname, Expiry: time.Unix(l.Expiry, 0)})
+	}
+	return out, declined
+}
+
+// putLease writes l, then takes it into the names.
+func (m *Manager) putLease(l store.Lease, drop ...string) error {
+	err := m.st.Update(func(tx *store.Tx) error {
+		for _, k := range drop {
+			if err := tx.DeleteLease(k); err != nil {
+				return err
+			}
+		}
+		return tx.PutLease(l)
+	})
+	if err != nil {
+		return err
+	}
+	m.leaseMu.Lock()
+	defer m.leaseMu.Unlock()
+	for _, k := range drop {
+		delete(m.leases, k)
+	}
+	// An address belongs to one client: a lease of it for another one is
+	// over (the allocator gave it away after it expired).
+	for k, o := range m.leases {
+		if o.Connection == l.Connection && o.IP == l.IP && !o.Declined && k != l.Key() {
+			delete(m.leases, k)
+		}
+	}
+	m.leases[l.Key()] = l
+	m.rebuildNamesLocked()
+	return nil
+}
+
+// Bind implements services.Leases.
+func (m *Manager) Bind(conn string, l dhcp.Lease) error {
+	return m.putLease(store.Lease{Connection: conn, MAC: l.MAC, IP: l.IP.String(), Hostname: l.Hostname, Expiry: l.Expiry.Unix()})
+}
+
+// Release implements services.Leases.
+func (m *Manager) Release(conn string, l dhcp.Lease) error {
+	return m.Bind(conn, l)
+}
+
+// Decline implements services.Leases.
+func (m *Manager) Decline(conn string, ip netip.Addr, until time.Time) error {
+	var drop []string
+	m.leaseMu.Lock()
+	for k, l := range m.leases {
+		if l.Connection == conn && l.IP == ip.String() && !l.Declined {
+			drop = append(drop, k)
+		}
+	}
+	m.leaseMu.Unlock()
+	return m.putLease(store.Lease{Connection: conn, IP: ip.String(), Expiry: until.Unix(), Declined: true}, drop...)
+}
+
+// expireLeasesLocked drops from the names the leases that ended, and from
+// the store the ones that ended long ago; leaseMu must be held.
+func (m *Manager) expireLeasesLocked() {
+	now := m.now()
+	var names, old bool
+	var gone []string
+	for k, l := range m.leases {
+		end := time.Unix(l.Expiry, 0)
+		if end.After(now) {
+			continue
+		}
+		if !l.Declined && m.names.Load().byName[strings.ToLower(l.Hostname)].String() == l.IP {
+			names = true
+		}
+		if now.Sub(end) > keepExpired || l.Declined {
+			gone = append(gone, k)
+			old = true
+		}
+	}
+	if old {
+		slices.Sort(gone)
+		err := m.st.Update(func(tx *store.Tx) error {
+			for _, k := range gone {
+				if err := tx.DeleteLease(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			m.log.Error("dropping old leases", "err", err)
+		} else {
+			for _, k := range gone {
+				delete(m.leases, k)
+			}
+		}
+	}
+	if names || old {
+		m.rebuildNamesLocked()
+	}
+}
