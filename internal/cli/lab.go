@@ -133,5 +133,24 @@ func (a *app) labCmd() *cobra.Command {
 		},
 	}
 	exe.Flags().StringVar(&dir, "dir", lab.DefaultDir, "the lab's directory")
-	return group("lab", "a sandbox of three network namespaces to try netshare in", up, down, status, exe, server, probe, stream)
+	var iface, hostname string
+	dhcpClient := &cobra.Command{
+		Use:    "dhcp-client --interface IF [--hostname NAME]",
+		Short:  "keep a DHCP lease on an interface, configuring its address",
+		Hidden: true,
+		Args:   args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return fail(lab.DHCPClient(c.Context(), iface, hostname, a.env.Stdout))
+		},
+	}
+	dhcpClient.Flags().StringVar(&iface, "interface", "eth0", "the interface")
+	dhcpClient.Flags().StringVar(&hostname, "hostname", "", "the host name to send")
+	dnsServer := &cobra.Command{
+		Use:    "dns-server",
+		Short:  "answer for example.test on port 53",
+		Hidden: true,
+		Args:   args(cobra.NoArgs),
+		RunE:   func(c *cobra.Command, _ []string) error { return fail(lab.ServeDNS(c.Context())) },
+	}
+	return group("lab", "a sandbox of three network namespaces to try netshare in", up, down, status, exe, server, probe, stream, dhcpClient, dnsServer)
 }

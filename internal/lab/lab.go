@@ -5,7 +5,12 @@
 //
 //	wan host            gw (netshare)                 lan host
 //	eth0 198.51.100.2 - wan0 198.51.100.1
-//	                    lan0 192.168.137.1 (private) - eth0 192.168.137.10
+//	                    lan0 192.168.137.1 (private) - eth0 192.168.137.10 (DHCP)
+//
+// The wan host runs a test server (TCP and UDP, port 8080) and a DNS
+// server for example.test, which netshare's forwarder asks. The lan host
+// gets its address from netshare's DHCP server (a reservation) and its
+// name, lanhost, resolves through netshare's DNS.
 package lab
 
 import (
@@ -31,7 +36,9 @@ const (
 	GatewayWAN = "198.51.100.1" // gw's wan0
 	WANHost    = "198.51.100.2" // the wan host's eth0, where the test server runs
 	GatewayLAN = "192.168.137.1"
-	LANHost    = "192.168.137.10"
+	LANHost    = "192.168.137.10" // reserved for the lan host by DHCP
+	// LANHostName is the lan host's name in DHCP and DNS.
+	LANHostName = "lanhost"
 	// ServerPort is where the wan test server answers, TCP and UDP.
 	ServerPort = 8080
 )
@@ -121,9 +128,7 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		{l.GW, []string{"ip", "link", "set", "wan0", "up"}},
 		{l.GW, []string{"ip", "route", "add", "default", "via", WANHost}},
 		{l.GW, []string{"ip", "link", "set", "lan0", "up"}},
-		{l.LAN, []string{"ip", "addr", "add", LANHost + "/24", "dev", "eth0"}},
 		{l.LAN, []string{"ip", "link", "set", "eth0", "up"}},
-		{l.LAN, []string{"ip", "route", "add", "default", "via", GatewayLAN}},
 	} {
 		if err := l.Exec(s.ns, s.args...); err != nil {
 			return l, err
@@ -131,6 +136,10 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	}
 	say("starting the test server on %s:%d (tcp and udp) in %s", WANHost, ServerPort, l.WAN)
 	if l.ServerPID, err = l.Start(l.WAN, "server.log", "lab", "server", "--port", fmt.Sprint(ServerPort)); err != nil {
+		return l, err
+	}
+	say("starting a DNS server for example.test on %s in %s", WANHost, l.WAN)
+	if _, err = l.Start(l.WAN, "dns.log", "lab", "dns-server"); err != nil {
 		return l, err
 	}
 	say("starting netshare serve in %s", l.GW)
@@ -158,6 +167,36 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		}
 		if err := m.INetSharingConfigurationForINetConnection(c).EnableSharing(ctx, s.typ); err != nil {
 			return l, err
+		}
+	}
+	say("DNS: asking the wan host's server; DHCP: reserving %s for the lan host", LANHost)
+	if _, err := m.SetDNS(ctx, hnetcfg.DNSEdit{Upstreams: []string{WANHost}}); err != nil {
+		return l, err
+	}
+	mac, err := l.Output(l.LAN, "cat", "/sys/class/net/eth0/address")
+	if err != nil {
+		return l, err
+	}
+	lan, err := m.Connection(ctx, "lan0")
+	if err != nil {
+		return l, err
+	}
+	r := hnetcfg.Reservation{MAC: strings.TrimSpace(mac), IP: LANHost, Name: LANHostName}
+	if _, err := m.INetSharingConfigurationForINetConnection(lan).Reserve(ctx, r); err != nil {
+		return l, err
+	}
+	say("the lan host asks for its address by DHCP")
+	if _, err := l.Start(l.LAN, "dhcp-client.log", "lab", "dhcp-client", "--interface", "eth0", "--hostname", LANHostName); err != nil {
+		return l, err
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, _ := l.Output(l.LAN, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+		if strings.Contains(out, " "+LANHost+"/24") {
+			break
+		}
+		if time.Now().After(deadline) {
+			logText, _ := os.ReadFile(filepath.Join(o.Dir, "dhcp-client.log"))
+			return l, fmt.Errorf("the lan host got no address by DHCP within 15 s:\n%s", logText)
 		}
 	}
 	return l, nil
