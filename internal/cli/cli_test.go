@@ -254,3 +254,64 @@ func TestServeFlags(t *testing.T) {
 	fails(t, "", 1, "E_FAIL: --backend: \"nft\" is not a backend", "serve", "--backend", "nft", "--state-dir", t.TempDir(), "--socket", t.TempDir()+"/s")
 	fails(t, "", 2, "E_INVALIDARG: slog: level string", "serve", "--log-level", "loud")
 }
+
+func TestCLIPrivateServices(t *testing.T) {
+	d := daemontest.Start(t)
+	s := d.Socket
+	out := ok(t, s, "dhcp", "show", "lan0")
+	if !strings.Contains(out, "DHCP server:  not running") || !strings.Contains(out, "Pool:         192.168.137.100 - 192.168.137.254") {
+		t.Fatalf("dhcp show before sharing:\n%s", out)
+	}
+	ok(t, s, "sharing", "enable", "lan0", "--private")
+	set := decode[hnetcfg.DHCPSettings](t, ok(t, s, "dhcp", "set", "lan0", "--pool-start", "192.168.137.20", "--pool-end", "192.168.137.40", "--lease-time", "2h", "--domain", "lab.test", "--json"))
+	if !set.Active || set.PoolStart != "192.168.137.20" || set.LeaseTime != "2h0m0s" || set.Domain != "lab.test" {
+		t.Fatalf("dhcp set: %+v", set)
+	}
+	out = ok(t, s, "dhcp", "reserve", "lan0", "--mac", "52:54:00:12:34:56", "--ip", "192.168.137.9", "--name", "printer")
+	if !regexp.MustCompile(`(?m)^\s+52:54:00:12:34:56\s+192\.168\.137\.9\s+printer$`).MatchString(out) {
+		t.Fatalf("dhcp reserve:\n%s", out)
+	}
+	fails(t, s, 1, "E_INVALIDARG: poolEnd: the pool 192.168.137.20-192.168.137.10 is empty", "dhcp", "set", "lan0", "--pool-end", "192.168.137.10")
+	fails(t, s, 1, "E_INVALIDARG: poolStart: 10.0.0.1 is outside the private network 192.168.137.0/24", "dhcp", "set", "lan0", "--pool-start", "10.0.0.1")
+	fails(t, s, 1, "E_INVALIDARG: leaseTime:", "dhcp", "set", "lan0", "--lease-time", "0")
+	fails(t, s, 1, "E_INVALIDARG: mac:", "dhcp", "reserve", "lan0", "--mac", "zz", "--ip", "192.168.137.9")
+	fails(t, s, 2, "E_INVALIDARG: dhcp set: give at least one setting", "dhcp", "set", "lan0")
+	ok(t, s, "dhcp", "unreserve", "lan0", "--mac", "52:54:00:12:34:56")
+	fails(t, s, 1, "E_INVALIDARG: reservation of 52:54:00:12:34:56", "dhcp", "unreserve", "lan0", "--mac", "52:54:00:12:34:56")
+
+	if out := ok(t, s, "lease", "list"); !strings.HasPrefix(out, "IP") {
+		t.Fatalf("lease list:\n%s", out)
+	}
+	if ls := decode[[]hnetcfg.LeaseInfo](t, ok(t, s, "lease", "list", "--json")); len(ls) != 0 {
+		t.Fatalf("lease list --json: %+v", ls)
+	}
+
+	out = ok(t, s, "dns", "host", "add", "nas", "192.168.137.5")
+	if !regexp.MustCompile(`(?m)^nas\s+192\.168\.137\.5$`).MatchString(out) {
+		t.Fatalf("dns host add:\n%s", out)
+	}
+	if hs := decode[[]hnetcfg.DNSHost](t, ok(t, s, "dns", "host", "list", "--json")); len(hs) != 1 || hs[0].Name != "nas" {
+		t.Fatalf("dns host list: %+v", hs)
+	}
+	fails(t, s, 1, "E_INVALIDARG: ip:", "dns", "host", "add", "nas", "not-an-ip")
+	ok(t, s, "dns", "host", "remove", "nas")
+	fails(t, s, 1, "E_INVALIDARG: host \"nas\": no such static name", "dns", "host", "remove", "nas")
+	dnsSet := decode[hnetcfg.DNSSettings](t, ok(t, s, "dns", "set", "--upstream", "198.51.100.53,198.51.100.54", "--json"))
+	if len(dnsSet.Upstreams) != 2 || dnsSet.Upstreams[1] != "198.51.100.54:53" {
+		t.Fatalf("dns set: %+v", dnsSet)
+	}
+	fails(t, s, 1, "E_INVALIDARG: upstream:", "dns", "set", "--upstream", "nowhere")
+	fails(t, s, 2, "E_INVALIDARG: dns set: --upstream is required", "dns", "set")
+	if out := ok(t, s, "dns", "show"); !strings.Contains(out, "Upstreams: 198.51.100.53:53, 198.51.100.54:53") {
+		t.Fatalf("dns show:\n%s", out)
+	}
+
+	// A mapping by name shows it is unresolved.
+	ok(t, s, "mapping", "add", "wan0", "--name", "cam", "--protocol", "tcp", "--external-port", "8000", "--internal-port", "80", "--target-name", "camera")
+	if p := decode[hnetcfg.PortMappingProps](t, ok(t, s, "mapping", "show", "wan0", "1", "--json")); !p.Unresolved {
+		t.Fatalf("mapping by name: %+v", p)
+	}
+	if out := ok(t, s, "mapping", "show", "wan0", "1"); !strings.Contains(out, "Resolved to:   nothing yet") {
+		t.Fatalf("mapping show:\n%s", out)
+	}
+}

@@ -106,12 +106,18 @@ func (m *Manager) dumpLocked() string {
 	for _, mp := range m.mappings {
 		st.Mappings = append(st.Mappings, *mp)
 	}
+	m.leaseMu.Lock()
+	for _, l := range m.leases {
+		st.Leases = append(st.Leases, l)
+	}
+	m.leaseMu.Unlock()
 	return dump(st)
 }
 
 func dump(st *store.State) string {
 	slices.SortFunc(st.Connections, func(a, b store.Connection) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(st.Mappings, func(a, b store.Mapping) int { return int(a.ID) - int(b.ID) })
+	slices.SortFunc(st.Leases, func(a, b store.Lease) int { return strings.Compare(a.Key(), b.Key()) })
 	b, _ := json.MarshalIndent(st, "", " ")
 	return string(b)
 }

@@ -1,0 +1,223 @@
+package sharing
+
+import (
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/dhcp"
+	"github.com/netshare/netshare/internal/services"
+)
+
+func (h *harness) services() *services.Config {
+	return h.m.svc.(*services.Fake).Config()
+}
+
+func TestServicesFollowSharing(t *testing.T) {
+	h := newHarness(t)
+	if n := len(h.services().Networks); n != 0 {
+		t.Fatalf("%d networks before sharing", n)
+	}
+	h.must(h.m.EnableSharing(ctx, "lan1", private))
+	nets := h.services().Networks
+	if len(nets) != 1 {
+		t.Fatalf("networks %+v", nets)
+	}
+	n := nets[0]
+	want := dhcp.Config{
+		ServerIP: netip.MustParseAddr("192.168.137.1"), Subnet: netip.MustParsePrefix("192.168.137.0/24"),
+		PoolStart: netip.MustParseAddr("192.168.137.100"), PoolEnd: netip.MustParseAddr("192.168.137.254"),
+		LeaseTime: time.Hour, Domain: "home.arpa",
+		Router: netip.MustParseAddr("192.168.137.1"), DNS: netip.MustParseAddr("192.168.137.1"),
+	}
+	if n.Interface != "lan1" || n.Address.String() != "192.168.137.1/24" || !slices.Equal(n.DHCP.Reservations, want.Reservations) {
+		t.Fatalf("network %+v", n)
+	}
+	n.DHCP.Reservations = nil
+	if !reflect.DeepEqual(n.DHCP, want) {
+		t.Fatalf("DHCP config %+v, want the defaults %+v", n.DHCP, want)
+	}
+	h.must(h.m.DisableSharing(ctx, "lan1"))
+	if n := len(h.services().Networks); n != 0 {
+		t.Fatalf("%d networks after unsharing", n)
+	}
+}
+
+func TestDHCPSettings(t *testing.T) {
+	h := newHarness(t)
+	h.must(h.m.EnableSharing(ctx, "lan1", private))
+	s, err := h.m.SetDHCP(ctx, "lan1", hnetcfg.DHCPEdit{PoolStart: new("192.168.137.20"), PoolEnd: new("192.168.137.29"), LeaseTime: new("30m"), Domain: new("Lab.Example")})
+	if err != nil || s.PoolStart != "192.168.137.20" || s.PoolEnd != "192.168.137.29" || s.LeaseTime != "30m0s" || s.Domain != "lab.example" || !s.Active {
+		t.Fatalf("SetDHCP = %+v, %v", s, err)
+	}
+	if d := h.services().Networks[0].DHCP; d.LeaseTime != 30*time.Minute || d.Domain != "lab.example" {
+		t.Fatalf("services got %+v", d)
+	}
+	mac := "52:54:00:AA:BB:CC"
+	s, err = h.m.Reserve(ctx, "lan1", hnetcfg.Reservation{MAC: mac, IP: "192.168.137.50", Name: "Printer"})
+	if err != nil || len(s.Reservations) != 1 || s.Reservations[0] != (hnetcfg.Reservation{MAC: "52:54:00:aa:bb:cc", IP: "192.168.137.50", Name: "printer"}) {
+		t.Fatalf("Reserve = %+v, %v", s, err)
+	}
+	h.restart()
+	s, _ = h.m.DHCPSettings(ctx, "lan1")
+	if s.PoolStart != "192.168.137.20" || len(s.Reservations) != 1 {
+		t.Fatalf("after restart: %+v", s)
+	}
+	// Refused values name the field and change nothing.
+	before := h.state()
+	for _, tt := range []struct {
+		edit  hnetcfg.DHCPEdit
+		field string
+	}{
+		{hnetcfg.DHCPEdit{PoolStart: new("10.0.0.5")}, "poolStart"},
+		{hnetcfg.DHCPEdit{PoolEnd: new("192.168.137.255")}, "poolEnd"},
+		{hnetcfg.DHCPEdit{PoolStart: new("192.168.137.0")}, "poolStart"},
+		{hnetcfg.DHCPEdit{PoolStart: new("192.168.137.1")}, "poolStart"},
+		{hnetcfg.DHCPEdit{PoolStart: new("192.168.137.40"), PoolEnd: new("192.168.137.30")}, "poolEnd"},
+		{hnetcfg.DHCPEdit{PoolStart: new("banana")}, "poolStart"},
+		{hnetcfg.DHCPEdit{LeaseTime: new("0s")}, "leaseTime"},
+		{hnetcfg.DHCPEdit{LeaseTime: new("10s")}, "leaseTime"},
+		{hnetcfg.DHCPEdit{LeaseTime: new("forever")}, "leaseTime"},
+		{hnetcfg.DHCPEdit{Domain: new("bad_domain")}, "domain"},
+	} {
+		_, err := h.m.SetDHCP(ctx, "lan1", tt.edit)
+		wantInvalid(t, err, tt.field)
+	}
+	for _, tt := range []struct {
+		r     hnetcfg.Reservation
+		field string
+	}{
+		{hnetcfg.Reservation{MAC: "nope", IP: "192.168.137.51"}, "mac"},
+		{hnetcfg.Reservation{MAC: "52:54:00:00:00:01", IP: "10.1.2.3"}, "ip"},
+		{hnetcfg.Reservation{MAC: "52:54:00:00:00:01", IP: "192.168.137.50"}, "ip"},
+		{hnetcfg.Reservation{MAC: "52:54:00:00:00:01", IP: "192.168.137.51", Name: "printer"}, "name"},
+		{hnetcfg.Reservation{MAC: "52:54:00:00:00:01", IP: "192.168.137.51", Name: "two.labels"}, "name"},
+	} {
+		_, err := h.m.Reserve(ctx, "lan1", tt.r)
+		wantInvalid(t, err, tt.field)
+	}
+	if _, err := h.m.Unreserve(ctx, "lan1", "52:54:00:00:00:09"); !hresult.IsNotFound(err) {
+		t.Errorf("Unreserve(unknown) = %v", err)
+	}
+	if _, err := h.m.Unreserve(ctx, "lan1", "x"); hresult.CodeOf(err) != hresult.InvalidArg {
+		t.Errorf("Unreserve(bad MAC) = %v", err)
+	}
+	if got := h.state(); got != before {
+		t.Fatalf("refused calls changed the state:\n%s\nwant\n%s", got, before)
+	}
+	// Back to the defaults.
+	s, err = h.m.SetDHCP(ctx, "lan1", hnetcfg.DHCPEdit{PoolStart: new(""), PoolEnd: new(""), LeaseTime: new(""), Domain: new("")})
+	if err != nil || s.PoolStart != "192.168.137.100" || s.LeaseTime != "1h0m0s" || s.Domain != "home.arpa" || len(s.Reservations) != 1 {
+		t.Fatalf("defaults: %+v, %v", s, err)
+	}
+	h.must(h.m.Unreserve(ctx, "lan1", mac))
+}
+
+func TestNamesAndMappingsByName(t *testing.T) {
+	h := newHarness(t)
+	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "lan1", private))
+	conn := h.props("lan1").ID
+	pm, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{Name: "cam", Protocol: "tcp", ExternalPort: 8000, InternalPort: 80, TargetName: "camera.home.arpa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := h.m.EnablePortMapping(ctx, "wan0", pm.ID)
+	if !p.Unresolved || len(h.fw.Config().Mappings) != 0 {
+		t.Fatalf("unknown name: %+v, firewall %v", p, h.fw.Config().Mappings)
+	}
+	// A lease names the host; Refresh moves the mapping to it.
+	exp := time.Now().Add(time.Hour)
+	if err := h.m.Bind(conn, dhcp.Lease{MAC: "52:54:00:00:00:01", IP: netip.MustParseAddr("192.168.137.100"), Hostname: "camera", Expiry: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := h.m.Lookup("camera"); !ok || a.String() != "192.168.137.100" {
+		t.Fatalf("Lookup(camera) = %v %v", a, ok)
+	}
+	if n, ok := h.m.Reverse(netip.MustParseAddr("192.168.137.100")); !ok || n != "camera" {
+		t.Fatalf("Reverse = %q %v", n, ok)
+	}
+	h.m.Refresh(ctx)
+	h.check()
+	if got := h.fw.Config().Mappings; len(got) != 1 || got[0].Target.String() != "192.168.137.100" {
+		t.Fatalf("firewall %v", got)
+	}
+	if p, _ := h.m.PortMapping(ctx, "wan0", pm.ID); p.Unresolved || p.ResolvedIPAddress != "192.168.137.100" {
+		t.Fatalf("resolved: %+v", p)
+	}
+	// A new lease moves it; a static entry wins over leases.
+	h.m.Bind(conn, dhcp.Lease{MAC: "52:54:00:00:00:01", IP: netip.MustParseAddr("192.168.137.101"), Hostname: "camera", Expiry: exp})
+	h.m.Refresh(ctx)
+	h.check()
+	if got := h.fw.Config().Mappings; len(got) != 1 || got[0].Target.String() != "192.168.137.101" {
+		t.Fatalf("after a new lease: %v", got)
+	}
+	h.must(h.m.AddHost(ctx, hnetcfg.DNSHost{Name: "camera", IP: "192.168.137.5"}))
+	h.m.Refresh(ctx)
+	h.check()
+	if got := h.fw.Config().Mappings; len(got) != 1 || got[0].Target.String() != "192.168.137.5" {
+		t.Fatalf("static entry: %v", got)
+	}
+	h.must(h.m.RemoveHost(ctx, "camera"))
+	// The lease and the names survive a restart.
+	h.restart()
+	if a, ok := h.m.Lookup("camera"); !ok || a.String() != "192.168.137.101" {
+		t.Fatalf("after restart: %v %v", a, ok)
+	}
+	h.check()
+	// Released: the name is gone and so is the mapping's element.
+	h.m.Release(conn, dhcp.Lease{MAC: "52:54:00:00:00:01", IP: netip.MustParseAddr("192.168.137.101"), Hostname: "camera", Expiry: time.Now()})
+	h.m.Refresh(ctx)
+	h.check()
+	if len(h.fw.Config().Mappings) != 0 {
+		t.Fatalf("firewall after release: %v", h.fw.Config().Mappings)
+	}
+	if ls, _ := h.m.LeaseList(ctx); len(ls) != 1 || ls[0].Active || ls[0].Interface != "lan1" {
+		t.Fatalf("leases %+v", ls)
+	}
+}
+
+func TestDNSSettings(t *testing.T) {
+	h := newHarness(t)
+	s, err := h.m.SetDNS(ctx, hnetcfg.DNSEdit{Upstreams: []string{"198.51.100.53", "[2001:db8::53]:5353"}})
+	if err != nil || !slices.Equal(s.Upstreams, []string{"198.51.100.53:53", "[2001:db8::53]:5353"}) || !slices.Equal(s.Effective, s.Upstreams) {
+		t.Fatalf("SetDNS = %+v, %v", s, err)
+	}
+	before := h.state()
+	for _, u := range []string{"banana", "0.0.0.0", "224.0.0.1", "10.0.0.1:0"} {
+		_, err := h.m.SetDNS(ctx, hnetcfg.DNSEdit{Upstreams: []string{u}})
+		wantInvalid(t, err, "upstream")
+	}
+	for _, hst := range []hnetcfg.DNSHost{{Name: "a.b", IP: "192.168.137.5"}, {Name: "", IP: "192.168.137.5"}, {Name: "x", IP: "fe80::1"}, {Name: "x", IP: "nope"}} {
+		_, err := h.m.AddHost(ctx, hst)
+		if hresult.CodeOf(err) != hresult.InvalidArg || !(strings.HasPrefix(hresult.From(err).Message, "name:") || strings.HasPrefix(hresult.From(err).Message, "ip:")) {
+			t.Errorf("AddHost(%+v) = %v", hst, err)
+		}
+	}
+	if _, err := h.m.RemoveHost(ctx, "nobody"); !hresult.IsNotFound(err) {
+		t.Errorf("RemoveHost(unknown) = %v", err)
+	}
+	if got := h.state(); got != before {
+		t.Fatalf("refused calls changed the state")
+	}
+	s, err = h.m.AddHost(ctx, hnetcfg.DNSHost{Name: "NAS", IP: "192.168.137.5"})
+	if err != nil || len(s.Hosts) != 1 || s.Hosts[0] != (hnetcfg.DNSHost{Name: "nas", IP: "192.168.137.5"}) {
+		t.Fatalf("AddHost = %+v, %v", s, err)
+	}
+	if a, ok := h.m.Lookup("nas"); !ok || a.String() != "192.168.137.5" {
+		t.Fatalf("Lookup(nas) = %v %v", a, ok)
+	}
+	h.restart()
+	s, _ = h.m.DNSSettings(ctx)
+	if len(s.Hosts) != 1 || len(s.Upstreams) != 2 {
+		t.Fatalf("after restart: %+v", s)
+	}
+	if got := h.services().Upstreams; len(got) != 2 || got[0].String() != "198.51.100.53:53" {
+		t.Fatalf("services upstreams %v", got)
+	}
+}
