@@ -317,26 +317,24 @@ func (r *Ruleset) String() string {
 		}
 		b.WriteString("\t}\n")
 	}
-	block()
-	fmt.Fprintf(&b, "\tmap %s {\n\t\ttype ifname . inet_proto . inet_service : ipv4_addr . inet_service\n", MapMappings)
-	if len(r.Mappings) > 0 {
-		es := make([]string, len(r.Mappings))
-		for i, m := range r.Mappings {
-			es[i] = fmt.Sprintf("%q . %s . %d : %s . %d", m.Interface, m.Protocol, m.ExternalPort, m.Target, m.InternalPort)
+	mapBlock := func(name, typ string, es []string) {
+		block()
+		fmt.Fprintf(&b, "\tmap %s {\n\t\ttype %s\n", name, typ)
+		if len(es) > 0 {
+			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(es, ", "))
 		}
-		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(es, ", "))
+		b.WriteString("\t}\n")
 	}
-	b.WriteString("\t}\n")
-	block()
-	fmt.Fprintf(&b, "\tmap %s {\n\t\ttype ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service\n", MapHairpin)
-	if len(r.Hairpin) > 0 {
-		es := make([]string, len(r.Hairpin))
-		for i, h := range r.Hairpin {
-			es[i] = fmt.Sprintf("%s . %s . %d : %s . %d", h.Addr, h.Protocol, h.Port, h.Target, h.InternalPort)
-		}
-		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(es, ", "))
+	var es []string
+	for _, m := range r.Mappings {
+		es = append(es, fmt.Sprintf("%q . %s . %d : %s . %d", m.Interface, m.Protocol, m.ExternalPort, m.Target, m.InternalPort))
 	}
-	b.WriteString("\t}\n")
+	mapBlock(MapMappings, "ifname . inet_proto . inet_service : ipv4_addr . inet_service", es)
+	es = nil
+	for _, h := range r.Hairpin {
+		es = append(es, fmt.Sprintf("%s . %s . %d : %s . %d", h.Addr, h.Protocol, h.Port, h.Target, h.InternalPort))
+	}
+	mapBlock(MapHairpin, "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service", es)
 	for _, c := range r.Chains {
 		block()
 		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype %s hook %s priority %s; policy accept;\n", c.Name, c.Type, c.Hook, c.Priority)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/netshare/netshare/internal/dhcp"
 	"github.com/netshare/netshare/internal/dns"
-	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/services"
 	"github.com/netshare/netshare/internal/store"
 )
@@ -303,7 +302,7 @@ func (m *Manager) resolveNamesLocked(ctx context.Context) {
 	if live == m.fwNames {
 		return
 	}
-	var del, add []fw.Mapping
+	var d delta
 	old := m.fwNames
 	for _, mp := range m.mappings {
 		if mp.TargetName == "" || !mp.Enabled {
@@ -313,19 +312,9 @@ func (m *Manager) resolveNamesLocked(ctx context.Context) {
 		m.fwNames = live
 		now, nowOK := m.activeLocked(mp)
 		m.fwNames = old
-		if wasOK && nowOK && was == now {
-			continue
-		}
-		if wasOK {
-			del = append(del, was)
-		}
-		if nowOK {
-			add = append(add, now)
-		}
+		d.note(was, wasOK, now, nowOK)
 	}
-	if len(del)+len(add) > 0 {
-		fw.SortMappings(del)
-		fw.SortMappings(add)
+	if del, add := d.sorted(); len(del)+len(add) > 0 {
 		if err := m.fw.UpdateMappings(ctx, del, add); err != nil {
 			m.log.Error("moving mappings to their hosts' new addresses; trying again", "err", err)
 			return

@@ -427,6 +427,7 @@ func (ch *change) deleteMapping(id uint64) {
 // mappingDeltaLocked returns what a change to mappings alone does to the
 // active mappings, against the memory before the change.
 func (m *Manager) mappingDeltaLocked(ch *change) (del, add []fw.Mapping) {
+	var d delta
 	for id, mp := range ch.mappings {
 		was, wasOK := fw.Mapping{}, false
 		if old := m.mappings[id]; old != nil {
@@ -436,19 +437,33 @@ func (m *Manager) mappingDeltaLocked(ch *change) (del, add []fw.Mapping) {
 		if mp != nil {
 			now, nowOK = m.activeLocked(mp)
 		}
-		if wasOK && nowOK && was == now {
-			continue
-		}
-		if wasOK {
-			del = append(del, was)
-		}
-		if nowOK {
-			add = append(add, now)
-		}
+		d.note(was, wasOK, now, nowOK)
 	}
-	fw.SortMappings(del)
-	fw.SortMappings(add)
-	return del, add
+	return d.sorted()
+}
+
+// delta collects the changes of active mappings for the firewall.
+type delta struct {
+	del, add []fw.Mapping
+}
+
+// note records that a mapping went from was (if wasOK) to now (if nowOK).
+func (d *delta) note(was fw.Mapping, wasOK bool, now fw.Mapping, nowOK bool) {
+	if wasOK && nowOK && was == now {
+		return
+	}
+	if wasOK {
+		d.del = append(d.del, was)
+	}
+	if nowOK {
+		d.add = append(d.add, now)
+	}
+}
+
+func (d *delta) sorted() (del, add []fw.Mapping) {
+	fw.SortMappings(d.del)
+	fw.SortMappings(d.add)
+	return d.del, d.add
 }
 
 // commitLocked makes ch happen everywhere or nowhere: in memory, in the
