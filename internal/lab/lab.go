@@ -319,9 +319,20 @@ func (l *Lab) DaemonArgs() []string {
 
 // RestartDaemon stops the daemon and starts it again with the same state.
 func (l *Lab) RestartDaemon(ctx context.Context) error {
-	if err := stop(l.DaemonPID); err != nil {
+	if err := l.StopDaemon(); err != nil {
 		return err
 	}
+	return l.StartDaemon(ctx)
+}
+
+// StopDaemon stops the daemon (SIGTERM).
+func (l *Lab) StopDaemon() error { return stop(l.DaemonPID) }
+
+// StateDir returns the daemon's state directory.
+func (l *Lab) StateDir() string { return filepath.Join(l.Dir, "state") }
+
+// StartDaemon starts the daemon and waits until it answers.
+func (l *Lab) StartDaemon(ctx context.Context) error {
 	pid, err := l.Start(l.GW, "daemon.log", l.DaemonArgs()...)
 	if err != nil {
 		return err

@@ -1,0 +1,397 @@
+// Package bench measures netshare against the design its peers use, in
+// namespaces of its own: the time from an API call to the kernel holding a
+// port mapping change, the new-connection and UDP request rates through a
+// mapping, the time to restore N mappings at start and the daemon's
+// memory, and bulk adds through the API. The comparator keeps one nftables
+// DNAT rule per mapping (firewalld, miniupnpd, fw4, CNI portmap, Docker);
+// plain routing without NAT bounds what the machine can do.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/internal/lab"
+	"github.com/netshare/netshare/internal/store"
+)
+
+// Options say what to measure.
+type Options struct {
+	Binary    string // the netshare binary
+	Dir       string // the lab's directory
+	LatencyNs []int  // mappings present for change latency
+	TrafficNs []int  // mappings present for the traffic rates
+	RestoreNs []int  // mappings restored at start
+	Ops       int    // changes measured per N and kind
+	Reps      int    // repetitions of traffic runs and restores
+	Duration  time.Duration
+	Clients   int // parallel traffic clients
+	BulkN     int // mappings added by the bulk test
+	BulkConns int // concurrent API clients of the bulk test
+	Progress  io.Writer
+}
+
+// Quick returns options small enough for CI: they check that the bench
+// works, not what it measures.
+func Quick(binary, dir string) Options {
+	return Options{Binary: binary, Dir: dir, LatencyNs: []int{0, 100}, TrafficNs: []int{1, 100}, RestoreNs: []int{100},
+		Ops: 10, Reps: 1, Duration: 300 * time.Millisecond, Clients: 2, BulkN: 50, BulkConns: 2}
+}
+
+// Full returns the options of the issue: N up to 50,000.
+func Full(binary, dir string) Options {
+	return Options{Binary: binary, Dir: dir, LatencyNs: []int{0, 1000, 10000, 50000}, TrafficNs: []int{1, 1000, 10000, 50000},
+		RestoreNs: []int{10000, 50000}, Ops: 200, Reps: 3, Duration: 2 * time.Second, Clients: 4, BulkN: 10000, BulkConns: 4}
+}
+
+// Latency is the spread of one kind of change at one N.
+type Latency struct {
+	Design  string  `json:"design"`
+	N       int     `json:"n"`
+	Op      string  `json:"op"`
+	P50us   float64 `json:"p50_us"`
+	P99us   float64 `json:"p99_us"`
+	Samples int     `json:"samples"`
+}
+
+// Rate is the spread of a traffic rate over the repetitions.
+type Rate struct {
+	Design string  `json:"design"`
+	N      int     `json:"n"`
+	Proto  string  `json:"proto"`
+	Median float64 `json:"median_per_s"`
+	Min    float64 `json:"min_per_s"`
+	Max    float64 `json:"max_per_s"`
+}
+
+// Restore is the time from start to the kernel holding N mappings.
+type Restore struct {
+	N        int     `json:"n"`
+	MedianMs float64 `json:"median_ms"`
+	MinMs    float64 `json:"min_ms"`
+	MaxMs    float64 `json:"max_ms"`
+	PeakRSS  float64 `json:"peak_rss_mb"`
+}
+
+// Bulk is the time to add many mappings through the API.
+type Bulk struct {
+	N       int     `json:"n"`
+	Clients int     `json:"clients"`
+	Seconds float64 `json:"seconds"`
+	PerSec  float64 `json:"per_s"`
+}
+
+// Results are everything measured in one run.
+type Results struct {
+	When     string    `json:"when"`
+	Machine  string    `json:"machine"`
+	Options  string    `json:"options"`
+	Latency  []Latency `json:"latency"`
+	Traffic  []Rate    `json:"traffic"`
+	Restores []Restore `json:"restore"`
+	Bulk     Bulk      `json:"bulk"`
+}
+
+const (
+	fillPort   = 10000 // the filling mappings use ports from here
+	opPort     = 2000  // the measured changes use ports from here
+	testPort   = 8000  // the traffic goes through this mapping
+	serverPort = 80    // to this port of the lan host
+)
+
+func (o *Options) say(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", args...)
+	}
+}
+
+// Run builds a lab, measures, and removes the lab.
+func Run(ctx context.Context, o Options) (*Results, error) {
+	r := &Results{When: time.Now().UTC().Format(time.RFC3339), Machine: machine(),
+		Options: fmt.Sprintf("ops=%d reps=%d duration=%v clients=%d", o.Ops, o.Reps, o.Duration, o.Clients)}
+	o.say("building the lab")
+	l, err := lab.Up(ctx, lab.Options{Dir: o.Dir, Binary: o.Binary})
+	if err != nil {
+		return nil, err
+	}
+	defer l.Down()
+	if _, err := l.Start(l.LAN, "bench-server.log", "lab", "server", "--port", strconv.Itoa(serverPort)); err != nil {
+		return nil, err
+	}
+	m := hnetcfg.NewSharingManager(l.Socket)
+	if err := netshareRuns(ctx, &o, l, m, r); err != nil {
+		return nil, err
+	}
+	if err := ruleRuns(ctx, &o, l, r); err != nil {
+		return nil, err
+	}
+	if err := routingRuns(&o, l, r); err != nil {
+		return nil, err
+	}
+	if err := bulkRun(ctx, &o, l, m, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func union(lists ...[]int) []int {
+	var out []int
+	for _, l := range lists {
+		for _, n := range l {
+			if !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// fill replaces the stored mappings with n enabled ones on wan0 (the
+// traffic mapping, tcp and udp, counts for one), with the daemon stopped.
+func fill(l *lab.Lab, n int) error {
+	st, err := store.Open(l.StateDir())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	state, err := st.Load()
+	if err != nil {
+		return err
+	}
+	var wan string
+	for _, c := range state.Connections {
+		if c.Interface == "wan0" {
+			wan = c.ID
+		}
+	}
+	if wan == "" {
+		return fmt.Errorf("no wan0 connection in the store")
+	}
+	return st.Update(func(tx *store.Tx) error {
+		for _, mp := range state.Mappings {
+			if err := tx.DeleteMapping(mp.ID); err != nil {
+				return err
+			}
+		}
+		id := state.LastMappingID
+		put := func(name, proto string, ext int) error {
+			id++
+			return tx.PutMapping(store.Mapping{ID: id, Connection: wan, Name: name, Protocol: proto,
+				ExternalPort: uint16(ext), InternalPort: serverPort, TargetIP: lab.LANHost, Enabled: true})
+		}
+		if n > 0 {
+			if err := put("test-tcp", "tcp", testPort); err != nil {
+				return err
+			}
+			if err := put("test-udp", "udp", testPort); err != nil {
+				return err
+			}
+		}
+		for i := range max(n-1, 0) {
+			if err := put(fmt.Sprintf("fill-%d", i), "tcp", fillPort+i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// restart restarts the daemon with n mappings and returns how long it took
+// to answer (it answers once the kernel holds them all).
+func restart(ctx context.Context, l *lab.Lab, n int) (time.Duration, error) {
+	if err := l.StopDaemon(); err != nil {
+		return 0, err
+	}
+	if err := fill(l, n); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := l.StartDaemon(ctx); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+func netshareRuns(ctx context.Context, o *Options, l *lab.Lab, m *hnetcfg.SharingManager, r *Results) error {
+	for _, n := range union(o.LatencyNs, o.TrafficNs, o.RestoreNs) {
+		o.say("netshare with %d mappings", n)
+		var times []float64
+		reps := 1
+		if slices.Contains(o.RestoreNs, n) {
+			reps = max(o.Reps, 1)
+		}
+		for range reps {
+			d, err := restart(ctx, l, n)
+			if err != nil {
+				return err
+			}
+			times = append(times, float64(d.Microseconds())/1000)
+		}
+		if err := checkElements(l, n); err != nil {
+			return err
+		}
+		if slices.Contains(o.RestoreNs, n) {
+			med, lo, hi := spread(times)
+			r.Restores = append(r.Restores, Restore{N: n, MedianMs: med, MinMs: lo, MaxMs: hi, PeakRSS: peakRSS(l.DaemonPID)})
+		}
+		if slices.Contains(o.LatencyNs, n) {
+			lat, err := netshareLatency(ctx, o, m, n)
+			if err != nil {
+				return err
+			}
+			r.Latency = append(r.Latency, lat...)
+		}
+		if slices.Contains(o.TrafficNs, n) {
+			rates, err := traffic(o, l, "netshare", n, lab.GatewayWAN)
+			if err != nil {
+				return err
+			}
+			r.Traffic = append(r.Traffic, rates...)
+		}
+	}
+	return nil
+}
+
+// netshareLatency times add-and-enable, disable and remove through the
+// API; the API answers once the netlink batch is acknowledged.
+func netshareLatency(ctx context.Context, o *Options, m *hnetcfg.SharingManager, n int) ([]Latency, error) {
+	wan, err := m.Connection(ctx, "wan0")
+	if err != nil {
+		return nil, err
+	}
+	cfg := m.INetSharingConfigurationForINetConnection(wan)
+	var add, disable, remove []float64
+	for i := range o.Ops {
+		t0 := time.Now()
+		pm, err := cfg.AddPortMapping(ctx, "op", hnetcfg.NAT_PROTOCOL_TCP, opPort+i%1000, serverPort, 0, lab.LANHost, hnetcfg.ICSTT_IPADDRESS)
+		if err == nil {
+			err = pm.Enable(ctx)
+		}
+		t1 := time.Now()
+		if err == nil {
+			err = pm.Disable(ctx)
+		}
+		t2 := time.Now()
+		if err == nil {
+			err = pm.Enable(ctx)
+		}
+		t3 := time.Now()
+		if err == nil {
+			err = pm.Delete(ctx)
+		}
+		t4 := time.Now()
+		if err != nil {
+			return nil, err
+		}
+		add = append(add, us(t1.Sub(t0)))
+		disable = append(disable, us(t2.Sub(t1)))
+		remove = append(remove, us(t4.Sub(t3)))
+	}
+	return []Latency{lat("netshare", n, "add+enable", add), lat("netshare", n, "disable", disable), lat("netshare", n, "remove", remove)}, nil
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+func lat(design string, n int, op string, samples []float64) Latency {
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	return Latency{Design: design, N: n, Op: op, P50us: pct(s, 50), P99us: pct(s, 99), Samples: len(s)}
+}
+
+func pct(sorted []float64, p int) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[min(max(i-1, 0), len(sorted)-1)]
+}
+
+func spread(v []float64) (med, lo, hi float64) {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2], s[0], s[len(s)-1]
+}
+
+// traffic measures the TCP connection rate and the UDP request rate to
+// addr:port from the wan host.
+func traffic(o *Options, l *lab.Lab, design string, n int, addr string) ([]Rate, error) {
+	port := testPort
+	if design == "routing" {
+		port = serverPort
+	}
+	var out []Rate
+	for _, proto := range []string{"tcp", "udp"} {
+		var rates []float64
+		for range max(o.Reps, 1) {
+			flushConntrack(l)
+			outText, err := l.Output(l.WAN, o.Binary, "bench", "load", "--proto", proto, "--addr", fmt.Sprintf("%s:%d", addr, port),
+				"--clients", strconv.Itoa(o.Clients), "--duration", o.Duration.String())
+			if err != nil {
+				return nil, fmt.Errorf("%s %s load with %d mappings: %w", design, proto, n, err)
+			}
+			count, err := strconv.ParseFloat(strings.TrimSpace(outText), 64)
+			if err != nil {
+				return nil, fmt.Errorf("load said %q", outText)
+			}
+			rates = append(rates, count/o.Duration.Seconds())
+		}
+		med, lo, hi := spread(rates)
+		out = append(out, Rate{Design: design, N: n, Proto: proto, Median: med, Min: lo, Max: hi})
+	}
+	return out, nil
+}
+
+func flushConntrack(l *lab.Lab) {
+	l.Output(l.GW, "sh", "-c", "command -v conntrack >/dev/null && conntrack -F 2>/dev/null; true")
+}
+
+// peakRSS returns the peak resident memory of a process, in MB.
+func peakRSS(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func machine() string {
+	var parts []string
+	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
+		parts = append(parts, strings.TrimSpace(string(out)))
+	}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				parts = append(parts, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":")))
+				break
+			}
+		}
+	}
+	parts = append(parts, fmt.Sprintf("%d cores", runtimeNumCPU()))
+	return strings.Join(parts, ", ")
+}
+
+// WriteJSON writes the results to path.
+func (r *Results) WriteJSON(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}

@@ -1,0 +1,319 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"runtime"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/lab"
+)
+
+func runtimeNumCPU() int { return runtime.NumCPU() }
+
+// nftIn opens an nftables connection in the lab's gateway.
+func nftIn(l *lab.Lab) (*nftables.Conn, func(), error) {
+	ns, err := netns.GetFromName(l.GW)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)), nftables.AsLasting())
+	if err != nil {
+		ns.Close()
+		return nil, nil, err
+	}
+	return c, func() { c.CloseLasting(); ns.Close() }, nil
+}
+
+// checkElements checks that the kernel's mappings map holds what n
+// mappings compile to.
+func checkElements(l *lab.Lab, n int) error {
+	c, done, err := nftIn(l)
+	if err != nil {
+		return err
+	}
+	defer done()
+	set, err := c.GetSetByName(&nftables.Table{Family: nftables.TableFamilyINet, Name: fw.TableName}, fw.MapMappings)
+	if err != nil {
+		return err
+	}
+	elems, err := c.GetSetElements(set)
+	if err != nil {
+		return err
+	}
+	want := 0
+	if n > 0 {
+		want = n + 1 // the traffic mapping is tcp and udp
+	}
+	if len(elems) != want {
+		return fmt.Errorf("the kernel holds %d mapping elements, want %d", len(elems), want)
+	}
+	return nil
+}
+
+// The comparator: one DNAT rule per mapping in a chain of its own table,
+// as firewalld, miniupnpd and fw4 do, changed over netlink with a lasting
+// socket and the rule handles kept (the fastest way for that design).
+var (
+	rpmTable = &nftables.Table{Family: nftables.TableFamilyIPv4, Name: "rpm"}
+	rpmChain = &nftables.Chain{Name: "prerouting", Table: rpmTable, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest}
+)
+
+func dnatRule(proto byte, port uint16) *nftables.Rule {
+	name := make([]byte, unix.IFNAMSIZ)
+	copy(name, "wan0")
+	target := []byte{192, 168, 137, 10}
+	return &nftables.Rule{Table: rpmTable, Chain: rpmChain, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, port)},
+		&expr.Immediate{Register: 1, Data: target},
+		&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, serverPort)},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+	}}
+}
+
+// buildRules makes the comparator's chain hold n mappings, the traffic
+// mapping last (the newest rule, where the peers append it).
+func buildRules(c *nftables.Conn, n int) error {
+	c.AddTable(rpmTable)
+	c.DelTable(rpmTable)
+	c.AddTable(rpmTable)
+	c.AddChain(rpmChain)
+	for i := range max(n-1, 0) {
+		c.AddRule(dnatRule(unix.IPPROTO_TCP, uint16(fillPort+i)))
+		if i%2000 == 1999 {
+			if err := c.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if n > 0 {
+		c.AddRule(dnatRule(unix.IPPROTO_TCP, testPort))
+		c.AddRule(dnatRule(unix.IPPROTO_UDP, testPort))
+	}
+	return c.Flush()
+}
+
+func ruleRuns(ctx context.Context, o *Options, l *lab.Lab, r *Results) error {
+	if err := l.StopDaemon(); err != nil {
+		return err
+	}
+	c, done, err := nftIn(l)
+	if err != nil {
+		return err
+	}
+	defer done()
+	// netshare's table goes, so that only the comparator translates.
+	c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: fw.TableName})
+	c.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: fw.TableName})
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	defer func() {
+		c.AddTable(rpmTable)
+		c.DelTable(rpmTable)
+		c.Flush()
+	}()
+	for _, n := range union(o.LatencyNs, o.TrafficNs) {
+		o.say("one rule per mapping, with %d mappings", n)
+		if err := buildRules(c, n); err != nil {
+			return fmt.Errorf("building %d rules: %w", n, err)
+		}
+		if contains(o.LatencyNs, n) {
+			var add, disable, remove []float64
+			for i := range o.Ops {
+				port := uint16(opPort + i%1000)
+				t0 := time.Now()
+				rule := c.AddRule(dnatRule(unix.IPPROTO_TCP, port))
+				err := c.Flush()
+				t1 := time.Now()
+				if err == nil {
+					err = c.DelRule(rule)
+				}
+				if err == nil {
+					err = c.Flush()
+				}
+				t2 := time.Now()
+				if err == nil {
+					rule = c.AddRule(dnatRule(unix.IPPROTO_TCP, port))
+					err = c.Flush()
+				}
+				t3 := time.Now()
+				if err == nil {
+					err = c.DelRule(rule)
+				}
+				if err == nil {
+					err = c.Flush()
+				}
+				t4 := time.Now()
+				if err != nil {
+					return err
+				}
+				add = append(add, us(t1.Sub(t0)))
+				disable = append(disable, us(t2.Sub(t1)))
+				remove = append(remove, us(t4.Sub(t3)))
+			}
+			r.Latency = append(r.Latency, lat("rule-per-mapping", n, "add+enable", add), lat("rule-per-mapping", n, "disable", disable), lat("rule-per-mapping", n, "remove", remove))
+		}
+		if contains(o.TrafficNs, n) {
+			rates, err := traffic(o, l, "rule-per-mapping", n, lab.GatewayWAN)
+			if err != nil {
+				return err
+			}
+			r.Traffic = append(r.Traffic, rates...)
+		}
+	}
+	return nil
+}
+
+func contains(s []int, n int) bool {
+	for _, v := range s {
+		if v == n {
+			return true
+		}
+	}
+	return false
+}
+
+// routingRuns measures plain routing to the lan host, without NAT.
+func routingRuns(o *Options, l *lab.Lab, r *Results) error {
+	o.say("plain routing, no NAT")
+	if _, err := l.Output(l.WAN, "ip", "route", "replace", "192.168.137.0/24", "via", lab.GatewayWAN); err != nil {
+		return err
+	}
+	defer l.Output(l.WAN, "ip", "route", "del", "192.168.137.0/24")
+	rates, err := traffic(o, l, "routing", 0, lab.LANHost)
+	if err != nil {
+		return err
+	}
+	r.Traffic = append(r.Traffic, rates...)
+	return nil
+}
+
+// bulkRun adds BulkN mappings through the API, one call each, from
+// BulkConns clients at once.
+func bulkRun(ctx context.Context, o *Options, l *lab.Lab, m *hnetcfg.SharingManager, r *Results) error {
+	o.say("bulk: %d mappings through the API from %d clients", o.BulkN, o.BulkConns)
+	if _, err := restart(ctx, l, 0); err != nil {
+		return err
+	}
+	wan, err := m.Connection(ctx, "wan0")
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, o.BulkConns)
+	start := time.Now()
+	per := o.BulkN / o.BulkConns
+	for w := range o.BulkConns {
+		go func() {
+			cfg := hnetcfg.NewSharingManager(l.Socket).INetSharingConfigurationForINetConnection(wan)
+			for i := range per {
+				if _, err := cfg.AddPortMapping(ctx, "bulk", hnetcfg.NAT_PROTOCOL_TCP, 20000+w*per+i, serverPort, 0, lab.LANHost, hnetcfg.ICSTT_IPADDRESS); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range o.BulkConns {
+		if err := <-errc; err != nil {
+			return err
+		}
+	}
+	d := time.Since(start)
+	r.Bulk = Bulk{N: per * o.BulkConns, Clients: o.BulkConns, Seconds: d.Seconds(), PerSec: float64(per*o.BulkConns) / d.Seconds()}
+	return nil
+}
+
+// Print writes the results as tables, with the ratios the targets ask for.
+func (r *Results) Print(w io.Writer) {
+	fmt.Fprintf(w, "netshare bench, %s\nmachine: %s\n%s\n\n", r.When, r.Machine, r.Options)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "change latency (µs)\tN\tnetshare p50\tp99\trule/mapping p50\tp99\tp50 ratio (rule/netshare)\tnetshare p50 vs N=0\t")
+	base := map[string]float64{}
+	for _, x := range r.Latency {
+		if x.Design == "netshare" && x.N == r.minN() {
+			base[x.Op] = x.P50us
+		}
+	}
+	for _, x := range r.Latency {
+		if x.Design != "netshare" {
+			continue
+		}
+		y := r.find(x.Op, x.N)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.2fx\t%.2fx\t\n", x.Op, x.N, x.P50us, x.P99us, y.P50us, y.P99us, y.P50us/x.P50us, x.P50us/base[x.Op])
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "traffic (per s)\tN\tnetshare median\t[min-max]\trule/mapping median\t[min-max]\trouting median\tnetshare/rule\tnetshare/routing\tnetshare vs N=1\t")
+	for _, x := range r.Traffic {
+		if x.Design != "netshare" {
+			continue
+		}
+		y := r.rate("rule-per-mapping", x.Proto, x.N)
+		z := r.rate("routing", x.Proto, 0)
+		b := r.rate("netshare", x.Proto, r.minTrafficN())
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t[%.0f-%.0f]\t%.0f\t[%.0f-%.0f]\t%.0f\t%.2fx\t%.2fx\t%.2fx\t\n", x.Proto, x.N, x.Median, x.Min, x.Max, y.Median, y.Min, y.Max, z.Median, x.Median/y.Median, x.Median/z.Median, x.Median/b.Median)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, x := range r.Restores {
+		fmt.Fprintf(w, "restore of %d mappings: median %.0f ms [%.0f-%.0f], daemon peak RSS %.1f MB\n", x.N, x.MedianMs, x.MinMs, x.MaxMs, x.PeakRSS)
+	}
+	fmt.Fprintf(w, "bulk: %d mappings added through the API by %d clients in %.2f s (%.0f per s)\n", r.Bulk.N, r.Bulk.Clients, r.Bulk.Seconds, r.Bulk.PerSec)
+}
+
+func (r *Results) find(op string, n int) Latency {
+	for _, x := range r.Latency {
+		if x.Design == "rule-per-mapping" && x.Op == op && x.N == n {
+			return x
+		}
+	}
+	return Latency{}
+}
+
+func (r *Results) rate(design, proto string, n int) Rate {
+	for _, x := range r.Traffic {
+		if x.Design == design && x.Proto == proto && x.N == n {
+			return x
+		}
+	}
+	return Rate{}
+}
+
+func (r *Results) minN() int {
+	m := -1
+	for _, x := range r.Latency {
+		if m < 0 || x.N < m {
+			m = x.N
+		}
+	}
+	return m
+}
+
+func (r *Results) minTrafficN() int {
+	m := -1
+	for _, x := range r.Traffic {
+		if x.Design == "netshare" && (m < 0 || x.N < m) {
+			m = x.N
+		}
+	}
+	return m
+}
