@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net/netip"
 	"runtime"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/fw/nftfw"
 	"github.com/netshare/netshare/internal/lab"
 )
 
@@ -130,6 +132,14 @@ func ruleRuns(ctx context.Context, o *Options, l *lab.Lab, r *Results) error {
 		c.Flush()
 	}()
 	for _, n := range union(o.LatencyNs, o.TrafficNs) {
+		if contains(o.LatencyNs, n) {
+			o.say("netshare's table alone (no API, no store), with %d mappings", n)
+			lat, err := kernelLatency(o, l, n)
+			if err != nil {
+				return err
+			}
+			r.Latency = append(r.Latency, lat...)
+		}
 		o.say("one rule per mapping, with %d mappings", n)
 		if err := buildRules(c, n); err != nil {
 			return fmt.Errorf("building %d rules: %w", n, err)
@@ -179,6 +189,61 @@ func ruleRuns(ctx context.Context, o *Options, l *lab.Lab, r *Results) error {
 		}
 	}
 	return nil
+}
+
+// kernelLatency times the kernel part of netshare's changes: element
+// changes in its table holding n mappings, through its nftables backend,
+// the same way the comparator's rules are timed.
+func kernelLatency(o *Options, l *lab.Lab, n int) ([]Latency, error) {
+	ns, err := netns.GetFromName(l.GW)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	be, err := nftfw.New(ns, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer be.Close()
+	target := netip.MustParseAddr(lab.LANHost)
+	mk := func(port int) fw.Mapping {
+		return fw.Mapping{Key: fw.Key{Interface: "wan0", Protocol: fw.TCP, ExternalPort: uint16(port)}, Target: target, InternalPort: serverPort}
+	}
+	cfg := &fw.Config{Public: "wan0", PublicAddrs: []netip.Addr{netip.MustParseAddr(lab.GatewayWAN)}, Private: []string{"lan0"}, Firewalled: []string{"wan0"}}
+	for i := range n {
+		cfg.Mappings = append(cfg.Mappings, mk(fillPort+i))
+	}
+	if err := be.Replace(context.Background(), cfg); err != nil {
+		return nil, err
+	}
+	defer be.Remove(context.Background())
+	var add, disable, remove []float64
+	ctx := context.Background()
+	for i := range o.Ops {
+		m := []fw.Mapping{mk(opPort + i%1000)}
+		t0 := time.Now()
+		err := be.UpdateMappings(ctx, nil, m)
+		t1 := time.Now()
+		if err == nil {
+			err = be.UpdateMappings(ctx, m, nil)
+		}
+		t2 := time.Now()
+		if err == nil {
+			err = be.UpdateMappings(ctx, nil, m)
+		}
+		t3 := time.Now()
+		if err == nil {
+			err = be.UpdateMappings(ctx, m, nil)
+		}
+		t4 := time.Now()
+		if err != nil {
+			return nil, err
+		}
+		add = append(add, us(t1.Sub(t0)))
+		disable = append(disable, us(t2.Sub(t1)))
+		remove = append(remove, us(t4.Sub(t3)))
+	}
+	return []Latency{lat("netshare-table", n, "add+enable", add), lat("netshare-table", n, "disable", disable), lat("netshare-table", n, "remove", remove)}, nil
 }
 
 func contains(s []int, n int) bool {
@@ -245,19 +310,17 @@ func bulkRun(ctx context.Context, o *Options, l *lab.Lab, m *hnetcfg.SharingMana
 func (r *Results) Print(w io.Writer) {
 	fmt.Fprintf(w, "netshare bench, %s\nmachine: %s\n%s\n\n", r.When, r.Machine, r.Options)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "change latency (µs)\tN\tnetshare p50\tp99\trule/mapping p50\tp99\tp50 ratio (rule/netshare)\tnetshare p50 vs N=0\t")
-	base := map[string]float64{}
-	for _, x := range r.Latency {
-		if x.Design == "netshare" && x.N == r.minN() {
-			base[x.Op] = x.P50us
-		}
-	}
+	fmt.Fprintln(tw, "change latency (µs)\tN\tnetshare API p50\tp99\ttable alone p50\tp99\trule/mapping p50\tp99\trule/API\trule/table\tAPI vs N=0\ttable vs N=0\t")
 	for _, x := range r.Latency {
 		if x.Design != "netshare" {
 			continue
 		}
-		y := r.find(x.Op, x.N)
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.2fx\t%.2fx\t\n", x.Op, x.N, x.P50us, x.P99us, y.P50us, y.P99us, y.P50us/x.P50us, x.P50us/base[x.Op])
+		k := r.find("netshare-table", x.Op, x.N)
+		y := r.find("rule-per-mapping", x.Op, x.N)
+		b := r.find("netshare", x.Op, r.minN())
+		kb := r.find("netshare-table", x.Op, r.minN())
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2fx\t%.2fx\t%.2fx\t%.2fx\t\n", x.Op, x.N, x.P50us, x.P99us, k.P50us, k.P99us, y.P50us, y.P99us,
+			y.P50us/x.P50us, y.P50us/k.P50us, x.P50us/b.P50us, k.P50us/kb.P50us)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -280,9 +343,9 @@ func (r *Results) Print(w io.Writer) {
 	fmt.Fprintf(w, "bulk: %d mappings added through the API by %d clients in %.2f s (%.0f per s)\n", r.Bulk.N, r.Bulk.Clients, r.Bulk.Seconds, r.Bulk.PerSec)
 }
 
-func (r *Results) find(op string, n int) Latency {
+func (r *Results) find(design, op string, n int) Latency {
 	for _, x := range r.Latency {
-		if x.Design == "rule-per-mapping" && x.Op == op && x.N == n {
+		if x.Design == design && x.Op == op && x.N == n {
 			return x
 		}
 	}

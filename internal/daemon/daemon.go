@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -131,6 +132,9 @@ func Run(ctx context.Context, cfg Config) error {
 		defer runner.Close()
 		m.SetServices(ctx, runner)
 	}
+	// Restoring a large state leaves garbage behind (the decoded store,
+	// the netlink batch); give it back before serving.
+	debug.FreeOSMemory()
 	ln, err := listen(cfg.Socket)
 	if err != nil {
 		return err

@@ -323,10 +323,12 @@ func (m *Manager) refreshAddrsLocked(ctx context.Context) error {
 	if _, err := m.observeLocked(ctx); err != nil {
 		return err
 	}
-	cfg := m.fwConfigLocked()
-	if slices.Equal(cfg.PublicAddrs, m.applied) {
+	// This runs every second: look at the public addresses alone, and
+	// compile the whole state (every mapping) only when they changed.
+	if slices.Equal(m.publicAddrsLocked(), m.applied) {
 		return nil
 	}
+	cfg := m.fwConfigLocked()
 	m.log.Info("the public connection's addresses changed", "public", cfg.Public, "addresses", cfg.PublicAddrs)
 	return m.replaceLocked(ctx, cfg)
 }
@@ -338,9 +340,6 @@ func (m *Manager) fwConfigLocked() *fw.Config {
 		switch c.Role {
 		case store.RolePublic:
 			cfg.Public = c.Interface
-			for _, p := range m.ipv4Locked(c.Interface) {
-				cfg.PublicAddrs = append(cfg.PublicAddrs, p.Addr())
-			}
 		case store.RolePrivate:
 			cfg.Private = append(cfg.Private, c.Interface)
 		}
@@ -351,6 +350,8 @@ func (m *Manager) fwConfigLocked() *fw.Config {
 			}
 		}
 	}
+	cfg.PublicAddrs = m.publicAddrsLocked()
+	cfg.Mappings = make([]fw.Mapping, 0, len(m.mappings))
 	for _, mp := range m.mappings {
 		if fm, ok := m.activeLocked(mp); ok {
 			cfg.Mappings = append(cfg.Mappings, fm)
@@ -358,6 +359,20 @@ func (m *Manager) fwConfigLocked() *fw.Config {
 	}
 	cfg.Sort()
 	return cfg
+}
+
+// publicAddrsLocked returns the public connection's IPv4 addresses, sorted.
+func (m *Manager) publicAddrsLocked() []netip.Addr {
+	var out []netip.Addr
+	for _, c := range m.conns {
+		if c.Role == store.RolePublic {
+			for _, p := range m.ipv4Locked(c.Interface) {
+				out = append(out, p.Addr())
+			}
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }
 
 // targetLocked returns the address a mapping points at: its IP, or the

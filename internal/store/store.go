@@ -282,8 +282,11 @@ func (s *Store) Load() (st *State, err error) {
 		b := tx.Bucket(bucketMappings)
 		st.LastMappingID = b.Sequence()
 		return b.ForEach(func(k, v []byte) error {
-			var m Mapping
-			if err := json.Unmarshal(v, &m); err != nil {
+			if len(k) != 8 {
+				return corrupt(s.path, fmt.Errorf("mapping key %x", k))
+			}
+			m, err := decodeMapping(binary.BigEndian.Uint64(k), v)
+			if err != nil {
 				return corrupt(s.path, fmt.Errorf("mapping %x: %v", k, err))
 			}
 			st.Mappings = append(st.Mappings, m)
@@ -335,7 +338,13 @@ func (t *Tx) PutMapping(m Mapping) error {
 			return err
 		}
 	}
-	return put(b, mappingKey(m.ID), m)
+	// Ids only grow: fill pages up, as an append-only bucket allows.
+	b.FillPercent = 0.9
+	v, err := encodeMapping(m)
+	if err != nil {
+		return err
+	}
+	return b.Put(mappingKey(m.ID), v)
 }
 
 // DeleteMapping deletes the mapping with the given id.

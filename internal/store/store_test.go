@@ -19,8 +19,8 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := Connection{ID: "c1", Interface: "wan0", Name: "Upstream", Role: RolePublic, Firewall: true}
-	m := Mapping{ID: 7, Connection: "c1", Name: "web", Protocol: "tcp", ExternalPort: 80, InternalPort: 8080, TargetIP: "192.168.137.10", Enabled: true}
+	c := Connection{ID: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Interface: "wan0", Name: "Upstream", Role: RolePublic, Firewall: true}
+	m := Mapping{ID: 7, Connection: c.ID, Name: "web", Protocol: "tcp", ExternalPort: 80, InternalPort: 8080, TargetIP: "192.168.137.10", Enabled: true}
 	if err := s.Update(func(tx *Tx) error {
 		if err := tx.PutConnection(c); err != nil {
 			return err
@@ -32,7 +32,7 @@ func TestRoundTrip(t *testing.T) {
 	// A failing transaction leaves nothing behind.
 	boom := errors.New("boom")
 	if err := s.Update(func(tx *Tx) error {
-		tx.PutMapping(Mapping{ID: 9, Connection: "c1"})
+		tx.PutMapping(Mapping{ID: 9, Connection: c.ID, Protocol: "tcp", TargetIP: "10.0.0.1"})
 		tx.DeleteMapping(7)
 		return boom
 	}); err != boom {
@@ -141,5 +141,33 @@ func TestLockedFileRefused(t *testing.T) {
 	_, err = Open(dir)
 	if err == nil || !strings.Contains(err.Error(), "locked by another process") {
 		t.Fatalf("second Open = %v, want a lock error", err)
+	}
+}
+
+func TestMappingRecord(t *testing.T) {
+	for _, m := range []Mapping{
+		{ID: 1, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "web", Protocol: "tcp", ExternalPort: 80, InternalPort: 8080, TargetIP: "192.168.137.10", Enabled: true},
+		{ID: 2, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "Caméra (UDP)", Protocol: "udp", ExternalPort: 65535, InternalPort: 1, TargetName: "camera.home.arpa"},
+	} {
+		b, err := encodeMapping(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeMapping(m.ID, b)
+		if err != nil || got != m {
+			t.Fatalf("round trip of %+v: %+v, %v", m, got, err)
+		}
+		for i := range len(b) {
+			if _, err := decodeMapping(m.ID, b[:i]); err == nil {
+				t.Fatalf("a record cut at %d bytes decoded", i)
+			}
+		}
+		b[0] = 9
+		if _, err := decodeMapping(m.ID, b); err == nil {
+			t.Fatal("a record of an unknown version decoded")
+		}
+	}
+	if _, err := encodeMapping(Mapping{Connection: "c1", Protocol: "tcp"}); err == nil {
+		t.Fatal("a connection id that is not a GUID was encoded")
 	}
 }

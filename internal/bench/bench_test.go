@@ -1,0 +1,77 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/netshare/netshare/internal/daemon"
+)
+
+// TestQuick runs the bench with small N, so that it keeps working. It
+// checks that every measurement is there, never what it measured.
+func TestQuick(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("the bench needs root, and CI must run it")
+		}
+		t.Skip("the bench needs root (network namespaces)")
+	}
+	t.Setenv(daemon.GuardEnv, "1")
+	bin := filepath.Join(t.TempDir(), "netshare")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/netshare").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir, err := os.MkdirTemp("", "nsb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(dir)
+	o := Quick(bin, dir)
+	r, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, design := range []string{"netshare", "netshare-table", "rule-per-mapping"} {
+		for _, n := range o.LatencyNs {
+			for _, op := range []string{"add+enable", "disable", "remove"} {
+				if x := r.find(design, op, n); x.Samples != o.Ops || x.P50us <= 0 || x.P99us < x.P50us {
+					t.Errorf("latency %s %s N=%d: %+v", design, op, n, x)
+				}
+			}
+		}
+	}
+	for _, design := range []string{"netshare", "rule-per-mapping"} {
+		for _, n := range o.TrafficNs {
+			for _, proto := range []string{"tcp", "udp"} {
+				if x := r.rate(design, proto, n); x.Median <= 0 {
+					t.Errorf("traffic %s %s N=%d: %+v", design, proto, n, x)
+				}
+			}
+		}
+	}
+	if x := r.rate("routing", "tcp", 0); x.Median <= 0 {
+		t.Errorf("routing: %+v", x)
+	}
+	if len(r.Restores) != len(o.RestoreNs) || r.Restores[0].PeakRSS <= 0 || r.Restores[0].MedianMs <= 0 {
+		t.Errorf("restores: %+v", r.Restores)
+	}
+	if r.Bulk.N != o.BulkN || r.Bulk.PerSec <= 0 {
+		t.Errorf("bulk: %+v", r.Bulk)
+	}
+	var b strings.Builder
+	r.Print(&b)
+	if !strings.Contains(b.String(), "change latency") || !strings.Contains(b.String(), "restore of 100 mappings") {
+		t.Errorf("printed:\n%s", b.String())
+	}
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := r.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the bench left %s behind", dir)
+	}
+}

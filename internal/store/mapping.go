@@ -1,0 +1,117 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Mappings are the bulk of the state (tens of thousands of them), so they
+// are stored in a compact binary record rather than JSON, about a quarter
+// of the size:
+//
+//	version (1) | flags (1) | protocol (1) | external port (2) | internal port (2) |
+//	options (4) | connection GUID (16) | name length (2) | name |
+//	target: IPv4 address (4), or name length (1) | name
+//
+// All integers are big-endian. A record with an unknown version is refused.
+const mappingRecordVersion = 1
+
+const (
+	flagEnabled    = 1 << 0
+	flagTargetName = 1 << 1
+)
+
+func encodeMapping(m Mapping) ([]byte, error) {
+	guid, err := hex.DecodeString(strings.ReplaceAll(m.Connection, "-", ""))
+	if err != nil || len(guid) != 16 {
+		return nil, fmt.Errorf("mapping %d: connection id %q is not a GUID", m.ID, m.Connection)
+	}
+	var proto byte
+	switch m.Protocol {
+	case "tcp":
+		proto = 6
+	case "udp":
+		proto = 17
+	default:
+		return nil, fmt.Errorf("mapping %d: protocol %q", m.ID, m.Protocol)
+	}
+	if len(m.Name) > 0xffff || len(m.TargetName) > 0xff {
+		return nil, fmt.Errorf("mapping %d: name too long", m.ID)
+	}
+	var flags byte
+	if m.Enabled {
+		flags |= flagEnabled
+	}
+	if m.TargetName != "" {
+		flags |= flagTargetName
+	}
+	b := make([]byte, 0, 29+len(m.Name)+1+max(len(m.TargetName), 4))
+	b = append(b, mappingRecordVersion, flags, proto)
+	b = binary.BigEndian.AppendUint16(b, m.ExternalPort)
+	b = binary.BigEndian.AppendUint16(b, m.InternalPort)
+	b = binary.BigEndian.AppendUint32(b, m.Options)
+	b = append(b, guid...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Name)))
+	b = append(b, m.Name...)
+	if m.TargetName != "" {
+		b = append(b, byte(len(m.TargetName)))
+		b = append(b, m.TargetName...)
+	} else {
+		a, err := netip.ParseAddr(m.TargetIP)
+		if err != nil || !a.Is4() {
+			return nil, fmt.Errorf("mapping %d: target %q is not an IPv4 address", m.ID, m.TargetIP)
+		}
+		a4 := a.As4()
+		b = append(b, a4[:]...)
+	}
+	return b, nil
+}
+
+var errShort = errors.New("record too short")
+
+func decodeMapping(id uint64, b []byte) (Mapping, error) {
+	m := Mapping{ID: id}
+	if len(b) < 29 {
+		return m, errShort
+	}
+	if b[0] != mappingRecordVersion {
+		return m, fmt.Errorf("record version %d, this netshare knows %d", b[0], mappingRecordVersion)
+	}
+	flags := b[1]
+	switch b[2] {
+	case 6:
+		m.Protocol = "tcp"
+	case 17:
+		m.Protocol = "udp"
+	default:
+		return m, fmt.Errorf("protocol %d", b[2])
+	}
+	m.ExternalPort = binary.BigEndian.Uint16(b[3:])
+	m.InternalPort = binary.BigEndian.Uint16(b[5:])
+	m.Options = binary.BigEndian.Uint32(b[7:])
+	g := hex.EncodeToString(b[11:27])
+	m.Connection = g[0:8] + "-" + g[8:12] + "-" + g[12:16] + "-" + g[16:20] + "-" + g[20:32]
+	n := int(binary.BigEndian.Uint16(b[27:]))
+	rest := b[29:]
+	if len(rest) < n {
+		return m, errShort
+	}
+	m.Name, rest = string(rest[:n]), rest[n:]
+	m.Enabled = flags&flagEnabled != 0
+	if flags&flagTargetName != 0 {
+		if len(rest) < 1 || len(rest) != 1+int(rest[0]) {
+			return m, errShort
+		}
+		m.TargetName = string(rest[1:])
+	} else {
+		if len(rest) != 4 {
+			return m, errShort
+		}
+		m.TargetIP = netip.AddrFrom4([4]byte(rest)).String()
+	}
+	return m, nil
+}
