@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -383,7 +384,7 @@ func machine() string {
 			}
 		}
 	}
-	parts = append(parts, fmt.Sprintf("%d cores", runtimeNumCPU()))
+	parts = append(parts, fmt.Sprintf("%d cores", runtime.NumCPU()))
 	return strings.Join(parts, ", ")
 }
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"runtime"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -20,8 +20,6 @@ import (
 	"github.com/netshare/netshare/internal/fw/nftfw"
 	"github.com/netshare/netshare/internal/lab"
 )
-
-func runtimeNumCPU() int { return runtime.NumCPU() }
 
 // nftIn opens an nftables connection in the lab's gateway.
 func nftIn(l *lab.Lab) (*nftables.Conn, func(), error) {
@@ -132,7 +130,7 @@ func ruleRuns(ctx context.Context, o *Options, l *lab.Lab, r *Results) error {
 		c.Flush()
 	}()
 	for _, n := range union(o.LatencyNs, o.TrafficNs) {
-		if contains(o.LatencyNs, n) {
+		if slices.Contains(o.LatencyNs, n) {
 			o.say("netshare's table alone (no API, no store), with %d mappings", n)
 			lat, err := kernelLatency(o, l, n)
 			if err != nil {
@@ -144,7 +142,7 @@ func ruleRuns(ctx context.Context, o *Options, l *lab.Lab, r *Results) error {
 		if err := buildRules(c, n); err != nil {
 			return fmt.Errorf("building %d rules: %w", n, err)
 		}
-		if contains(o.LatencyNs, n) {
+		if slices.Contains(o.LatencyNs, n) {
 			var add, disable, remove []float64
 			for i := range o.Ops {
 				port := uint16(opPort + i%1000)
@@ -180,7 +178,7 @@ func ruleRuns(ctx context.Context, o *Options, l *lab.Lab, r *Results) error {
 			}
 			r.Latency = append(r.Latency, lat("rule-per-mapping", n, "add+enable", add), lat("rule-per-mapping", n, "disable", disable), lat("rule-per-mapping", n, "remove", remove))
 		}
-		if contains(o.TrafficNs, n) {
+		if slices.Contains(o.TrafficNs, n) {
 			rates, err := traffic(o, l, "rule-per-mapping", n, lab.GatewayWAN)
 			if err != nil {
 				return err
@@ -244,15 +242,6 @@ func kernelLatency(o *Options, l *lab.Lab, n int) ([]Latency, error) {
 		remove = append(remove, us(t4.Sub(t3)))
 	}
 	return []Latency{lat("netshare-table", n, "add+enable", add), lat("netshare-table", n, "disable", disable), lat("netshare-table", n, "remove", remove)}, nil
-}
-
-func contains(s []int, n int) bool {
-	for _, v := range s {
-		if v == n {
-			return true
-		}
-	}
-	return false
 }
 
 // routingRuns measures plain routing to the lan host, without NAT.
