@@ -210,6 +210,8 @@ type DHCPEdit struct {
 	PoolEnd   *string `json:"poolEnd,omitempty"`
 	LeaseTime *string `json:"leaseTime,omitempty"`
 	Domain    *string `json:"domain,omitempty"`
+	Router    *string `json:"router,omitempty"`
+	DNSServer *string `json:"dnsServer,omitempty"`
 }
 
 // Reservation gives a hardware address a fixed address and a host name.

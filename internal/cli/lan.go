@@ -89,15 +89,15 @@ func (a *app) dhcpCmd() *cobra.Command {
 			return a.out(d, func(w io.Writer) { dhcpDetail(w, d) })
 		},
 	}
-	var poolStart, poolEnd, leaseTime, domain string
+	var poolStart, poolEnd, leaseTime, domain, router, dnsServer string
 	set := &cobra.Command{
-		Use:   "set CONN [--pool-start IP --pool-end IP] [--lease-time DURATION] [--domain NAME]",
+		Use:   "set CONN [--pool-start IP --pool-end IP] [--lease-time DURATION] [--domain NAME] [--router IP] [--dns-server IP]",
 		Short: "change the DHCP settings of a private connection (\"\" restores a default)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			var e hnetcfg.DHCPEdit
 			fl := c.Flags()
-			for name, dst := range map[string]**string{"pool-start": &e.PoolStart, "pool-end": &e.PoolEnd, "lease-time": &e.LeaseTime, "domain": &e.Domain} {
+			for name, dst := range map[string]**string{"pool-start": &e.PoolStart, "pool-end": &e.PoolEnd, "lease-time": &e.LeaseTime, "domain": &e.Domain, "router": &e.Router, "dns-server": &e.DNSServer} {
 				if fl.Changed(name) {
 					v, _ := fl.GetString(name)
 					*dst = &v
@@ -115,6 +115,8 @@ func (a *app) dhcpCmd() *cobra.Command {
 	set.Flags().StringVar(&poolEnd, "pool-end", "", "last address of the pool")
 	set.Flags().StringVar(&leaseTime, "lease-time", "", "lease time, such as 30m or 12h")
 	set.Flags().StringVar(&domain, "domain", "", "the domain handed out (default home.arpa)")
+	set.Flags().StringVar(&router, "router", "", "the router handed out (default the gateway's private address)")
+	set.Flags().StringVar(&dnsServer, "dns-server", "", "the DNS server handed out (default the gateway's private address)")
 	var mac, ip, name string
 	reserve := &cobra.Command{
 		Use:   "reserve CONN --mac MAC --ip IP [--name HOST]",

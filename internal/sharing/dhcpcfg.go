@@ -92,6 +92,17 @@ func (m *Manager) changeDHCP(ctx context.Context, c *store.Connection, d *store.
 	if start.Compare(end) > 0 {
 		return hnetcfg.DHCPSettings{}, hresult.Invalid("poolEnd", "the pool %s-%s is empty: its end comes before its start", start, end)
 	}
+	if d.Router != "" {
+		a, err := netip.ParseAddr(d.Router)
+		if err != nil || !a.Is4() || !p.Contains(a) || a == p.Masked().Addr() || a == lastAddr(p) {
+			return hnetcfg.DHCPSettings{}, hresult.Invalid("router", "%q is not a host address of the private network %s", d.Router, p.Masked())
+		}
+	}
+	if d.DNSServer != "" {
+		if _, err := checkTargetIP(d.DNSServer); err != nil {
+			return hnetcfg.DHCPSettings{}, hresult.Invalid("dnsServer", "%q is not an IPv4 unicast address", d.DNSServer)
+		}
+	}
 	if d.Domain != "" {
 		if err := checkDomain(d.Domain); err != nil {
 			return hnetcfg.DHCPSettings{}, err
@@ -99,7 +110,7 @@ func (m *Manager) changeDHCP(ctx context.Context, c *store.Connection, d *store.
 		d.Domain = strings.ToLower(strings.TrimSuffix(d.Domain, "."))
 	}
 	rec := *c
-	if d.PoolStart == "" && d.PoolEnd == "" && d.LeaseSeconds == 0 && d.Domain == "" && len(d.Reservations) == 0 {
+	if d.PoolStart == "" && d.PoolEnd == "" && d.LeaseSeconds == 0 && d.Domain == "" && d.Router == "" && d.DNSServer == "" && len(d.Reservations) == 0 {
 		rec.DHCP = nil
 	} else {
 		rec.DHCP = d
@@ -145,6 +156,12 @@ func (m *Manager) SetDHCP(ctx context.Context, ref string, e hnetcfg.DHCPEdit) (
 	}
 	if e.Domain != nil {
 		d.Domain = *e.Domain
+	}
+	if e.Router != nil {
+		d.Router = *e.Router
+	}
+	if e.DNSServer != nil {
+		d.DNSServer = *e.DNSServer
 	}
 	if e.LeaseTime != nil {
 		d.LeaseSeconds = 0

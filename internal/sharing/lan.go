@@ -207,6 +207,12 @@ func dhcpConfig(c *store.Connection) dhcp.Config {
 		if d.Domain != "" {
 			cfg.Domain = d.Domain
 		}
+		if a, err := netip.ParseAddr(d.Router); err == nil && cfg.Subnet.Contains(a) {
+			cfg.Router = a
+		}
+		if a, err := netip.ParseAddr(d.DNSServer); err == nil {
+			cfg.DNS = a
+		}
 		for _, r := range d.Reservations {
 			if a, err := netip.ParseAddr(r.IP); err == nil && cfg.Subnet.Contains(a) {
 				cfg.Reservations = append(cfg.Reservations, dhcp.Reservation{MAC: r.MAC, IP: a, Name: r.Name})

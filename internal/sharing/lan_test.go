@@ -84,6 +84,8 @@ func TestDHCPSettings(t *testing.T) {
 		{hnetcfg.DHCPEdit{LeaseTime: new("10s")}, "leaseTime"},
 		{hnetcfg.DHCPEdit{LeaseTime: new("forever")}, "leaseTime"},
 		{hnetcfg.DHCPEdit{Domain: new("bad_domain")}, "domain"},
+		{hnetcfg.DHCPEdit{Router: new("10.0.0.1")}, "router"},
+		{hnetcfg.DHCPEdit{DNSServer: new("224.0.0.1")}, "dnsServer"},
 	} {
 		_, err := h.m.SetDHCP(ctx, "lan1", tt.edit)
 		wantInvalid(t, err, tt.field)
@@ -110,9 +112,16 @@ func TestDHCPSettings(t *testing.T) {
 	if got := h.state(); got != before {
 		t.Fatalf("refused calls changed the state:\n%s\nwant\n%s", got, before)
 	}
+	s, err = h.m.SetDHCP(ctx, "lan1", hnetcfg.DHCPEdit{Router: new("192.168.137.254"), DNSServer: new("198.51.100.53")})
+	if err != nil || s.Router != "192.168.137.254" || s.DNSServer != "198.51.100.53" {
+		t.Fatalf("router and DNS server: %+v, %v", s, err)
+	}
+	if d := h.services().Networks[0].DHCP; d.Router.String() != "192.168.137.254" || d.DNS.String() != "198.51.100.53" {
+		t.Fatalf("services got %+v", d)
+	}
 	// Back to the defaults.
-	s, err = h.m.SetDHCP(ctx, "lan1", hnetcfg.DHCPEdit{PoolStart: new(""), PoolEnd: new(""), LeaseTime: new(""), Domain: new("")})
-	if err != nil || s.PoolStart != "192.168.137.100" || s.LeaseTime != "1h0m0s" || s.Domain != "home.arpa" || len(s.Reservations) != 1 {
+	s, err = h.m.SetDHCP(ctx, "lan1", hnetcfg.DHCPEdit{PoolStart: new(""), PoolEnd: new(""), LeaseTime: new(""), Domain: new(""), Router: new(""), DNSServer: new("")})
+	if err != nil || s.PoolStart != "192.168.137.100" || s.LeaseTime != "1h0m0s" || s.Domain != "home.arpa" || s.Router != "192.168.137.1" || s.DNSServer != "192.168.137.1" || len(s.Reservations) != 1 {
 		t.Fatalf("defaults: %+v, %v", s, err)
 	}
 	h.must(h.m.Unreserve(ctx, "lan1", mac))

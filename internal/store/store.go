@@ -78,6 +78,8 @@ type DHCP struct {
 	PoolEnd      string        `json:"poolEnd,omitempty"`
 	LeaseSeconds int64         `json:"leaseSeconds,omitempty"`
 	Domain       string        `json:"domain,omitempty"`
+	Router       string        `json:"router,omitempty"`
+	DNSServer    string        `json:"dnsServer,omitempty"`
 	Reservations []Reservation `json:"reservations,omitempty"`
 }
 
