@@ -271,34 +271,56 @@ func netshareLatency(ctx context.Context, o *Options, m *hnetcfg.SharingManager,
 		return nil, err
 	}
 	cfg := m.INetSharingConfigurationForINetConnection(wan)
+	var pm *hnetcfg.PortMapping
+	return timeChanges("netshare", n, o.Ops, changes{
+		add: func(i int) error {
+			var err error
+			pm, err = cfg.AddPortMapping(ctx, "op", hnetcfg.NAT_PROTOCOL_TCP, opPort+i%1000, serverPort, 0, lab.LANHost, hnetcfg.ICSTT_IPADDRESS)
+			if err == nil {
+				err = pm.Enable(ctx)
+			}
+			return err
+		},
+		disable: func() error { return pm.Disable(ctx) },
+		enable:  func() error { return pm.Enable(ctx) },
+		remove:  func() error { return pm.Delete(ctx) },
+	})
+}
+
+// changes are the steps of one measured round: add-and-enable, disable,
+// enable again (not measured) and remove of an enabled mapping.
+type changes struct {
+	add                     func(i int) error
+	disable, enable, remove func() error
+}
+
+// timeChanges runs ops rounds of c and returns the latencies of the kinds.
+func timeChanges(design string, n, ops int, c changes) ([]Latency, error) {
 	var add, disable, remove []float64
-	for i := range o.Ops {
+	for i := range ops {
 		t0 := time.Now()
-		pm, err := cfg.AddPortMapping(ctx, "op", hnetcfg.NAT_PROTOCOL_TCP, opPort+i%1000, serverPort, 0, lab.LANHost, hnetcfg.ICSTT_IPADDRESS)
-		if err == nil {
-			err = pm.Enable(ctx)
-		}
+		err := c.add(i)
 		t1 := time.Now()
 		if err == nil {
-			err = pm.Disable(ctx)
+			err = c.disable()
 		}
 		t2 := time.Now()
 		if err == nil {
-			err = pm.Enable(ctx)
+			err = c.enable()
 		}
 		t3 := time.Now()
 		if err == nil {
-			err = pm.Delete(ctx)
+			err = c.remove()
 		}
 		t4 := time.Now()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s with %d mappings: %w", design, n, err)
 		}
 		add = append(add, us(t1.Sub(t0)))
 		disable = append(disable, us(t2.Sub(t1)))
 		remove = append(remove, us(t4.Sub(t3)))
 	}
-	return []Latency{lat("netshare", n, "add+enable", add), lat("netshare", n, "disable", disable), lat("netshare", n, "remove", remove)}, nil
+	return []Latency{lat(design, n, "add+enable", add), lat(design, n, "disable", disable), lat(design, n, "remove", remove)}, nil
 }
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }

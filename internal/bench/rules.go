@@ -143,40 +143,28 @@ func ruleRuns(ctx context.Context, o *Options, l *lab.Lab, r *Results) error {
 			return fmt.Errorf("building %d rules: %w", n, err)
 		}
 		if slices.Contains(o.LatencyNs, n) {
-			var add, disable, remove []float64
-			for i := range o.Ops {
-				port := uint16(opPort + i%1000)
-				t0 := time.Now()
-				rule := c.AddRule(dnatRule(unix.IPPROTO_TCP, port))
-				err := c.Flush()
-				t1 := time.Now()
-				if err == nil {
-					err = c.DelRule(rule)
-				}
-				if err == nil {
-					err = c.Flush()
-				}
-				t2 := time.Now()
-				if err == nil {
-					rule = c.AddRule(dnatRule(unix.IPPROTO_TCP, port))
-					err = c.Flush()
-				}
-				t3 := time.Now()
-				if err == nil {
-					err = c.DelRule(rule)
-				}
-				if err == nil {
-					err = c.Flush()
-				}
-				t4 := time.Now()
-				if err != nil {
+			var rule *nftables.Rule
+			var port uint16
+			addRule := func() error {
+				rule = c.AddRule(dnatRule(unix.IPPROTO_TCP, port))
+				return c.Flush()
+			}
+			delRule := func() error {
+				if err := c.DelRule(rule); err != nil {
 					return err
 				}
-				add = append(add, us(t1.Sub(t0)))
-				disable = append(disable, us(t2.Sub(t1)))
-				remove = append(remove, us(t4.Sub(t3)))
+				return c.Flush()
 			}
-			r.Latency = append(r.Latency, lat("rule-per-mapping", n, "add+enable", add), lat("rule-per-mapping", n, "disable", disable), lat("rule-per-mapping", n, "remove", remove))
+			lat, err := timeChanges("rule-per-mapping", n, o.Ops, changes{
+				add:     func(i int) error { port = uint16(opPort + i%1000); return addRule() },
+				disable: delRule,
+				enable:  addRule,
+				remove:  delRule,
+			})
+			if err != nil {
+				return err
+			}
+			r.Latency = append(r.Latency, lat...)
 		}
 		if slices.Contains(o.TrafficNs, n) {
 			rates, err := traffic(o, l, "rule-per-mapping", n, lab.GatewayWAN)
@@ -215,33 +203,17 @@ func kernelLatency(o *Options, l *lab.Lab, n int) ([]Latency, error) {
 		return nil, err
 	}
 	defer be.Remove(context.Background())
-	var add, disable, remove []float64
 	ctx := context.Background()
-	for i := range o.Ops {
-		m := []fw.Mapping{mk(opPort + i%1000)}
-		t0 := time.Now()
-		err := be.UpdateMappings(ctx, nil, m)
-		t1 := time.Now()
-		if err == nil {
-			err = be.UpdateMappings(ctx, m, nil)
-		}
-		t2 := time.Now()
-		if err == nil {
-			err = be.UpdateMappings(ctx, nil, m)
-		}
-		t3 := time.Now()
-		if err == nil {
-			err = be.UpdateMappings(ctx, m, nil)
-		}
-		t4 := time.Now()
-		if err != nil {
-			return nil, err
-		}
-		add = append(add, us(t1.Sub(t0)))
-		disable = append(disable, us(t2.Sub(t1)))
-		remove = append(remove, us(t4.Sub(t3)))
-	}
-	return []Latency{lat("netshare-table", n, "add+enable", add), lat("netshare-table", n, "disable", disable), lat("netshare-table", n, "remove", remove)}, nil
+	var m []fw.Mapping
+	return timeChanges("netshare-table", n, o.Ops, changes{
+		add: func(i int) error {
+			m = []fw.Mapping{mk(opPort + i%1000)}
+			return be.UpdateMappings(ctx, nil, m)
+		},
+		disable: func() error { return be.UpdateMappings(ctx, m, nil) },
+		enable:  func() error { return be.UpdateMappings(ctx, nil, m) },
+		remove:  func() error { return be.UpdateMappings(ctx, m, nil) },
+	})
 }
 
 // routingRuns measures plain routing to the lan host, without NAT.
