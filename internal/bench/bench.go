@@ -252,12 +252,31 @@ func netshareRuns(ctx context.Context, o *Options, l *lab.Lab, m *hnetcfg.Sharin
 			}
 			r.Latency = append(r.Latency, lat...)
 		}
-		if slices.Contains(o.TrafficNs, n) {
-			rates, err := traffic(o, l, "netshare", n, lab.GatewayWAN)
-			if err != nil {
+	}
+	// Traffic runs move by ±20 % from one to the next on a shared
+	// machine; the runs of the different N take turns, so that drift
+	// does not pass for an effect of N. (A restart with another N takes
+	// under a second.)
+	samples := map[string][]float64{}
+	for rep := range max(o.Reps, 1) {
+		for _, n := range o.TrafficNs {
+			o.say("netshare traffic with %d mappings, round %d", n, rep+1)
+			if _, err := restart(ctx, l, n); err != nil {
 				return err
 			}
-			r.Traffic = append(r.Traffic, rates...)
+			for _, proto := range []string{"tcp", "udp"} {
+				v, err := trafficOnce(o, l, "netshare", n, proto, lab.GatewayWAN)
+				if err != nil {
+					return err
+				}
+				k := fmt.Sprint(n, proto)
+				samples[k] = append(samples[k], v)
+			}
+		}
+	}
+	for _, n := range o.TrafficNs {
+		for _, proto := range []string{"tcp", "udp"} {
+			r.Traffic = append(r.Traffic, rateOf("netshare", n, proto, samples[fmt.Sprint(n, proto)]))
 		}
 	}
 	return nil
@@ -346,32 +365,45 @@ func spread(v []float64) (med, lo, hi float64) {
 }
 
 // traffic measures the TCP connection rate and the UDP request rate to
-// addr:port from the wan host.
+// addr from the wan host, Reps times in a row.
 func traffic(o *Options, l *lab.Lab, design string, n int, addr string) ([]Rate, error) {
-	port := testPort
-	if design == "routing" {
-		port = serverPort
-	}
 	var out []Rate
 	for _, proto := range []string{"tcp", "udp"} {
 		var rates []float64
 		for range max(o.Reps, 1) {
-			flushConntrack(l)
-			outText, err := l.Output(l.WAN, o.Binary, "bench", "load", "--proto", proto, "--addr", fmt.Sprintf("%s:%d", addr, port),
-				"--clients", strconv.Itoa(o.Clients), "--duration", o.Duration.String())
+			v, err := trafficOnce(o, l, design, n, proto, addr)
 			if err != nil {
-				return nil, fmt.Errorf("%s %s load with %d mappings: %w", design, proto, n, err)
+				return nil, err
 			}
-			count, err := strconv.ParseFloat(strings.TrimSpace(outText), 64)
-			if err != nil {
-				return nil, fmt.Errorf("load said %q", outText)
-			}
-			rates = append(rates, count/o.Duration.Seconds())
+			rates = append(rates, v)
 		}
-		med, lo, hi := spread(rates)
-		out = append(out, Rate{Design: design, N: n, Proto: proto, Median: med, Min: lo, Max: hi})
+		out = append(out, rateOf(design, n, proto, rates))
 	}
 	return out, nil
+}
+
+func rateOf(design string, n int, proto string, rates []float64) Rate {
+	med, lo, hi := spread(rates)
+	return Rate{Design: design, N: n, Proto: proto, Median: med, Min: lo, Max: hi}
+}
+
+// trafficOnce runs the load once and returns its rate per second.
+func trafficOnce(o *Options, l *lab.Lab, design string, n int, proto, addr string) (float64, error) {
+	port := testPort
+	if design == "routing" {
+		port = serverPort
+	}
+	flushConntrack(l)
+	outText, err := l.Output(l.WAN, o.Binary, "bench", "load", "--proto", proto, "--addr", fmt.Sprintf("%s:%d", addr, port),
+		"--clients", strconv.Itoa(o.Clients), "--duration", o.Duration.String())
+	if err != nil {
+		return 0, fmt.Errorf("%s %s load with %d mappings: %w", design, proto, n, err)
+	}
+	count, err := strconv.ParseFloat(strings.TrimSpace(outText), 64)
+	if err != nil {
+		return 0, fmt.Errorf("load said %q", outText)
+	}
+	return count / o.Duration.Seconds(), nil
 }
 
 func flushConntrack(l *lab.Lab) {
@@ -408,6 +440,19 @@ func machine() string {
 	}
 	parts = append(parts, fmt.Sprintf("%d cores", runtime.NumCPU()))
 	return strings.Join(parts, ", ")
+}
+
+// ReadJSON reads results that WriteJSON wrote.
+func ReadJSON(path string) (*Results, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Results
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &r, nil
 }
 
 // WriteJSON writes the results to path.

@@ -63,13 +63,22 @@ func TestQuick(t *testing.T) {
 		t.Errorf("bulk: %+v", r.Bulk)
 	}
 	var b strings.Builder
-	r.Print(&b)
-	if !strings.Contains(b.String(), "change latency") || !strings.Contains(b.String(), "restore of 100 mappings") {
+	r.Print(&b, false)
+	if !strings.Contains(b.String(), "change (µs)") || !strings.Contains(b.String(), "daemon peak RSS") {
 		t.Errorf("printed:\n%s", b.String())
 	}
 	path := filepath.Join(t.TempDir(), "r.json")
 	if err := r.WriteJSON(path); err != nil {
 		t.Fatal(err)
+	}
+	back, err := ReadJSON(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md strings.Builder
+	back.Print(&md, true)
+	if !strings.Contains(md.String(), "| add+enable | 100 |") {
+		t.Errorf("markdown:\n%s", md.String())
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("the bench left %s behind", dir)

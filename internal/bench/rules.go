@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -267,11 +268,15 @@ func bulkRun(ctx context.Context, o *Options, l *lab.Lab, m *hnetcfg.SharingMana
 	return nil
 }
 
-// Print writes the results as tables, with the ratios the targets ask for.
-func (r *Results) Print(w io.Writer) {
-	fmt.Fprintf(w, "netshare bench, %s\nmachine: %s\n%s\n\n", r.When, r.Machine, r.Options)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "change latency (µs)\tN\tnetshare API p50\tp99\ttable alone p50\tp99\trule/mapping p50\tp99\trule/API\trule/table\tAPI vs N=0\ttable vs N=0\t")
+// table is one table of results.
+type table struct {
+	header []string
+	rows   [][]string
+}
+
+// tables lays the results out with the ratios the targets ask for.
+func (r *Results) tables() []table {
+	lat := table{header: []string{"change (µs)", "N", "netshare API p50", "p99", "table alone p50", "p99", "rule per mapping p50", "p99", "rule / API", "rule / table", "API vs N=0", "table vs N=0"}}
 	for _, x := range r.Latency {
 		if x.Design != "netshare" {
 			continue
@@ -280,13 +285,10 @@ func (r *Results) Print(w io.Writer) {
 		y := r.find("rule-per-mapping", x.Op, x.N)
 		b := r.find("netshare", x.Op, r.minN())
 		kb := r.find("netshare-table", x.Op, r.minN())
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2fx\t%.2fx\t%.2fx\t%.2fx\t\n", x.Op, x.N, x.P50us, x.P99us, k.P50us, k.P99us, y.P50us, y.P99us,
-			y.P50us/x.P50us, y.P50us/k.P50us, x.P50us/b.P50us, k.P50us/kb.P50us)
+		lat.rows = append(lat.rows, []string{x.Op, fmt.Sprint(x.N), f0(x.P50us), f0(x.P99us), f0(k.P50us), f0(k.P99us), f0(y.P50us), f0(y.P99us),
+			ratio(y.P50us, x.P50us), ratio(y.P50us, k.P50us), ratio(x.P50us, b.P50us), ratio(k.P50us, kb.P50us)})
 	}
-	tw.Flush()
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "traffic (per s)\tN\tnetshare median\t[min-max]\trule/mapping median\t[min-max]\trouting median\tnetshare/rule\tnetshare/routing\tnetshare vs N=1\t")
+	tr := table{header: []string{"traffic (per s)", "N", "netshare median", "[min-max]", "rule per mapping median", "[min-max]", "routing median", "netshare / rule", "netshare / routing", "netshare vs N=1"}}
 	for _, x := range r.Traffic {
 		if x.Design != "netshare" {
 			continue
@@ -294,14 +296,47 @@ func (r *Results) Print(w io.Writer) {
 		y := r.rate("rule-per-mapping", x.Proto, x.N)
 		z := r.rate("routing", x.Proto, 0)
 		b := r.rate("netshare", x.Proto, r.minTrafficN())
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t[%.0f-%.0f]\t%.0f\t[%.0f-%.0f]\t%.0f\t%.2fx\t%.2fx\t%.2fx\t\n", x.Proto, x.N, x.Median, x.Min, x.Max, y.Median, y.Min, y.Max, z.Median, x.Median/y.Median, x.Median/z.Median, x.Median/b.Median)
+		tr.rows = append(tr.rows, []string{x.Proto, fmt.Sprint(x.N), f0(x.Median), fmt.Sprintf("[%.0f-%.0f]", x.Min, x.Max), f0(y.Median), fmt.Sprintf("[%.0f-%.0f]", y.Min, y.Max), f0(z.Median),
+			ratio(x.Median, y.Median), ratio(x.Median, z.Median), ratio(x.Median, b.Median)})
 	}
-	tw.Flush()
-	fmt.Fprintln(w)
+	rs := table{header: []string{"restore", "N", "median (ms)", "[min-max]", "daemon peak RSS (MB)"}}
 	for _, x := range r.Restores {
-		fmt.Fprintf(w, "restore of %d mappings: median %.0f ms [%.0f-%.0f], daemon peak RSS %.1f MB\n", x.N, x.MedianMs, x.MinMs, x.MaxMs, x.PeakRSS)
+		rs.rows = append(rs.rows, []string{"restore", fmt.Sprint(x.N), f0(x.MedianMs), fmt.Sprintf("[%.0f-%.0f]", x.MinMs, x.MaxMs), fmt.Sprintf("%.1f", x.PeakRSS)})
 	}
-	fmt.Fprintf(w, "bulk: %d mappings added through the API by %d clients in %.2f s (%.0f per s)\n", r.Bulk.N, r.Bulk.Clients, r.Bulk.Seconds, r.Bulk.PerSec)
+	bk := table{header: []string{"bulk", "N", "clients", "seconds", "per s"},
+		rows: [][]string{{"API adds", fmt.Sprint(r.Bulk.N), fmt.Sprint(r.Bulk.Clients), fmt.Sprintf("%.2f", r.Bulk.Seconds), f0(r.Bulk.PerSec)}}}
+	return []table{lat, tr, rs, bk}
+}
+
+func f0(v float64) string { return fmt.Sprintf("%.0f", v) }
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+// Print writes the results as aligned text tables, or as Markdown tables
+// (for BENCHMARKS.md).
+func (r *Results) Print(w io.Writer, markdown bool) {
+	fmt.Fprintf(w, "netshare bench, %s\nmachine: %s\n%s\n", r.When, r.Machine, r.Options)
+	for _, t := range r.tables() {
+		fmt.Fprintln(w)
+		if markdown {
+			fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(t.header, " | "), strings.Repeat("---|", len(t.header)))
+			for _, row := range t.rows {
+				fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+			}
+			continue
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, strings.Join(t.header, "\t")+"\t")
+		for _, row := range t.rows {
+			fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+		}
+		tw.Flush()
+	}
 }
 
 func (r *Results) find(design, op string, n int) Latency {

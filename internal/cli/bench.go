@@ -11,7 +11,7 @@ import (
 )
 
 func (a *app) benchCmd() *cobra.Command {
-	var quick bool
+	var quick, markdown bool
 	var jsonPath, dir string
 	c := &cobra.Command{
 		Use:   "bench [--quick] [--json FILE] [--dir DIR]",
@@ -43,12 +43,30 @@ peers and plain routing. It prints tables and writes the results as JSON.
 			if a.json {
 				return a.printJSON(r)
 			}
-			r.Print(a.env.Stdout)
+			r.Print(a.env.Stdout, markdown)
 			fmt.Fprintf(a.env.Stdout, "\nresults written to %s\n", jsonPath)
 			return nil
 		},
 	}
 	c.Flags().BoolVar(&quick, "quick", false, "small N and short runs")
+	c.Flags().BoolVar(&markdown, "markdown", false, "print Markdown tables")
+	var from string
+	report := &cobra.Command{
+		Use:   "report --from FILE [--markdown]",
+		Short: "print the tables of a results file",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			r, err := bench.ReadJSON(from)
+			if err != nil {
+				return hresultFail(err)
+			}
+			r.Print(a.env.Stdout, markdown)
+			return nil
+		},
+	}
+	report.Flags().StringVar(&from, "from", "bench-results.json", "the results file")
+	report.Flags().BoolVar(&markdown, "markdown", false, "print Markdown tables")
+	c.AddCommand(report)
 	c.Flags().StringVar(&jsonPath, "json-file", "bench-results.json", "where to write the results")
 	c.Flags().StringVar(&dir, "dir", "/tmp/netshare-bench", "the bench lab's directory")
 	var proto, addr string
