@@ -141,6 +141,14 @@ func cloneDHCP(d *store.DHCP) *store.DHCP {
 // SetDHCP changes the DHCP settings of a connection; an empty string puts
 // a field back to its default.
 func (m *Manager) SetDHCP(ctx context.Context, ref string, e hnetcfg.DHCPEdit) (hnetcfg.DHCPSettings, error) {
+	return m.editDHCP(ctx, ref, func(c *store.Connection, d *store.DHCP) error {
+		return applyDHCPEdit(d, e)
+	})
+}
+
+// editDHCP runs edit on a copy of the DHCP configuration of the connection
+// ref names, then validates and commits the result.
+func (m *Manager) editDHCP(ctx context.Context, ref string, edit func(*store.Connection, *store.DHCP) error) (hnetcfg.DHCPSettings, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, err := m.lookupLocked(ctx, ref)
@@ -148,6 +156,14 @@ func (m *Manager) SetDHCP(ctx context.Context, ref string, e hnetcfg.DHCPEdit) (
 		return hnetcfg.DHCPSettings{}, err
 	}
 	d := cloneDHCP(c.rec.DHCP)
+	if err := edit(c.rec, d); err != nil {
+		return hnetcfg.DHCPSettings{}, err
+	}
+	return m.changeDHCP(ctx, c.rec, d)
+}
+
+// applyDHCPEdit sets the fields e sets.
+func applyDHCPEdit(d *store.DHCP, e hnetcfg.DHCPEdit) error {
 	if e.PoolStart != nil {
 		d.PoolStart = *e.PoolStart
 	}
@@ -168,15 +184,15 @@ func (m *Manager) SetDHCP(ctx context.Context, ref string, e hnetcfg.DHCPEdit) (
 		if *e.LeaseTime != "" {
 			lt, err := time.ParseDuration(*e.LeaseTime)
 			if err != nil {
-				return hnetcfg.DHCPSettings{}, hresult.Invalid("leaseTime", "%q is not a duration such as 30m, 12h or 168h", *e.LeaseTime)
+				return hresult.Invalid("leaseTime", "%q is not a duration such as 30m, 12h or 168h", *e.LeaseTime)
 			}
 			if lt < minLeaseTime || lt > maxLeaseTime {
-				return hnetcfg.DHCPSettings{}, hresult.Invalid("leaseTime", "%v is out of range; a lease lasts %v to %v", lt, minLeaseTime, maxLeaseTime)
+				return hresult.Invalid("leaseTime", "%v is out of range; a lease lasts %v to %v", lt, minLeaseTime, maxLeaseTime)
 			}
 			d.LeaseSeconds = int64(lt / time.Second)
 		}
 	}
-	return m.changeDHCP(ctx, c.rec, d)
+	return nil
 }
 
 // Reserve gives a hardware address a fixed address (and a name) on a
@@ -191,28 +207,23 @@ func (m *Manager) Reserve(ctx context.Context, ref string, r hnetcfg.Reservation
 			return hnetcfg.DHCPSettings{}, hresult.Invalid("name", "%q is not a host name (one label of letters, digits and hyphens)", r.Name)
 		}
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, err := m.lookupLocked(ctx, ref)
-	if err != nil {
-		return hnetcfg.DHCPSettings{}, err
-	}
-	ip, err := hostAddr("ip", r.IP, privatePrefix(c.rec))
-	if err != nil {
-		return hnetcfg.DHCPSettings{}, err
-	}
-	d := cloneDHCP(c.rec.DHCP)
-	d.Reservations = slices.DeleteFunc(d.Reservations, func(x store.Reservation) bool { return x.MAC == mac })
-	for _, x := range d.Reservations {
-		if x.IP == ip.String() {
-			return hnetcfg.DHCPSettings{}, hresult.Clash("ip", "%s is reserved for %s already", ip, x.MAC)
+	return m.editDHCP(ctx, ref, func(c *store.Connection, d *store.DHCP) error {
+		ip, err := hostAddr("ip", r.IP, privatePrefix(c))
+		if err != nil {
+			return err
 		}
-		if r.Name != "" && strings.EqualFold(x.Name, r.Name) {
-			return hnetcfg.DHCPSettings{}, hresult.Clash("name", "%q is the name of the reservation of %s already", r.Name, x.MAC)
+		d.Reservations = slices.DeleteFunc(d.Reservations, func(x store.Reservation) bool { return x.MAC == mac })
+		for _, x := range d.Reservations {
+			if x.IP == ip.String() {
+				return hresult.Clash("ip", "%s is reserved for %s already", ip, x.MAC)
+			}
+			if r.Name != "" && strings.EqualFold(x.Name, r.Name) {
+				return hresult.Clash("name", "%q is the name of the reservation of %s already", r.Name, x.MAC)
+			}
 		}
-	}
-	d.Reservations = append(d.Reservations, store.Reservation{MAC: mac, IP: ip.String(), Name: strings.ToLower(r.Name)})
-	return m.changeDHCP(ctx, c.rec, d)
+		d.Reservations = append(d.Reservations, store.Reservation{MAC: mac, IP: ip.String(), Name: strings.ToLower(r.Name)})
+		return nil
+	})
 }
 
 // Unreserve removes the reservation of a hardware address.
@@ -221,19 +232,14 @@ func (m *Manager) Unreserve(ctx context.Context, ref, macText string) (hnetcfg.D
 	if err != nil {
 		return hnetcfg.DHCPSettings{}, hresult.Invalid("mac", "%v", err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, err := m.lookupLocked(ctx, ref)
-	if err != nil {
-		return hnetcfg.DHCPSettings{}, err
-	}
-	d := cloneDHCP(c.rec.DHCP)
-	n := len(d.Reservations)
-	d.Reservations = slices.DeleteFunc(d.Reservations, func(x store.Reservation) bool { return x.MAC == mac })
-	if len(d.Reservations) == n {
-		return hnetcfg.DHCPSettings{}, hresult.Missing("reservation of %s on connection %s: no such reservation", mac, label(c.rec))
-	}
-	return m.changeDHCP(ctx, c.rec, d)
+	return m.editDHCP(ctx, ref, func(c *store.Connection, d *store.DHCP) error {
+		n := len(d.Reservations)
+		d.Reservations = slices.DeleteFunc(d.Reservations, func(x store.Reservation) bool { return x.MAC == mac })
+		if len(d.Reservations) == n {
+			return hresult.Missing("reservation of %s on connection %s: no such reservation", mac, label(c))
+		}
+		return nil
+	})
 }
 
 // LeaseList returns the DHCP leases of every connection, active first,

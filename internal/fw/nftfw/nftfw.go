@@ -255,23 +255,21 @@ func (b *Backend) UpdateMappings(ctx context.Context, del, add []fw.Mapping) err
 	for _, x := range add {
 		hadd = append(hadd, fw.HairpinsOf(b.cfg, x)...)
 	}
-	if len(del) > 0 {
-		if err := b.conn.SetDeleteElements(m, elements(del)); err != nil {
-			return err
+	// Deletes before adds: an edit deletes and adds the same key.
+	for _, step := range []struct {
+		op    func(*nftables.Set, []nftables.SetElement) error
+		set   *nftables.Set
+		elems []nftables.SetElement
+	}{
+		{b.conn.SetDeleteElements, m, elements(del)},
+		{b.conn.SetDeleteElements, hp, hairpinElements(hdel)},
+		{b.conn.SetAddElements, m, elements(add)},
+		{b.conn.SetAddElements, hp, hairpinElements(hadd)},
+	} {
+		if len(step.elems) == 0 {
+			continue
 		}
-	}
-	if len(hdel) > 0 {
-		if err := b.conn.SetDeleteElements(hp, hairpinElements(hdel)); err != nil {
-			return err
-		}
-	}
-	if len(add) > 0 {
-		if err := b.conn.SetAddElements(m, elements(add)); err != nil {
-			return err
-		}
-	}
-	if len(hadd) > 0 {
-		if err := b.conn.SetAddElements(hp, hairpinElements(hadd)); err != nil {
+		if err := step.op(step.set, step.elems); err != nil {
 			return err
 		}
 	}
