@@ -24,12 +24,15 @@ const (
 	Pointer     Code = "E_POINTER"
 	OutOfMemory Code = "E_OUTOFMEMORY"
 	Unexpected  Code = "E_UNEXPECTED"
+	// AccessDenied is a request without the right credentials (the web
+	// UI's token or session).
+	AccessDenied Code = "E_ACCESSDENIED"
 )
 
-// Valid reports whether c is one of the eight codes.
+// Valid reports whether c is one of the codes above.
 func (c Code) Valid() bool {
 	switch c {
-	case InvalidArg, Fail, Abort, NotImpl, NoInterface, Pointer, OutOfMemory, Unexpected:
+	case InvalidArg, Fail, Abort, NotImpl, NoInterface, Pointer, OutOfMemory, Unexpected, AccessDenied:
 		return true
 	}
 	return false
@@ -48,8 +51,11 @@ const (
 // Error is a failure with its HNetCfg code. Message is for people; it names
 // the object or field that was wrong and what is allowed.
 type Error struct {
-	Code    Code   `json:"code"`
-	Reason  Reason `json:"reason,omitempty"`
+	Code   Code   `json:"code"`
+	Reason Reason `json:"reason,omitempty"`
+	// Field, when set, is the input field that was wrong, as the request
+	// names it (a UI shows the message next to that field).
+	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
 }
 
@@ -62,7 +68,7 @@ func New(code Code, format string, args ...any) *Error {
 
 // Invalid returns an E_INVALIDARG error about one field of the input.
 func Invalid(field, format string, args ...any) *Error {
-	return &Error{Code: InvalidArg, Message: field + ": " + fmt.Sprintf(format, args...)}
+	return &Error{Code: InvalidArg, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
 }
 
 // Missing returns an E_INVALIDARG error for an object that does not exist.
@@ -73,7 +79,7 @@ func Missing(format string, args ...any) *Error {
 // Clash returns an E_INVALIDARG error for input that collides with an
 // existing object.
 func Clash(field, format string, args ...any) *Error {
-	return &Error{Code: InvalidArg, Reason: Conflict, Message: field + ": " + fmt.Sprintf(format, args...)}
+	return &Error{Code: InvalidArg, Reason: Conflict, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
 }
 
 // From returns err as an *Error: itself if it is one (or wraps one),
