@@ -147,6 +147,7 @@ func (m *Manager) rebuildNamesLocked() {
 		add(l.Hostname, l.IP)
 	}
 	m.names.Store(t)
+	m.gen.Add(1)
 	select {
 	case m.changed <- struct{}{}:
 	default:
@@ -328,4 +329,5 @@ func (m *Manager) resolveNamesLocked(ctx context.Context) {
 		m.log.Info("mappings follow their hosts", "removed", len(del), "added", len(add))
 	}
 	m.fwNames = live
+	m.gen.Add(1)
 }

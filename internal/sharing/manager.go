@@ -81,6 +81,24 @@ type Manager struct {
 	leases  map[string]store.Lease
 	nameSrc nameSource
 	names   atomic.Pointer[nameTable]
+
+	gen    atomic.Uint64                // counts the changes a client can see
+	public atomic.Pointer[[]netip.Addr] // the public addresses, as applied
+}
+
+// Generation counts the changes of the state that clients show: it grows
+// with every committed change, every change of the leases and names, and
+// every change of the public addresses. Watchers compare it to know when
+// to look again; link status is not counted (list the connections).
+func (m *Manager) Generation() uint64 { return m.gen.Load() }
+
+// PublicAddrs returns the public connection's IPv4 addresses, as last
+// applied to the firewall, without waiting for a change in progress.
+func (m *Manager) PublicAddrs() []netip.Addr {
+	if p := m.public.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // New loads the stored state, records the links present, and applies the
@@ -296,6 +314,8 @@ func (m *Manager) replaceLocked(ctx context.Context, cfg *fw.Config) error {
 		return err
 	}
 	m.applied = cfg.PublicAddrs
+	m.public.Store(&cfg.PublicAddrs)
+	m.gen.Add(1)
 	return nil
 }
 
@@ -578,6 +598,7 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 			m.setNameSourceLocked()
 			m.applyServicesLocked(ctx)
 		}
+		m.gen.Add(1)
 		return nil
 	}
 	for id, c := range oldConns {
