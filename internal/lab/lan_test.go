@@ -21,6 +21,10 @@ import (
 func host(t *testing.T, l *lab.Lab, name string) string {
 	t.Helper()
 	for _, args := range [][]string{
+		// Several hosts share the lan namespace: each interface answers
+		// ARP for its own addresses only, or eth0 may take the replies
+		// meant for a client bound to its macvlan (a unicast DHCP renew).
+		{"sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1"},
 		{"ip", "link", "add", name, "link", "eth0", "type", "macvlan", "mode", "bridge"},
 		{"ip", "link", "set", name, "up"},
 	} {
