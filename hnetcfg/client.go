@@ -124,6 +124,14 @@ func (m *SharingManager) SharingInstalled(ctx context.Context) (bool, error) {
 	return o.Installed, err
 }
 
+// WebUI says where the daemon's web UI answers, with a login link. It is
+// not an HNetCfg call: Windows has no web UI.
+func (m *SharingManager) WebUI(ctx context.Context) (WebUIInfo, error) {
+	var info WebUIInfo
+	err := m.do(ctx, "GET", "/v1/ui", nil, &info)
+	return info, err
+}
+
 // Sharing returns whether sharing is installed and the public and private
 // connections, in one call.
 func (m *SharingManager) Sharing(ctx context.Context) (SharingOverview, error) {

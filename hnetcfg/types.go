@@ -253,3 +253,14 @@ type DNSHost struct {
 type DNSEdit struct {
 	Upstreams []string `json:"upstreams"`
 }
+
+// WebUIInfo says where the daemon's web UI answers.
+type WebUIInfo struct {
+	// Enabled is false when the daemon runs without --http.
+	Enabled bool `json:"enabled"`
+	// URL is the UI's address, such as http://127.0.0.1:8137/.
+	URL string `json:"url,omitempty"`
+	// LoginURL opens the UI and logs in: it carries the token in its
+	// fragment. Only the daemon's socket gives it out.
+	LoginURL string `json:"loginURL,omitempty"`
+}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
@@ -70,6 +71,7 @@ var routes = []route{
 	{"PATCH", "/v1/dns", 0, (*Server).setDNS},
 	{"POST", "/v1/dns/hosts", 0, (*Server).addHost},
 	{"DELETE", "/v1/dns/hosts/{name}", 0, (*Server).removeHost},
+	{"GET", "/v1/ui", 0, (*Server).webUI},
 }
 
 // Server is the API's http.Handler.
@@ -77,6 +79,17 @@ type Server struct {
 	m   *sharing.Manager
 	log *slog.Logger
 	mux *http.ServeMux
+	ui  atomic.Pointer[hnetcfg.WebUIInfo]
+}
+
+// SetWebUI records where the web UI answers, for GET /v1/ui.
+func (s *Server) SetWebUI(info hnetcfg.WebUIInfo) { s.ui.Store(&info) }
+
+func (s *Server) webUI(r *http.Request) (any, error) {
+	if p := s.ui.Load(); p != nil {
+		return *p, nil
+	}
+	return hnetcfg.WebUIInfo{}, nil
 }
 
 // New returns a Server for m; log may be nil.
@@ -156,6 +169,8 @@ func StatusOf(e *hresult.Error) int {
 		return http.StatusNotImplemented
 	case hresult.Abort:
 		return http.StatusConflict
+	case hresult.AccessDenied:
+		return http.StatusUnauthorized
 	}
 	return http.StatusInternalServerError
 }

@@ -85,6 +85,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"DNSSettings":     hnetcfg.DNSSettings{},
 		"DNSEdit":         hnetcfg.DNSEdit{},
 		"Error":           hresult.Error{},
+		"WebUIInfo":       hnetcfg.WebUIInfo{},
 	}
 	for name, v := range types {
 		s, ok := doc.Components.Schemas[name]
