@@ -315,3 +315,39 @@ func TestCLIPrivateServices(t *testing.T) {
 		t.Fatalf("mapping show:\n%s", out)
 	}
 }
+
+func TestUIURL(t *testing.T) {
+	off := daemontest.Start(t)
+	fails(t, off.Socket, 1, "E_NOTIMPL: the web UI is off: start the daemon with 'netshare serve --http", "ui", "url")
+
+	on := daemontest.StartUI(t)
+	out := ok(t, on.Socket, "ui", "url")
+	if !regexp.MustCompile(`^http://127\.0\.0\.1:\d+/login#token=[A-Za-z0-9_-]{43}\n$`).MatchString(out) {
+		t.Errorf("ui url printed %q", out)
+	}
+	info := decode[hnetcfg.WebUIInfo](t, ok(t, on.Socket, "ui", "url", "--json"))
+	if !info.Enabled || info.LoginURL+"\n" != out || !strings.HasPrefix(info.LoginURL, info.URL+"login#") {
+		t.Errorf("ui url --json = %+v", info)
+	}
+}
+
+func TestServeRefusesAnUnsafeUIAddress(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--http", "0.0.0.0:0"}, "every address"},
+		{[]string{"--http", "192.0.2.1:0"}, "not a loopback address"},
+		{[]string{"--http", "nohost"}, "host:port"},
+	} {
+		args := append([]string{"serve", "--backend", "fake", "--state-dir", dir, "--socket", dir + "/s.sock"}, tc.args...)
+		errOut := fails(t, dir+"/s.sock", 2, "", args...)
+		if !strings.Contains(errOut, tc.want) {
+			t.Errorf("serve %v: %q; want it to say %q", tc.args, errOut, tc.want)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("serve %v, refused, left %d files in the state directory", tc.args, len(entries))
+		}
+	}
+}

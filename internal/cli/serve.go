@@ -1,17 +1,23 @@
 package cli
 
 import (
+	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/daemon"
+	"github.com/netshare/netshare/internal/webui"
 )
 
 func (a *app) serveCmd() *cobra.Command {
 	var stateDir, backend, level string
+	var httpCfg daemon.HTTPConfig
+	var httpFD int
 	c := &cobra.Command{
 		Use:   "serve [--state-dir DIR] [--socket PATH]",
 		Short: "run the netshare daemon",
@@ -20,7 +26,13 @@ the network namespace it runs in, and answers on the unix socket (mode 0660:
 root and the socket's group). SIGINT or SIGTERM stops it cleanly.
 
 --backend=fake uses in-memory interfaces (wan0, lan0, wlan0) and an
-in-memory firewall instead of the kernel: a safe way to try every command.`,
+in-memory firewall instead of the kernel: a safe way to try every command.
+
+--http ADDR serves the web UI on ADDR (such as 127.0.0.1:8137). It is off by
+default. An address other than loopback needs --http-remote, and the UI
+never answers on the public connection's addresses without --http-public.
+Logging in needs the token kept in DIR/ui-token (made at first start, mode
+0600); 'netshare ui url' prints a login link.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			var lv slog.Level
@@ -28,11 +40,28 @@ in-memory firewall instead of the kernel: a safe way to try every command.`,
 				return usageError{err}
 			}
 			log := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
+			if httpFD > 0 {
+				if httpCfg.Addr != "" {
+					return usageError{fmt.Errorf("serve: give --http or --http-fd, not both")}
+				}
+				ln, err := net.FileListener(os.NewFile(uintptr(httpFD), "http"))
+				if err != nil {
+					return usageError{fmt.Errorf("--http-fd %d: not a listening socket: %v", httpFD, err)}
+				}
+				httpCfg.Listener = ln
+			}
+			if httpCfg.Addr != "" {
+				check := webui.ListenConfig{Addr: httpCfg.Addr, AllowRemote: httpCfg.AllowRemote, AllowPublic: httpCfg.AllowPublic}
+				if err := check.Check(); err != nil {
+					return usageError{err}
+				}
+			}
 			err := daemon.Run(c.Context(), daemon.Config{
 				StateDir: stateDir,
 				Socket:   a.socket,
 				Backend:  strings.ToLower(backend),
 				Logger:   log,
+				HTTP:     httpCfg,
 			})
 			if err != nil {
 				return hresult.New(hresult.Fail, "%v", err)
@@ -43,5 +72,10 @@ in-memory firewall instead of the kernel: a safe way to try every command.`,
 	c.Flags().StringVar(&stateDir, "state-dir", daemon.DefaultStateDir, "directory of the state file")
 	c.Flags().StringVar(&backend, "backend", daemon.BackendKernel, "kernel, or fake for in-memory interfaces and firewall")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	c.Flags().StringVar(&httpCfg.Addr, "http", "", "serve the web UI on `ADDR` (host:port), such as 127.0.0.1:8137")
+	c.Flags().BoolVar(&httpCfg.AllowRemote, "http-remote", false, "allow --http on an address other than loopback")
+	c.Flags().BoolVar(&httpCfg.AllowPublic, "http-public", false, "let the web UI answer on the public connection's addresses")
+	c.Flags().IntVar(&httpFD, "http-fd", 0, "serve the web UI on this inherited listening socket (the lab uses it)")
+	c.Flags().MarkHidden("http-fd")
 	return c
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/api"
 	"github.com/netshare/netshare/internal/dhcp"
 	"github.com/netshare/netshare/internal/fw"
@@ -27,6 +28,7 @@ import (
 	"github.com/netshare/netshare/internal/services"
 	"github.com/netshare/netshare/internal/sharing"
 	"github.com/netshare/netshare/internal/store"
+	"github.com/netshare/netshare/internal/webui"
 )
 
 // Defaults.
@@ -55,8 +57,19 @@ type Config struct {
 	Links    link.Backend
 	Firewall fw.Backend
 	Logger   *slog.Logger
+	// HTTP, if its Addr or Listener is set, serves the web UI.
+	HTTP HTTPConfig
 	// Ready, if set, is called once the socket accepts requests.
 	Ready func()
+}
+
+// HTTPConfig is where the web UI listens and who may reach it (see
+// webui.ListenConfig). The token is in the state directory.
+type HTTPConfig struct {
+	Addr        string
+	Listener    net.Listener
+	AllowRemote bool
+	AllowPublic bool
 }
 
 // FakeLinks returns the interfaces of the fake backend: an upstream that is
@@ -80,6 +93,19 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.StateDir == "" || cfg.Socket == "" {
 		return errors.New("daemon: a state directory and a socket path are required")
+	}
+	uiCfg := webui.ListenConfig{
+		Addr:        cfg.HTTP.Addr,
+		Listener:    cfg.HTTP.Listener,
+		AllowRemote: cfg.HTTP.AllowRemote,
+		AllowPublic: cfg.HTTP.AllowPublic,
+	}
+	uiOn := cfg.HTTP.Addr != "" || cfg.HTTP.Listener != nil
+	if uiOn {
+		// Refuse a bad address before anything starts.
+		if err := uiCfg.Check(); err != nil {
+			return err
+		}
 	}
 	links, firewall := cfg.Links, cfg.Firewall
 	switch cfg.Backend {
@@ -138,17 +164,47 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	debug.SetGCPercent(gc)
 	debug.FreeOSMemory()
+	apiHandler := api.New(m, log.With("component", "api"))
+	var ui *webui.Server
+	var uiSrv *http.Server
+	var uiLn net.Listener
+	var uiURL string
+	if uiOn {
+		token, err := webui.LoadOrCreateToken(cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		uiCfg.PublicAddrs = m.PublicAddrs
+		uiLn, err = webui.Listen(uiCfg)
+		if err != nil {
+			return err
+		}
+		defer uiLn.Close()
+		ui = webui.New(webui.Config{API: apiHandler, Token: token, State: m, Log: log.With("component", "webui")})
+		uiSrv = &http.Server{Handler: ui, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		var login string
+		uiURL, login = webui.LoginURL(uiLn.Addr(), token)
+		apiHandler.SetWebUI(hnetcfg.WebUIInfo{Enabled: true, URL: uiURL, LoginURL: login})
+	}
 	ln, err := listen(cfg.Socket)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(cfg.Socket)
 	srv := &http.Server{
-		Handler:           api.New(m, log.With("component", "api")),
+		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if uiSrv != nil {
+		go func() {
+			if err := uiSrv.Serve(uiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("web UI: %w", err)
+			}
+		}()
+		log.Info("serving the web UI; 'netshare ui url' prints a login link", "url", uiURL)
+	}
 	kick := make(chan struct{}, 1)
 	if w, ok := links.(linkWatcher); ok {
 		err := w.Watch(ctx, func() {
@@ -169,12 +225,18 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serving the API: %w", err)
+		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("stopping")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if uiSrv != nil {
+		ui.Close()
+		if err := uiSrv.Shutdown(shutdownCtx); err != nil {
+			log.Warn("stopping the web UI", "err", err)
+		}
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("stopping the API", "err", err)
 	}

@@ -21,13 +21,27 @@ type Daemon struct {
 	Socket   string
 	Links    *link.Fake
 	Firewall *fw.Fake
-	stop     context.CancelFunc
-	done     chan error
+	// HTTP, if set before Start, serves the web UI there (127.0.0.1:0
+	// picks a free port; GET /v1/ui on the socket tells which).
+	HTTP string
+	stop context.CancelFunc
+	done chan error
 }
 
 // Start runs a daemon on the fake interfaces of daemon.FakeLinks and stops
 // it when the test ends.
 func Start(t testing.TB) *Daemon {
+	t.Helper()
+	return start(t, "")
+}
+
+// StartUI is Start with the web UI on a free loopback port.
+func StartUI(t testing.TB) *Daemon {
+	t.Helper()
+	return start(t, "127.0.0.1:0")
+}
+
+func start(t testing.TB, http string) *Daemon {
 	t.Helper()
 	// Unix socket paths are short: keep the directory near the root.
 	dir, err := os.MkdirTemp("", "netshare-test-")
@@ -41,6 +55,7 @@ func Start(t testing.TB) *Daemon {
 		Socket:   filepath.Join(dir, "run", "netshare.sock"),
 		Links:    daemon.FakeLinks(),
 		Firewall: fw.NewFake(),
+		HTTP:     http,
 	}
 	d.Start()
 	t.Cleanup(d.Stop)
@@ -60,6 +75,7 @@ func (d *Daemon) Start() {
 			Backend:  daemon.BackendFake,
 			Links:    d.Links,
 			Firewall: d.Firewall,
+			HTTP:     daemon.HTTPConfig{Addr: d.HTTP},
 			Ready:    func() { close(ready) },
 		})
 	}()
