@@ -16,7 +16,7 @@ import (
 )
 
 func (a *app) labCmd() *cobra.Command {
-	var dir string
+	var dir, ui string
 	fail := func(err error) error {
 		if err == nil {
 			return nil
@@ -32,13 +32,14 @@ func (a *app) labCmd() *cobra.Command {
 			if err != nil {
 				return fail(err)
 			}
-			l, err := lab.Up(c.Context(), lab.Options{Dir: dir, Binary: bin, Progress: a.env.Stderr})
+			l, err := lab.Up(c.Context(), lab.Options{Dir: dir, Binary: bin, Progress: a.env.Stderr, UI: ui})
 			if err != nil {
 				return fail(err)
 			}
 			return a.out(l, func(w io.Writer) { fmt.Fprint(w, "\n"+l.Status()) })
 		},
 	}
+	up.Flags().StringVar(&ui, "ui", "127.0.0.1:8137", "serve the web UI on this loopback `ADDR` of this machine (\"\" for none; a taken port is traded for a free one)")
 	down := &cobra.Command{
 		Use:   "down [--dir DIR]",
 		Short: "stop the lab and remove everything it created",

@@ -71,7 +71,7 @@ func up(t *testing.T) (*lab.Lab, *hnetcfg.SharingManager) {
 		t.Fatal(err)
 	}
 	os.Remove(dir) // lab.Up creates it
-	l, err := lab.Up(ctx, lab.Options{Dir: dir, Binary: bin})
+	l, err := lab.Up(ctx, lab.Options{Dir: dir, Binary: bin, UI: "127.0.0.1:0"})
 	if l != nil {
 		t.Cleanup(func() {
 			if t.Failed() {

@@ -21,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +59,9 @@ type Lab struct {
 	Binary    string `json:"binary"`
 	DaemonPID int    `json:"daemonPid"`
 	ServerPID int    `json:"serverPid"`
+	// UI is where the daemon's web UI answers, on the host's loopback
+	// ("" when the lab runs without it).
+	UI string `json:"ui,omitempty"`
 }
 
 // Options configure Up.
@@ -70,6 +75,11 @@ type Options struct {
 	Progress io.Writer
 	// NoShare leaves sharing off (for tests that drive it themselves).
 	NoShare bool
+	// UI, if set, is a loopback address of the host (such as
+	// 127.0.0.1:8137) where the daemon, which runs in gw, serves its web
+	// UI: the lab opens the socket in the host's namespace and hands it
+	// to the daemon. If the port is taken, another one is chosen.
+	UI string
 }
 
 const stateFile = "lab.json"
@@ -143,14 +153,12 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		return l, err
 	}
 	say("starting netshare serve in %s", l.GW)
-	if l.DaemonPID, err = l.Start(l.GW, "daemon.log", "serve", "--state-dir", filepath.Join(o.Dir, "state"), "--socket", l.Socket); err != nil {
+	l.UI = o.UI
+	if err := l.StartDaemon(ctx); err != nil {
 		return l, err
 	}
-	if err := l.save(); err != nil {
-		return l, err
-	}
-	if err := waitSocket(ctx, l.Socket, filepath.Join(o.Dir, "daemon.log")); err != nil {
-		return l, err
+	if l.UI != "" {
+		say("the web UI answers on http://%s/ ('netshare ui url' prints a login link)", l.UI)
 	}
 	if o.NoShare {
 		return l, nil
@@ -267,7 +275,13 @@ func (l *Lab) Status() string {
 	fmt.Fprintf(&b, "  namespaces: wan %s, gw %s, lan %s\n", l.WAN, l.GW, l.LAN)
 	fmt.Fprintf(&b, "  netshare serve in %s: %s; log %s\n", l.GW, alive(l.DaemonPID), filepath.Join(l.Dir, "daemon.log"))
 	fmt.Fprintf(&b, "  test server %s:%d in %s: %s\n", WANHost, ServerPort, l.WAN, alive(l.ServerPID))
+	if l.UI != "" {
+		fmt.Fprintf(&b, "  web UI: http://%s/ (on this machine's loopback)\n", l.UI)
+	}
 	fmt.Fprintf(&b, "\nPoint the CLI at the lab's daemon:\n  export NETSHARE_SOCKET=%s\n", l.Socket)
+	if l.UI != "" {
+		fmt.Fprintf(&b, "Open the web UI, logged in: netshare ui url, and open the link it prints\n")
+	}
 	fmt.Fprintf(&b, "Run a command on a host of the lab:\n  netshare lab exec lan -- <command>   # the lan host, %s (%s)\n  netshare lab exec wan -- <command>   # the wan host, %s (%s)\n  netshare lab exec gw -- <command>    # the gateway (%s)\n", LANHost, l.LAN, WANHost, l.WAN, l.GW)
 	if l.Dir != DefaultDir {
 		fmt.Fprintf(&b, "  (add --dir %s after 'exec', 'status' and 'down')\n", l.Dir)
@@ -295,6 +309,11 @@ func (l *Lab) Output(ns string, args ...string) (string, error) {
 // Start starts netshare with args in a namespace, in the background and in
 // a session of its own, logging to a file in the lab's directory.
 func (l *Lab) Start(ns, logName string, args ...string) (int, error) {
+	return l.start(ns, logName, nil, args...)
+}
+
+// start is Start with files the process inherits as descriptors 3, 4...
+func (l *Lab) start(ns, logName string, files []*os.File, args ...string) (int, error) {
 	logf, err := os.OpenFile(filepath.Join(l.Dir, logName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, err
@@ -304,6 +323,7 @@ func (l *Lab) Start(ns, logName string, args ...string) (int, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "NETSHARE_SOCKET="+l.Socket)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.ExtraFiles = files
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("starting %s in %s: %w", strings.Join(args, " "), ns, err)
 	}
@@ -333,7 +353,18 @@ func (l *Lab) StateDir() string { return filepath.Join(l.Dir, "state") }
 
 // StartDaemon starts the daemon and waits until it answers.
 func (l *Lab) StartDaemon(ctx context.Context) error {
-	pid, err := l.Start(l.GW, "daemon.log", l.DaemonArgs()...)
+	args := l.DaemonArgs()
+	var files []*os.File
+	if l.UI != "" {
+		f, err := l.listenUI()
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		files = append(files, f)
+		args = append(args, "--http-fd", "3")
+	}
+	pid, err := l.start(l.GW, "daemon.log", files, args...)
 	if err != nil {
 		return err
 	}
@@ -342,6 +373,25 @@ func (l *Lab) StartDaemon(ctx context.Context) error {
 		return err
 	}
 	return waitSocket(ctx, l.Socket, filepath.Join(l.Dir, "daemon.log"))
+}
+
+// listenUI opens the web UI's socket on l.UI in this process's network
+// namespace (the host's), for the daemon in gw to inherit. A taken port
+// is traded for a free one, and l.UI records the address.
+func (l *Lab) listenUI() (*os.File, error) {
+	host, _, err := net.SplitHostPort(l.UI)
+	if a, perr := netip.ParseAddr(host); err != nil || perr != nil || !a.IsLoopback() {
+		return nil, fmt.Errorf("the lab's web UI address %q: give a loopback address and port, such as 127.0.0.1:8137", l.UI)
+	}
+	ln, err := net.Listen("tcp", l.UI)
+	if err != nil {
+		if ln, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+			return nil, fmt.Errorf("opening the web UI's socket on %s: %w", l.UI, err)
+		}
+	}
+	defer ln.Close()
+	l.UI = ln.Addr().String()
+	return ln.(*net.TCPListener).File()
 }
 
 // stop sends SIGTERM to pid and waits up to 10 s for it to end, then
