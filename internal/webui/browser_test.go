@@ -10,6 +10,7 @@ import (
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/daemon/daemontest"
+	"github.com/netshare/netshare/internal/store"
 )
 
 // RequireBrowserEnv, when set (CI sets it), makes TestBrowser fail rather
@@ -55,6 +56,7 @@ func TestBrowser(t *testing.T) {
 	d := daemontest.StartUI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	seedLease(t, ctx, d)
 	info, err := hnetcfg.NewSharingManager(d.Socket).WebUI(ctx)
 	if err != nil || !info.Enabled {
 		t.Fatalf("GET /v1/ui = %+v, %v; want the UI enabled", info, err)
@@ -79,6 +81,30 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the browser tests failed: %v", err)
 	}
 	t.Logf("screenshots in %s", shots)
+}
+
+// seedLease gives lan0 a DHCP lease (the fake backend runs no DHCP
+// server), for the Clients screen: it stops the daemon, writes the lease
+// to its store and starts it again.
+func seedLease(t *testing.T, ctx context.Context, d *daemontest.Daemon) {
+	t.Helper()
+	lan, err := hnetcfg.NewSharingManager(d.Socket).Connection(ctx, "lan0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Stop()
+	st, err := store.Open(d.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(func(tx *store.Tx) error {
+		return tx.PutLease(store.Lease{Connection: lan.ID(), MAC: "02:00:00:00:00:42", IP: "192.168.137.42", Hostname: "laptop", Expiry: time.Now().Add(time.Hour).Unix()})
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Start()
 }
 
 // installModules installs playwright-core, pinned by package-lock.json,

@@ -618,7 +618,7 @@ async function clientsView() {
     const mine = leases.filter((l) => l.connection === c.id);
     section.append(
       h('h2', {}, `${c.name} · ${dhcp.subnet}`),
-      h('p', { class: 'meta' }, `Addresses ${dhcp.poolStart} to ${dhcp.poolEnd}, leased for ${dhcp.leaseTime}; domain ${dhcp.domain}.`),
+      h('p', { class: 'meta' }, `Addresses ${dhcp.poolStart} to ${dhcp.poolEnd}, leased for ${shortDuration(dhcp.leaseTime)}; domain ${dhcp.domain}.`),
       h('h3', {}, 'Leases'),
       mine.length === 0 ? h('p', { class: 'empty' }, 'No leases yet.') :
         h('table', { class: 'stack', id: `leases-${c.id}` },
@@ -650,6 +650,11 @@ async function clientsView() {
       h('div', { class: 'actions' }, h('button', { type: 'button', id: `reserve-${c.id}`, onclick: () => reserveDialog(c) }, 'Reserve an address…')));
   }
   return section;
+}
+
+// shortDuration drops the zero tail of a Go duration: 1h0m0s is 1h.
+function shortDuration(d) {
+  return d.replace(/([hm])0s$/, '$1').replace(/h0m$/, 'h');
 }
 
 function reserveDialog(c) {

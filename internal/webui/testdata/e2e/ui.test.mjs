@@ -287,6 +287,11 @@ test('every control has a label, on every screen', async () => {
 test('clients: reserve an address (a wrong MAC gets its error), and the name target resolves', async () => {
   await page.goto(base + '#/clients');
   await page.getByRole('heading', { name: /lan0 · 192\.168\.137\.0\/24/ }).waitFor();
+  // The lease the Go test wrote to the store.
+  const lease = page.locator('tr', { has: page.getByRole('cell', { name: 'laptop', exact: true }) });
+  await lease.getByRole('cell', { name: '192.168.137.42' }).waitFor();
+  await lease.getByRole('cell', { name: '02:00:00:00:00:42' }).waitFor();
+  await lease.getByRole('cell', { name: 'Active' }).waitFor();
   await page.getByRole('button', { name: 'Reserve an address…' }).click();
   const dlg = page.getByRole('dialog');
   await dlg.getByLabel('MAC address').fill('zz');
