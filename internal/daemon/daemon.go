@@ -180,7 +180,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer uiLn.Close()
-		ui = webui.New(webui.Config{API: apiHandler, Token: token, State: m, Log: log.With("component", "webui")})
+		ui = webui.New(webui.Config{API: apiHandler, Token: token, State: m, Log: log.With("component", "webui"), LoopbackHosts: !cfg.HTTP.AllowRemote})
 		uiSrv = &http.Server{Handler: ui, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		var login string
 		uiURL, login = webui.LoginURL(uiLn.Addr(), token)

@@ -23,7 +23,9 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +78,10 @@ type Config struct {
 	EventInterval time.Duration
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
+	// LoopbackHosts refuses requests whose Host is not localhost or a
+	// loopback address: for a UI on loopback, it keeps a web page whose
+	// name was rebound to 127.0.0.1 (DNS rebinding) from reading it.
+	LoopbackHosts bool
 }
 
 // Server is the web UI's http.Handler.
@@ -145,7 +151,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	if s.cfg.LoopbackHosts && !loopbackHost(r.Host) {
+		writeError(w, http.StatusForbidden, hresult.New(hresult.AccessDenied, "Host %q: the web UI answers to localhost and loopback addresses only; start the daemon with --http-remote to reach it by other names", r.Host))
+		return
+	}
 	s.handler.ServeHTTP(w, r)
+}
+
+// loopbackHost reports whether a Host header names this machine's
+// loopback: localhost or a loopback address, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // page serves the single page; the script decides what to show.

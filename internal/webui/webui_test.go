@@ -445,3 +445,27 @@ func TestLoginURL(t *testing.T) {
 		}
 	}
 }
+
+func TestLoopbackHosts(t *testing.T) {
+	s := New(Config{API: &fakeAPI{}, Token: testToken, State: &fakeState{}, LoopbackHosts: true})
+	defer s.Close()
+	for host, want := range map[string]int{
+		"127.0.0.1:8137":      http.StatusOK,
+		"localhost:8137":      http.StatusOK,
+		"LOCALHOST":           http.StatusOK,
+		"[::1]:8137":          http.StatusOK,
+		"127.1.2.3":           http.StatusOK,
+		"evil.example:8137":   http.StatusForbidden,
+		"192.168.137.1:8137":  http.StatusForbidden,
+		"localhost.evil.test": http.StatusForbidden,
+		"":                    http.StatusForbidden,
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Host = host
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("Host %q: %d; want %d", host, w.Code, want)
+		}
+	}
+}
