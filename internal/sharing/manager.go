@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -68,7 +69,6 @@ type Manager struct {
 	lastID   uint64                          // the highest mapping id ever stored
 	settings store.Settings
 	seen     map[string]link.Link // the links as last observed, by name
-	applied  []netip.Addr         // the public addresses of the last Replace
 	fwNames  *nameTable           // the names the firewall's mappings follow
 
 	svc        services.Backend
@@ -88,8 +88,9 @@ type Manager struct {
 
 // Generation counts the changes of the state that clients show: it grows
 // with every committed change, every change of the leases and names, and
-// every change of the public addresses. Watchers compare it to know when
-// to look again; link status is not counted (list the connections).
+// every change seen in the links (status, addresses, new interfaces),
+// which the daemon looks at every second. Watchers compare it to know when
+// to look again.
 func (m *Manager) Generation() uint64 { return m.gen.Load() }
 
 // PublicAddrs returns the public connection's IPv4 addresses, as last
@@ -266,7 +267,12 @@ func (m *Manager) observeLocked(ctx context.Context) (map[string]link.Link, erro
 		return nil, hresult.New(hresult.Fail, "listing network interfaces: %v", err)
 	}
 	links := make(map[string]link.Link, len(ls))
-	defer func() { m.seen = links }()
+	defer func() {
+		if !maps.EqualFunc(m.seen, links, sameLink) {
+			m.gen.Add(1)
+		}
+		m.seen = links
+	}()
 	var fresh []store.Connection
 	for _, l := range ls {
 		if isLoopback(l) {
@@ -297,6 +303,13 @@ func (m *Manager) observeLocked(ctx context.Context) (map[string]link.Link, erro
 	return links, nil
 }
 
+// sameLink reports whether two observations of a link look the same to
+// a client.
+func sameLink(a, b link.Link) bool {
+	return slices.Equal(a.Addrs, b.Addrs) && a.Name == b.Name && a.Index == b.Index && a.Kind == b.Kind &&
+		a.Driver == b.Driver && a.Alias == b.Alias && a.Up == b.Up && a.Carrier == b.Carrier && a.Wireless == b.Wireless
+}
+
 func isLoopback(l link.Link) bool { return l.Kind == "loopback" || l.Name == "lo" }
 
 // newGUID returns a random (version 4) GUID in its lower-case string form.
@@ -313,7 +326,6 @@ func (m *Manager) replaceLocked(ctx context.Context, cfg *fw.Config) error {
 	if err := m.fw.Replace(ctx, cfg); err != nil {
 		return err
 	}
-	m.applied = cfg.PublicAddrs
 	m.public.Store(&cfg.PublicAddrs)
 	m.gen.Add(1)
 	return nil
@@ -345,7 +357,7 @@ func (m *Manager) refreshAddrsLocked(ctx context.Context) error {
 	}
 	// This runs every second: look at the public addresses alone, and
 	// compile the whole state (every mapping) only when they changed.
-	if slices.Equal(m.publicAddrsLocked(), m.applied) {
+	if slices.Equal(m.publicAddrsLocked(), m.PublicAddrs()) {
 		return nil
 	}
 	cfg := m.fwConfigLocked()

@@ -856,3 +856,52 @@ func TestAllowPing(t *testing.T) {
 		t.Fatal("ping still allowed")
 	}
 }
+
+// TestGeneration checks that the generation grows with what a client
+// shows, and only then: committed changes and changes seen in the links.
+func TestGeneration(t *testing.T) {
+	h := newHarness(t)
+	m := h.m
+	same := func(what string) {
+		t.Helper()
+		g := m.Generation()
+		if err := m.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.EnumEveryConnection(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if m.Generation() != g {
+			t.Errorf("%s: the generation moved from %d to %d with nothing changed", what, g, m.Generation())
+		}
+	}
+	grows := func(what string, change func()) {
+		t.Helper()
+		g := m.Generation()
+		change()
+		if err := m.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if m.Generation() <= g {
+			t.Errorf("%s: the generation stayed at %d", what, g)
+		}
+	}
+	same("at rest")
+	grows("a link goes down", func() { h.links.SetDown(ctx, "wg0") })
+	same("after the link went down")
+	grows("an address is added", func() { h.links.AddAddr(ctx, "wg0", netip.MustParsePrefix("10.9.1.1/24")) })
+	grows("a new interface", func() { h.links.Add(link.Link{Name: "eth9", Kind: "device", Up: true}) })
+	grows("a rename", func() {
+		if _, err := m.Rename(ctx, "wg0", "vpn"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	same("after the rename")
+	g := m.Generation()
+	if _, err := m.EnableSharing(ctx, "wan0", hnetcfg.SharingRequest{Type: "bogus"}); err == nil {
+		t.Fatal("a bogus sharing type was accepted")
+	}
+	if m.Generation() != g {
+		t.Errorf("a refused change moved the generation")
+	}
+}
