@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync/atomic"
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
@@ -79,18 +78,14 @@ type Server struct {
 	m   *sharing.Manager
 	log *slog.Logger
 	mux *http.ServeMux
-	ui  atomic.Pointer[hnetcfg.WebUIInfo]
+	ui  hnetcfg.WebUIInfo
 }
 
-// SetWebUI records where the web UI answers, for GET /v1/ui.
-func (s *Server) SetWebUI(info hnetcfg.WebUIInfo) { s.ui.Store(&info) }
+// SetWebUI records where the web UI answers, for GET /v1/ui. Call it
+// before serving.
+func (s *Server) SetWebUI(info hnetcfg.WebUIInfo) { s.ui = info }
 
-func (s *Server) webUI(r *http.Request) (any, error) {
-	if p := s.ui.Load(); p != nil {
-		return *p, nil
-	}
-	return hnetcfg.WebUIInfo{}, nil
-}
+func (s *Server) webUI(r *http.Request) (any, error) { return s.ui, nil }
 
 // New returns a Server for m; log may be nil.
 func New(m *sharing.Manager, log *slog.Logger) *Server {
@@ -115,11 +110,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
 		r2.Method = method
 		if _, pattern := s.mux.Handler(r2); pattern != "" {
-			writeError(w, http.StatusMethodNotAllowed, hresult.New(hresult.NotImpl, "%s is not allowed on %s", r.Method, r.URL.Path))
+			WriteError(w, http.StatusMethodNotAllowed, hresult.New(hresult.NotImpl, "%s is not allowed on %s", r.Method, r.URL.Path))
 			return
 		}
 	}
-	writeError(w, http.StatusNotFound, &hresult.Error{Code: hresult.InvalidArg, Reason: hresult.NotFound, Message: "no such API path: " + r.URL.Path})
+	WriteError(w, http.StatusNotFound, &hresult.Error{Code: hresult.InvalidArg, Reason: hresult.NotFound, Message: "no such API path: " + r.URL.Path})
 }
 
 func (s *Server) wrap(rt route) http.Handler {
@@ -133,7 +128,7 @@ func (s *Server) wrap(rt route) http.Handler {
 				lvl = slog.LevelWarn
 			}
 			s.log.Log(r.Context(), lvl, "request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", e.Message)
-			writeError(w, status, e)
+			WriteError(w, status, e)
 			return
 		}
 		status := rt.status
@@ -150,7 +145,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			w.WriteHeader(status)
 			return
 		}
-		writeJSON(w, status, v)
+		WriteJSON(w, status, v)
 	})
 }
 
@@ -175,7 +170,8 @@ func StatusOf(e *hresult.Error) int {
 	return http.StatusInternalServerError
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON writes v as the JSON answer, with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
@@ -183,8 +179,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-func writeError(w http.ResponseWriter, status int, e *hresult.Error) {
-	writeJSON(w, status, e)
+// WriteError writes e as the JSON error answer, with status.
+func WriteError(w http.ResponseWriter, status int, e *hresult.Error) {
+	WriteJSON(w, status, e)
 }
 
 // decodeOptional is decode for a body that may be empty.

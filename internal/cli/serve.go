@@ -16,7 +16,7 @@ import (
 
 func (a *app) serveCmd() *cobra.Command {
 	var stateDir, backend, level string
-	var httpCfg daemon.HTTPConfig
+	var httpCfg webui.ListenConfig
 	var httpFD int
 	c := &cobra.Command{
 		Use:   "serve [--state-dir DIR] [--socket PATH]",
@@ -51,8 +51,7 @@ Logging in needs the token kept in DIR/ui-token (made at first start, mode
 				httpCfg.Listener = ln
 			}
 			if httpCfg.Addr != "" {
-				check := webui.ListenConfig{Addr: httpCfg.Addr, AllowRemote: httpCfg.AllowRemote, AllowPublic: httpCfg.AllowPublic}
-				if err := check.Check(); err != nil {
+				if err := httpCfg.Check(); err != nil {
 					return usageError{err}
 				}
 			}

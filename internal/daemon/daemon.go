@@ -57,19 +57,11 @@ type Config struct {
 	Links    link.Backend
 	Firewall fw.Backend
 	Logger   *slog.Logger
-	// HTTP, if its Addr or Listener is set, serves the web UI.
-	HTTP HTTPConfig
+	// HTTP, if its Addr or Listener is set, serves the web UI there; the
+	// daemon fills in PublicAddrs. The token is in the state directory.
+	HTTP webui.ListenConfig
 	// Ready, if set, is called once the socket accepts requests.
 	Ready func()
-}
-
-// HTTPConfig is where the web UI listens and who may reach it (see
-// webui.ListenConfig). The token is in the state directory.
-type HTTPConfig struct {
-	Addr        string
-	Listener    net.Listener
-	AllowRemote bool
-	AllowPublic bool
 }
 
 // FakeLinks returns the interfaces of the fake backend: an upstream that is
@@ -94,16 +86,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.StateDir == "" || cfg.Socket == "" {
 		return errors.New("daemon: a state directory and a socket path are required")
 	}
-	uiCfg := webui.ListenConfig{
-		Addr:        cfg.HTTP.Addr,
-		Listener:    cfg.HTTP.Listener,
-		AllowRemote: cfg.HTTP.AllowRemote,
-		AllowPublic: cfg.HTTP.AllowPublic,
-	}
 	uiOn := cfg.HTTP.Addr != "" || cfg.HTTP.Listener != nil
 	if uiOn {
 		// Refuse a bad address before anything starts.
-		if err := uiCfg.Check(); err != nil {
+		if err := cfg.HTTP.Check(); err != nil {
 			return err
 		}
 	}
@@ -174,6 +160,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
+		uiCfg := cfg.HTTP
 		uiCfg.PublicAddrs = m.PublicAddrs
 		uiLn, err = webui.Listen(uiCfg)
 		if err != nil {

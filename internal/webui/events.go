@@ -1,9 +1,7 @@
 package webui
 
 import (
-	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"net/http"
 	"time"
 )
@@ -12,9 +10,9 @@ import (
 // proxies and the browser keep it open.
 const heartbeat = 15 * time.Second
 
-// events streams server-sent events: a "change" event whenever the state
-// a client shows may have changed (the model's generation, or the
-// connections' live status). The page then reads what it shows again.
+// events streams server-sent events: a "change" event at the start and
+// whenever the model's generation moves (a change of the state, the leases
+// or the links). The page then reads what it shows again.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
@@ -23,31 +21,24 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	// Tell the browser to come back within a few seconds if the stream
 	// breaks (a daemon restart).
 	fmt.Fprint(w, "retry: 2000\n\n")
-	fl.Flush()
 
 	t := time.NewTicker(s.cfg.EventInterval)
 	defer t.Stop()
 	var gen uint64
-	var conns uint64
-	lastSent := time.Now()
-	first := true
-	for {
-		g := s.cfg.State.Generation()
-		c := s.connectionsHash(r)
-		if first || g != gen || c != conns {
-			gen, conns = g, c
-			data, _ := json.Marshal(map[string]uint64{"generation": g})
-			if _, err := fmt.Fprintf(w, "event: change\ndata: %s\n\n", data); err != nil {
+	var lastSent time.Time
+	for first := true; ; first = false {
+		if g := s.cfg.State.Generation(); first || g != gen {
+			gen = g
+			if _, err := fmt.Fprintf(w, "event: change\ndata: {\"generation\":%d}\n\n", g); err != nil {
 				return
 			}
 			fl.Flush()
-			lastSent, first = time.Now(), false
+			lastSent = time.Now()
 		} else if time.Since(lastSent) >= heartbeat {
 			if _, err := fmt.Fprint(w, ": still here\n\n"); err != nil {
 				return
@@ -63,17 +54,4 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		}
 	}
-}
-
-// connectionsHash sums up the connections as listed now (status, names,
-// roles); 0 if they cannot be listed.
-func (s *Server) connectionsHash(r *http.Request) uint64 {
-	cs, err := s.cfg.State.EnumEveryConnection(r.Context())
-	if err != nil {
-		return 0
-	}
-	b, _ := json.Marshal(cs)
-	h := fnv.New64a()
-	h.Write(b)
-	return h.Sum64()
 }

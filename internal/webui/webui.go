@@ -30,8 +30,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/api"
 )
 
 //go:embed assets
@@ -59,10 +59,9 @@ var socketOnly = map[string]bool{"/v1/ui": true}
 
 // State is what the events stream watches.
 type State interface {
-	// Generation grows with every change clients show.
+	// Generation grows with every change clients show, the connections'
+	// live status included.
 	Generation() uint64
-	// EnumEveryConnection lists the connections with their live status.
-	EnumEveryConnection(ctx context.Context) ([]hnetcfg.ConnectionProps, error)
 }
 
 // Config is what New needs. API, Token and State are required.
@@ -73,8 +72,8 @@ type Config struct {
 	Token string
 	State State
 	Log   *slog.Logger
-	// EventInterval is how often the events stream looks at the state;
-	// one second if zero.
+	// EventInterval is how often the events stream looks at the
+	// generation; a quarter of a second if zero.
 	EventInterval time.Duration
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
@@ -114,7 +113,7 @@ func New(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	if cfg.EventInterval == 0 {
-		cfg.EventInterval = time.Second
+		cfg.EventInterval = 250 * time.Millisecond
 	}
 	pages, err := fs.Sub(assets, "assets")
 	if err != nil {
@@ -134,7 +133,7 @@ func New(cfg Config) *Server {
 	mux.Handle("/v1/", s.authed(http.HandlerFunc(s.api)))
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusForbidden, hresult.New(hresult.AccessDenied, "cross-origin request refused: %s %s", r.Method, r.URL.Path))
+		api.WriteError(w, http.StatusForbidden, hresult.New(hresult.AccessDenied, "cross-origin request refused: %s %s", r.Method, r.URL.Path))
 	}))
 	s.handler = cop.Handler(mux)
 	return s
@@ -151,8 +150,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	if !strings.HasPrefix(r.URL.Path, "/assets/") && r.URL.Path != "/" && r.URL.Path != "/login" {
+		h.Set("Cache-Control", "no-store")
+	}
 	if s.cfg.LoopbackHosts && !loopbackHost(r.Host) {
-		writeError(w, http.StatusForbidden, hresult.New(hresult.AccessDenied, "Host %q: the web UI answers to localhost and loopback addresses only; start the daemon with --http-remote to reach it by other names", r.Host))
+		api.WriteError(w, http.StatusForbidden, hresult.New(hresult.AccessDenied, "Host %q: the web UI answers to localhost and loopback addresses only; start the daemon with --http-remote to reach it by other names", r.Host))
 		return
 	}
 	s.handler.ServeHTTP(w, r)
@@ -203,12 +205,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	var req LoginRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, hresult.Invalid("token", "the request body must be a JSON object {\"token\": \"...\"}"))
+		api.WriteError(w, http.StatusBadRequest, hresult.Invalid("token", "the request body must be a JSON object {\"token\": \"...\"}"))
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(req.Token)), []byte(s.cfg.Token)) != 1 {
 		s.log.Warn("web UI login refused: wrong token", "remote", r.RemoteAddr)
-		writeError(w, http.StatusUnauthorized, &hresult.Error{Code: hresult.AccessDenied, Field: "token", Message: "token: wrong token; 'netshare ui url' prints a login link with the right one"})
+		api.WriteError(w, http.StatusUnauthorized, &hresult.Error{Code: hresult.AccessDenied, Field: "token", Message: "token: wrong token; 'netshare ui url' prints a login link with the right one"})
 		return
 	}
 	id, csrf := randomString(), randomString()
@@ -226,7 +228,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		SameSite: http.SameSiteStrictMode,
 	})
 	s.log.Info("web UI login", "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, SessionInfo{CSRF: csrf})
+	api.WriteJSON(w, http.StatusOK, SessionInfo{CSRF: csrf})
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
@@ -240,16 +242,15 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) session(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, SessionInfo{CSRF: sessionOf(r).csrf})
+	api.WriteJSON(w, http.StatusOK, SessionInfo{CSRF: sessionOf(r).csrf})
 }
 
 // api passes a request on to the daemon's API.
 func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	if socketOnly[r.URL.Path] {
-		writeError(w, http.StatusNotFound, &hresult.Error{Code: hresult.InvalidArg, Reason: hresult.NotFound, Message: r.URL.Path + " is served on the daemon's socket only"})
+		api.WriteError(w, http.StatusNotFound, &hresult.Error{Code: hresult.InvalidArg, Reason: hresult.NotFound, Message: r.URL.Path + " is served on the daemon's socket only"})
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	s.cfg.API.ServeHTTP(w, r)
 }
 
@@ -266,7 +267,7 @@ func (s *Server) authed(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(CookieName)
 		if err != nil {
-			writeError(w, http.StatusUnauthorized, hresult.New(hresult.AccessDenied, "not logged in: open the login link that 'netshare ui url' prints"))
+			api.WriteError(w, http.StatusUnauthorized, hresult.New(hresult.AccessDenied, "not logged in: open the login link that 'netshare ui url' prints"))
 			return
 		}
 		now := s.cfg.Now()
@@ -283,14 +284,14 @@ func (s *Server) authed(next http.Handler) http.Handler {
 		}
 		s.mu.Unlock()
 		if ss == nil {
-			writeError(w, http.StatusUnauthorized, hresult.New(hresult.AccessDenied, "the session has ended: log in again with the link that 'netshare ui url' prints"))
+			api.WriteError(w, http.StatusUnauthorized, hresult.New(hresult.AccessDenied, "the session has ended: log in again with the link that 'netshare ui url' prints"))
 			return
 		}
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 		default:
 			if subtle.ConstantTimeCompare([]byte(r.Header.Get(CSRFHeader)), []byte(csrf)) != 1 {
-				writeError(w, http.StatusForbidden, hresult.New(hresult.AccessDenied, "the %s header is missing or wrong: reload the page", CSRFHeader))
+				api.WriteError(w, http.StatusForbidden, hresult.New(hresult.AccessDenied, "the %s header is missing or wrong: reload the page", CSRFHeader))
 				return
 			}
 		}
@@ -323,12 +324,3 @@ func randomString() string {
 	rand.Read(b) // never fails (crypto/rand)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, e *hresult.Error) { writeJSON(w, status, e) }

@@ -11,6 +11,7 @@ import (
 	"github.com/netshare/netshare/internal/daemon"
 	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/link"
+	"github.com/netshare/netshare/internal/webui"
 )
 
 // Daemon is a running daemon. Links and Firewall are its fakes; they
@@ -75,7 +76,7 @@ func (d *Daemon) Start() {
 			Backend:  daemon.BackendFake,
 			Links:    d.Links,
 			Firewall: d.Firewall,
-			HTTP:     daemon.HTTPConfig{Addr: d.HTTP},
+			HTTP:     webui.ListenConfig{Addr: d.HTTP},
 			Ready:    func() { close(ready) },
 		})
 	}()

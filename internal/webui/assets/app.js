@@ -439,8 +439,8 @@ async function stopSharing(conns) {
   const shared = conns.filter((c) => c.sharing.enabled);
   const ok = await confirmDialog('Stop sharing?', `Stop sharing on ${shared.map((c) => c.name).join(' and ')}? Private connections get their own addresses back.`, 'Stop sharing', true);
   if (!ok) return;
-  const main = document.querySelector('#sharing-form');
-  if (main) delete main.dataset.dirty;
+  const form = document.querySelector('#sharing-form');
+  if (form) delete form.dataset.dirty;
   await act('Sharing stopped', async () => {
     for (const c of shared) await api('POST', `/v1/connections/${enc(c.id)}/sharing/disable`);
   });
