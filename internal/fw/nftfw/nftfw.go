@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 
@@ -433,40 +434,42 @@ func ifname(s string) []byte {
 	return b
 }
 
-// elements encodes mappings as map elements: the key is ifname (16 bytes),
-// protocol (1 byte + 3 padding) and port (2 bytes big-endian + 2 padding);
-// the value is the IPv4 address and the port (2 + 2 padding).
+// elements encodes mappings as map elements: the key is ifname (16 bytes)
+// . protocol . port, the value the target.
 func elements(ms []fw.Mapping) []nftables.SetElement {
 	out := make([]nftables.SetElement, len(ms))
 	for i, m := range ms {
-		key := ifname(m.Interface)
-		key = append(key, protoNum(m.Protocol), 0, 0, 0)
-		key = binary.BigEndian.AppendUint16(key, m.ExternalPort)
-		key = append(key, 0, 0)
-		a := m.Target.As4()
-		val := append(a[:], 0, 0, 0, 0)
-		binary.BigEndian.PutUint16(val[4:], m.InternalPort)
-		out[i] = nftables.SetElement{Key: key, Val: val}
+		key := protoPort(ifname(m.Interface), m.Protocol, m.ExternalPort)
+		out[i] = nftables.SetElement{Key: key, Val: target(m.Target, m.InternalPort)}
 	}
 	return out
 }
 
 // hairpinElements encodes hairpin elements: the key is the IPv4 address
-// (4 bytes), protocol (1 + 3 padding) and port (2 + 2 padding); the value
-// as in elements.
+// (4 bytes) . protocol . port, the value the target.
 func hairpinElements(hs []fw.Hairpin) []nftables.SetElement {
 	out := make([]nftables.SetElement, len(hs))
 	for i, h := range hs {
 		a := h.Addr.As4()
-		key := append(a[:], protoNum(h.Protocol), 0, 0, 0)
-		key = binary.BigEndian.AppendUint16(key, h.Port)
-		key = append(key, 0, 0)
-		t := h.Target.As4()
-		val := append(t[:], 0, 0, 0, 0)
-		binary.BigEndian.PutUint16(val[4:], h.InternalPort)
-		out[i] = nftables.SetElement{Key: key, Val: val}
+		key := protoPort(a[:], h.Protocol, h.Port)
+		out[i] = nftables.SetElement{Key: key, Val: target(h.Target, h.InternalPort)}
 	}
 	return out
+}
+
+// protoPort appends to key the protocol (1 byte + 3 padding) and the port
+// (2 bytes big-endian + 2 padding), as nftables lays out concatenations.
+func protoPort(key []byte, p fw.Protocol, port uint16) []byte {
+	key = append(key, protoNum(p), 0, 0, 0)
+	key = binary.BigEndian.AppendUint16(key, port)
+	return append(key, 0, 0)
+}
+
+// target encodes a map value: the IPv4 address and the port (2 bytes +
+// 2 padding).
+func target(addr netip.Addr, port uint16) []byte {
+	a := addr.As4()
+	return append(binary.BigEndian.AppendUint16(a[:], port), 0, 0)
 }
 
 func protoNum(p fw.Protocol) byte {
