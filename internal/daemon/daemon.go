@@ -144,7 +144,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if cfg.Backend != BackendFake {
-		runner := services.NewRunner(m, m, dhcp.PingProber{Timeout: 300 * time.Millisecond}, log.With("component", "services"))
+		runner := services.NewRunner(m, m, dhcp.NewProber, log.With("component", "services"))
 		defer runner.Close()
 		m.SetServices(ctx, runner)
 	}

@@ -31,9 +31,18 @@ func (s *memStore) Decline(ip netip.Addr, until time.Time) error {
 	return nil
 }
 
+// probeSet is a Prober: the addresses in it answer.
 type probeSet map[netip.Addr]bool
 
-func (p probeSet) InUse(_ context.Context, ip netip.Addr) bool { return p[ip] }
+func (p probeSet) InUse(_ context.Context, ips []netip.Addr) (map[netip.Addr]bool, error) {
+	used := map[netip.Addr]bool{}
+	for _, ip := range ips {
+		if p[ip] {
+			used[ip] = true
+		}
+	}
+	return used, nil
+}
 
 type clock struct{ t time.Time }
 
@@ -110,10 +119,25 @@ func (f *fixture) want(resp *dhcpv4.DHCPv4, typ dhcpv4.MessageType, yiaddr strin
 	}
 }
 
+// round runs a probe round, as the server does in the background.
+func (f *fixture) round() {
+	f.t.Helper()
+	if _, err := f.a.ProbeRound(ctx); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// discover runs a probe round, then sends a DISCOVER from mac.
+func (f *fixture) discover(mac net.HardwareAddr, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	f.t.Helper()
+	f.round()
+	return f.a.Handle(ctx, msg(f.t, dhcpv4.MessageTypeDiscover, mac, mods...))
+}
+
 // dora runs DISCOVER, OFFER, REQUEST, ACK for mac and returns the address.
 func (f *fixture) dora(mac net.HardwareAddr, mods ...dhcpv4.Modifier) string {
 	f.t.Helper()
-	offer := f.a.Handle(ctx, msg(f.t, dhcpv4.MessageTypeDiscover, mac, mods...))
+	offer := f.discover(mac, mods...)
 	if offer == nil || offer.MessageType() != dhcpv4.MessageTypeOffer {
 		f.t.Fatalf("DISCOVER got %v, want an OFFER", offer)
 	}
@@ -125,7 +149,7 @@ func (f *fixture) dora(mac net.HardwareAddr, mods ...dhcpv4.Modifier) string {
 
 func TestOfferCarriesTheNetwork(t *testing.T) {
 	f := newFixture(t)
-	offer := f.a.Handle(ctx, msg(t, dhcpv4.MessageTypeDiscover, macA))
+	offer := f.discover(macA)
 	f.want(offer, dhcpv4.MessageTypeOffer, "192.168.137.100")
 	if got := net.IP(offer.SubnetMask()).String(); got != "255.255.255.0" {
 		t.Errorf("mask %s", got)
@@ -222,7 +246,7 @@ func TestPoolExhaustionAndReclaim(t *testing.T) {
 	for _, m := range macs {
 		f.dora(m)
 	}
-	if r := f.a.Handle(ctx, msg(t, dhcpv4.MessageTypeDiscover, macB)); r != nil {
+	if r := f.discover(macB); r != nil {
 		t.Fatalf("offered %s from a full pool", r.YourIPAddr)
 	}
 	// Expired leases are reclaimed.
@@ -243,7 +267,7 @@ func TestInform(t *testing.T) {
 
 func TestStoreFailureMeansNoAck(t *testing.T) {
 	f := newFixture(t)
-	offer := f.a.Handle(ctx, msg(t, dhcpv4.MessageTypeDiscover, macA))
+	offer := f.discover(macA)
 	f.st.fail = context.DeadlineExceeded
 	if r := f.a.Handle(ctx, msg(t, dhcpv4.MessageTypeRequest, macA, requested(offer.YourIPAddr.String()), serverID(server))); r != nil {
 		t.Fatalf("acknowledged a lease that was not recorded: %v", r)
@@ -282,6 +306,10 @@ func FuzzHandle(f *testing.F) {
 		st := &memStore{leases: map[string]Lease{}, declined: map[netip.Addr]time.Time{}}
 		c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 		a := NewAllocator(testConfig(), nil, nil, st, probeSet{}, nil, c.now)
+		if _, err := a.ProbeRound(ctx); err != nil {
+			t.Fatal(err)
+		}
+		peek(data)
 		for range 2 {
 			if r := a.Handle(ctx, m); r != nil {
 				r.ToBytes()

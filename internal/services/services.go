@@ -57,7 +57,7 @@ type Leases interface {
 type Runner struct {
 	leases Leases
 	names  dns.Names
-	probe  dhcp.Prober
+	probe  func(iface string, server netip.Addr) dhcp.Prober
 	log    *slog.Logger
 	cache  *dns.Cache
 
@@ -74,8 +74,9 @@ type running struct {
 
 var _ Backend = (*Runner)(nil)
 
-// NewRunner returns a Runner; probe may be nil.
-func NewRunner(leases Leases, names dns.Names, probe dhcp.Prober, log *slog.Logger) *Runner {
+// NewRunner returns a Runner. probe makes the prober of a network's DHCP
+// server (dhcp.NewProber); nil means addresses are offered unprobed.
+func NewRunner(leases Leases, names dns.Names, probe func(iface string, server netip.Addr) dhcp.Prober, log *slog.Logger) *Runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -134,8 +135,12 @@ func (r *Runner) Apply(ctx context.Context, cfg *Config) error {
 func (r *Runner) startDHCP(run *running) error {
 	n := run.net
 	leases, declined := r.leases.Leases(n.Connection)
-	a := dhcp.NewAllocator(n.DHCP, leases, declined, connLeases{r.leases, n.Connection}, r.probe, r.log.With("interface", n.Interface), nil)
-	s, err := dhcp.Serve(n.Interface, a, r.log.With("interface", n.Interface))
+	var probe dhcp.Prober
+	if r.probe != nil {
+		probe = r.probe(n.Interface, n.Address.Addr())
+	}
+	a := dhcp.NewAllocator(n.DHCP, leases, declined, connLeases{r.leases, n.Connection}, probe, r.log.With("interface", n.Interface), nil)
+	s, err := dhcp.Serve(n.Interface, a, dhcp.DefaultLimits, r.log.With("interface", n.Interface))
 	if err != nil {
 		return fmt.Errorf("starting DHCP on %s: %w", n.Interface, err)
 	}

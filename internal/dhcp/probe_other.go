@@ -1,0 +1,14 @@
+//go:build !linux
+
+package dhcp
+
+import (
+	"net/netip"
+	"time"
+)
+
+// NewProber returns the prober for a private network's link: ping, as ARP
+// is probed on Linux only.
+func NewProber(iface string, server netip.Addr) Prober {
+	return PingProber{Timeout: 300 * time.Millisecond}
+}
