@@ -146,6 +146,20 @@ func (a *app) labCmd() *cobra.Command {
 	}
 	dhcpClient.Flags().StringVar(&iface, "interface", "eth0", "the interface")
 	dhcpClient.Flags().StringVar(&hostname, "hostname", "", "the host name to send")
+	var rate int
+	var floodFor time.Duration
+	dhcpFlood := &cobra.Command{
+		Use:    "dhcp-flood --interface IF --rate N --duration D",
+		Short:  "send DHCP DISCOVERs from forged hardware addresses (a starvation attack, for tests)",
+		Hidden: true,
+		Args:   args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return fail(lab.DHCPFlood(c.Context(), iface, rate, floodFor, a.env.Stdout))
+		},
+	}
+	dhcpFlood.Flags().StringVar(&iface, "interface", "eth0", "the interface")
+	dhcpFlood.Flags().IntVar(&rate, "rate", 100000, "DISCOVERs a second")
+	dhcpFlood.Flags().DurationVar(&floodFor, "duration", 5*time.Second, "how long")
 	dnsServer := &cobra.Command{
 		Use:    "dns-server",
 		Short:  "answer for example.test on port 53",
@@ -153,5 +167,5 @@ func (a *app) labCmd() *cobra.Command {
 		Args:   args(cobra.NoArgs),
 		RunE:   func(c *cobra.Command, _ []string) error { return fail(lab.ServeDNS(c.Context())) },
 	}
-	return group("lab", "a sandbox of three network namespaces to try netshare in", up, down, status, exe, server, probe, stream, dhcpClient, dnsServer)
+	return group("lab", "a sandbox of three network namespaces to try netshare in", up, down, status, exe, server, probe, stream, dhcpClient, dhcpFlood, dnsServer)
 }
