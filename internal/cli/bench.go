@@ -68,7 +68,7 @@ peers and plain routing. It prints tables and writes the results as JSON.
 	report.Flags().BoolVar(&markdown, "markdown", false, "print Markdown tables")
 	c.AddCommand(report)
 	c.Flags().StringVar(&jsonPath, "json-file", "bench-results.json", "where to write the results")
-	c.Flags().StringVar(&dir, "dir", "/tmp/netshare-bench", "the bench lab's directory")
+	c.Flags().StringVar(&dir, "dir", "/run/netshare-bench", "the bench lab's directory")
 	var proto, addr string
 	var clients int
 	var duration time.Duration

@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -45,8 +46,12 @@ const (
 	ServerPort = 8080
 )
 
-// DefaultDir is where a lab lives unless told otherwise.
-const DefaultDir = "/tmp/netshare-lab"
+// DefaultDir is where a lab lives unless told otherwise: under /run,
+// where only root writes. Root acts on what the lab's directory says
+// (processes to stop, namespaces and a directory to remove), so a lab's
+// directory, and every directory above it, must be root's and writable by
+// no one else (sticky directories such as /tmp excepted).
+const DefaultDir = "/run/netshare-lab"
 
 // Lab is a running lab, as kept in DIR/lab.json.
 type Lab struct {
@@ -91,10 +96,16 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 			fmt.Fprintf(o.Progress, format+"\n", args...)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(o.Dir, stateFile)); err == nil {
+	if o.Dir, err = filepath.Abs(o.Dir); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(filepath.Join(o.Dir, stateFile)); err == nil {
 		return nil, fmt.Errorf("%s already holds a lab: run 'netshare lab down --dir %s' first, or choose another --dir", o.Dir, o.Dir)
 	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := secureDir(o.Dir); err != nil {
 		return nil, err
 	}
 	var id [3]byte
@@ -210,33 +221,165 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	return l, nil
 }
 
-// Load reads the lab kept in dir.
+// Load reads the lab kept in dir. It refuses a directory or a lab.json
+// that someone other than root could have written, and a lab.json whose
+// names are not those a lab gives itself.
 func Load(dir string) (*Lab, error) {
-	data, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if errors.Is(err, os.ErrNotExist) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, stateFile)
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no lab in %s (start one with 'netshare lab up')", dir)
 	}
+	if err := secureDir(dir); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w (a symbolic link is refused)", path, err)
+	}
+	defer f.Close()
+	if err := private(f, path, false); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 1<<16))
 	if err != nil {
 		return nil, err
 	}
 	var l Lab
 	if err := json.Unmarshal(data, &l); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, stateFile), err)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := l.check(dir); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &l, nil
 }
 
+// save writes lab.json: a new file renamed over the old, so that nothing
+// already there (a link someone planted) is followed.
 func (l *Lab) save() error {
 	data, _ := json.MarshalIndent(l, "", "  ")
-	return os.WriteFile(filepath.Join(l.Dir, stateFile), data, 0o600)
+	tmp, err := os.CreateTemp(l.Dir, stateFile+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(l.Dir, stateFile))
+}
+
+// idPattern is what Up names a lab: six hexadecimal digits.
+var idPattern = regexp.MustCompile(`^[0-9a-f]{6}$`)
+
+// check refuses a lab whose names and paths are not the ones Up gives a
+// lab in dir.
+func (l *Lab) check(dir string) error {
+	if !idPattern.MatchString(l.ID) {
+		return fmt.Errorf("lab id %q is not one a lab has (six hexadecimal digits)", l.ID)
+	}
+	for _, ns := range []struct{ got, want string }{{l.WAN, "wan"}, {l.GW, "gw"}, {l.LAN, "lan"}} {
+		if want := "nsl-" + l.ID + "-" + ns.want; ns.got != want {
+			return fmt.Errorf("namespace %q is not the lab's own (%s)", ns.got, want)
+		}
+	}
+	if l.Dir != dir {
+		return fmt.Errorf("the lab says it lives in %q, not %s", l.Dir, dir)
+	}
+	if want := filepath.Join(dir, "netshare.sock"); l.Socket != want {
+		return fmt.Errorf("socket %q is not the lab's own (%s)", l.Socket, want)
+	}
+	if !filepath.IsAbs(l.Binary) {
+		return fmt.Errorf("binary %q is not an absolute path", l.Binary)
+	}
+	f, err := os.Open(l.Binary)
+	if err != nil {
+		return fmt.Errorf("binary: %w", err)
+	}
+	defer f.Close()
+	return private(f, l.Binary, true)
+}
+
+// secureDir refuses a directory that is not root's (this process's user's)
+// or that others may write, and any directory above it that others may
+// write unless it is sticky (where others cannot rename or remove what is
+// not theirs). Symbolic links are refused where the lab's own directory
+// is, and followed above it.
+func secureDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory (a symbolic link is refused)", dir)
+	}
+	for p := dir; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if uid := os.Geteuid(); int(st.Uid) != uid && st.Uid != 0 {
+			return fmt.Errorf("%s belongs to user %d, not to root: a lab's directory must be root's (use the default, %s)", p, st.Uid, DefaultDir)
+		}
+		sticky := fi.Mode()&os.ModeSticky != 0
+		if fi.Mode().Perm()&0o022 != 0 && (p == dir || !sticky) {
+			return fmt.Errorf("%s may be written by others (mode %v): a lab's directory must be writable by root only (use the default, %s)", p, fi.Mode().Perm(), DefaultDir)
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
+}
+
+// private refuses a file that is not a regular file of root's (this
+// process's user's), or that others may write.
+func private(f *os.File, path string, exec bool) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file", path)
+	case int(st.Uid) != os.Geteuid() && st.Uid != 0:
+		return fmt.Errorf("%s belongs to user %d, not to root", path, st.Uid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s may be written by others (mode %v)", path, fi.Mode().Perm())
+	case exec && fi.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("%s is not executable", path)
+	}
+	return nil
 }
 
 // Down stops the lab's processes and removes its namespaces and its
-// directory. It goes on after a failure and returns all of them.
+// directory. It goes on after a failure and returns all of them. A
+// process is stopped only if it runs in one of the lab's namespaces.
 func (l *Lab) Down() error {
 	var errs []error
-	for _, pid := range []int{l.DaemonPID, l.ServerPID} {
-		if err := stop(pid); err != nil {
+	for _, p := range []struct {
+		pid int
+		ns  string
+	}{{l.DaemonPID, l.GW}, {l.ServerPID, l.WAN}} {
+		if p.pid <= 0 {
+			continue
+		}
+		if !inNamespace(p.pid, p.ns) {
+			if syscall.Kill(p.pid, 0) == nil {
+				errs = append(errs, fmt.Errorf("process %d is not in the lab's namespace %s: left alone", p.pid, p.ns))
+			}
+			continue
+		}
+		if err := stop(p.pid); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -260,6 +403,19 @@ func (l *Lab) Down() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// inNamespace reports whether process pid runs in the named network
+// namespace.
+func inNamespace(pid int, ns string) bool {
+	var want, got syscall.Stat_t
+	if syscall.Stat(filepath.Join("/run/netns", ns), &want) != nil {
+		return false
+	}
+	if syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &got) != nil {
+		return false
+	}
+	return want.Dev == got.Dev && want.Ino == got.Ino
 }
 
 // Status describes the lab and how to use it.
