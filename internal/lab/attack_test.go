@@ -288,3 +288,41 @@ func TestLabDefaultDir(t *testing.T) {
 		t.Fatalf("the default lab directory %s is not under /run", lab.DefaultDir)
 	}
 }
+
+// TestProbeSeesHostsThatDropPing puts a host with a static address in the
+// DHCP pool, a host that answers no ping, and checks that the server
+// never offers its address: the probe is ARP, which every host answers.
+func TestProbeSeesHostsThatDropPing(t *testing.T) {
+	needTools(t, "udhcpc")
+	l, m := up(t)
+	host(t, l, "static0")
+	for _, args := range [][]string{
+		{"ip", "addr", "add", "192.168.137.200/24", "dev", "static0"},
+		{"sysctl", "-q", "-w", "net.ipv4.icmp_echo_ignore_all=1"},
+	} {
+		if _, err := l.Output(l.LAN, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Output(l.GW, "ping", "-c", "1", "-W", "1", "192.168.137.200"); err == nil {
+		t.Fatal("the static host answers ping: the test would not show anything")
+	}
+	// A pool of two addresses, the static host's first.
+	lan := config(t, m, "lan0")
+	start, end := "192.168.137.200", "192.168.137.201"
+	_, err := lan.SetDHCP(ctx, hnetcfg.DHCPEdit{PoolStart: &start, PoolEnd: &end})
+	must(t, err)
+	host(t, l, "client0")
+	hook := script(t, udhcpcHook)
+	out, err := l.Output(l.LAN, "udhcpc", "-i", "client0", "-f", "-q", "-n", "-t", "5", "-T", "1", "-s", hook)
+	if err != nil {
+		t.Fatalf("udhcpc: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "bound ip=192.168.137.201 ") {
+		t.Fatalf("the client was not given the one free address, 192.168.137.201:\n%s", out)
+	}
+	logText, _ := os.ReadFile(filepath.Join(l.Dir, "daemon.log"))
+	if !strings.Contains(string(logText), `address answers a probe but has no lease: setting it aside" component=services interface=lan0 ip=192.168.137.200`) {
+		t.Fatalf("the daemon did not say it found 192.168.137.200 in use:\n%s", logText)
+	}
+}
