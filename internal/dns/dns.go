@@ -3,6 +3,13 @@
 // static entries), under the domain and as bare names, and forwards
 // everything else to the upstream resolvers, over UDP and TCP, with a cache
 // that honours TTLs. An upstream that fails makes a quick SERVFAIL.
+//
+// It answers the private networks only (REFUSED to any other source,
+// whatever the firewall lets in), and a storm costs it bounded work: a rate
+// per client, a bounded number of forwarded queries in flight (the excess
+// gets a quick SERVFAIL), capped TCP connections, and UDP answers that fit
+// 512 bytes or the client's EDNS size, truncated with TC set otherwise, so
+// that it amplifies nothing.
 package dns
 
 import (
@@ -10,12 +17,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/netshare/netshare/internal/connlimit"
+	"github.com/netshare/netshare/internal/ratelimit"
 )
 
 // LocalTTL is the TTL of the answers about private hosts.
@@ -30,6 +42,36 @@ type Names interface {
 	Private(ip netip.Addr) bool
 }
 
+// Limits bound the work a storm of queries costs.
+type Limits struct {
+	// PerClient is the rate of queries answered for one address; the
+	// rest are dropped.
+	PerClient ratelimit.Limit
+	// InFlight is how many forwarded queries may wait on the upstreams at
+	// once; the rest get SERVFAIL at once.
+	InFlight int
+	// TCPConns and TCPConnsPerClient bound the TCP connections held, in
+	// all and from one address, on each address served.
+	TCPConns, TCPConnsPerClient int
+}
+
+// DefaultLimits are generous to a busy home or office network and keep a
+// storm to a few hundred descriptors and a few megabytes.
+var DefaultLimits = Limits{
+	PerClient:         ratelimit.Limit{Rate: 200, Burst: 400},
+	InFlight:          256,
+	TCPConns:          64,
+	TCPConnsPerClient: 8,
+}
+
+// Stats counts the queries the Handler turned away or cut.
+type Stats struct {
+	Refused     uint64 // from a source outside the private networks
+	RateLimited uint64 // over the client's rate: dropped
+	Overloaded  uint64 // too many forwarded queries in flight: SERVFAIL
+	Truncated   uint64 // UDP answers cut to the client's size, TC set
+}
+
 // Handler answers queries. Set its fields before serving.
 type Handler struct {
 	// Domain is the private domain, such as home.arpa.
@@ -41,19 +83,122 @@ type Handler struct {
 	Timeout time.Duration
 	Log     *slog.Logger
 	Cache   *Cache
+	// Limits' zero fields take DefaultLimits' values.
+	Limits Limits
+
+	once     sync.Once
+	perIP    *ratelimit.Table[netip.Addr]
+	inflight chan struct{}
+	logLimit *ratelimit.Sampler
+
+	refused, limited, overloaded, truncated atomic.Uint64
 }
 
 var _ dns.Handler = (*Handler)(nil)
 
+// ednsSize is the UDP size this server offers (RFC 9715's advice: no
+// fragments), and the most it sends a client that offers more.
+const ednsSize = 1232
+
+func (h *Handler) init() {
+	h.once.Do(func() {
+		if h.Limits.PerClient == (ratelimit.Limit{}) {
+			h.Limits.PerClient = DefaultLimits.PerClient
+		}
+		if h.Limits.InFlight <= 0 {
+			h.Limits.InFlight = DefaultLimits.InFlight
+		}
+		if h.Limits.TCPConns <= 0 {
+			h.Limits.TCPConns = DefaultLimits.TCPConns
+		}
+		if h.Limits.TCPConnsPerClient <= 0 {
+			h.Limits.TCPConnsPerClient = DefaultLimits.TCPConnsPerClient
+		}
+		h.perIP = ratelimit.NewTable[netip.Addr](h.Limits.PerClient, 4096)
+		h.inflight = make(chan struct{}, h.Limits.InFlight)
+		h.logLimit = ratelimit.NewSampler(1, 5)
+	})
+}
+
+// Stats returns the counts so far.
+func (h *Handler) Stats() Stats {
+	return Stats{Refused: h.refused.Load(), RateLimited: h.limited.Load(), Overloaded: h.overloaded.Load(), Truncated: h.truncated.Load()}
+}
+
 // ServeDNS implements dns.Handler.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	resp := h.answer(r, w.RemoteAddr().Network() == "tcp")
+	h.init()
+	src := netip.Addr{}
+	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
+		src = ap.Addr().Unmap()
+	}
+	if r.Response {
+		return // never answer an answer: two servers would play ping-pong
+	}
+	if !h.allowed(src) {
+		h.refused.Add(1)
+		h.note("DNS query refused: the source is not on a private network", "source", src)
+		w.WriteMsg(h.reply(r, dns.RcodeRefused))
+		return
+	}
+	if !h.perIP.Allow(src, time.Now()) {
+		h.limited.Add(1)
+		h.note("DNS queries over the client's rate dropped", "source", src)
+		return
+	}
+	udp := w.RemoteAddr().Network() != "tcp"
+	resp := h.answer(r, !udp)
 	if resp == nil {
 		return
 	}
+	h.fit(r, resp, udp)
 	if err := w.WriteMsg(resp); err != nil && h.Log != nil {
 		h.Log.Debug("writing a DNS answer", "err", err)
 	}
+}
+
+// allowed reports whether src may ask: a host of a private network, or
+// this host itself.
+func (h *Handler) allowed(src netip.Addr) bool {
+	return src.IsLoopback() || (h.Names != nil && h.Names.Private(src))
+}
+
+// note logs a line about a refused or dropped query, at most one a second.
+func (h *Handler) note(msg string, args ...any) {
+	if h.Log == nil {
+		return
+	}
+	if ok, n := h.logLimit.Allow(time.Now()); ok {
+		h.Log.Warn(msg, append(args, "suppressed", n)...)
+	}
+}
+
+// fit gives resp this server's EDNS record for the client (the DO bit
+// echoed; never the upstream's or the cache's record), and cuts a UDP
+// answer to 512 bytes, or the size the client's EDNS record offers up to
+// ednsSize, setting TC when records had to go: the client asks again over
+// TCP. Answers are compressed.
+func (h *Handler) fit(r, resp *dns.Msg, udp bool) {
+	extra := resp.Extra[:0]
+	for _, rr := range resp.Extra {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			extra = append(extra, rr)
+		}
+	}
+	resp.Extra = extra
+	size := dns.MinMsgSize
+	if opt := r.IsEdns0(); opt != nil {
+		resp.SetEdns0(ednsSize, opt.Do())
+		size = min(max(int(opt.UDPSize()), dns.MinMsgSize), ednsSize)
+	}
+	if udp {
+		was := resp.Truncated
+		resp.Truncate(size)
+		if resp.Truncated && !was {
+			h.truncated.Add(1)
+		}
+	}
+	resp.Compress = true
 }
 
 func (h *Handler) reply(r *dns.Msg, rcode int) *dns.Msg {
@@ -65,6 +210,7 @@ func (h *Handler) reply(r *dns.Msg, rcode int) *dns.Msg {
 
 // answer builds the answer to r; tcp says how r came.
 func (h *Handler) answer(r *dns.Msg, tcp bool) *dns.Msg {
+	h.init()
 	if r.Response || r.Opcode != dns.OpcodeQuery {
 		return h.reply(r, dns.RcodeNotImplemented)
 	}
@@ -145,6 +291,14 @@ func (h *Handler) forward(r *dns.Msg, q dns.Question, name string, tcp bool) *dn
 		m.Question = r.Question
 		return m
 	}
+	select {
+	case h.inflight <- struct{}{}:
+		defer func() { <-h.inflight }()
+	default:
+		h.overloaded.Add(1)
+		h.note("DNS query answered SERVFAIL: too many forwarded queries in flight", "limit", cap(h.inflight))
+		return h.reply(r, dns.RcodeServerFailure)
+	}
 	timeout := h.Timeout
 	if timeout == 0 {
 		timeout = 2 * time.Second
@@ -172,6 +326,7 @@ func (h *Handler) forward(r *dns.Msg, q dns.Question, name string, tcp bool) *dn
 		}
 		h.Cache.put(key, resp, time.Now())
 		resp.Id = r.Id
+		resp.RecursionAvailable = true
 		return resp
 	}
 	if h.Log != nil {
@@ -191,15 +346,34 @@ type Server struct {
 	servers []*dns.Server
 }
 
-// Serve starts serving h on each of addrs.
+// Serve starts serving h on each of addrs. TCP connections are capped by
+// h's Limits, and each must send a query within 2 s and another within
+// 8 s of the last.
 func Serve(h *Handler, addrs []netip.AddrPort) (*Server, error) {
+	h.init()
 	s := &Server{}
 	for _, a := range addrs {
 		for _, network := range []string{"udp", "tcp"} {
 			started := make(chan struct{})
-			srv := &dns.Server{Addr: a.String(), Net: network, Handler: h, NotifyStartedFunc: func() { close(started) }}
+			srv := &dns.Server{Net: network, Handler: h, NotifyStartedFunc: func() { close(started) },
+				ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, IdleTimeout: func() time.Duration { return 8 * time.Second }}
+			if network == "udp" {
+				pc, err := net.ListenPacket("udp", a.String())
+				if err != nil {
+					s.Close()
+					return nil, fmt.Errorf("DNS on %s/%s: %w", a, network, err)
+				}
+				srv.PacketConn = pc
+			} else {
+				ln, err := net.Listen("tcp", a.String())
+				if err != nil {
+					s.Close()
+					return nil, fmt.Errorf("DNS on %s/%s: %w", a, network, err)
+				}
+				srv.Listener = connlimit.New(ln, h.Limits.TCPConns, h.Limits.TCPConnsPerClient)
+			}
 			errc := make(chan error, 1)
-			go func() { errc <- srv.ListenAndServe() }()
+			go func() { errc <- srv.ActivateAndServe() }()
 			select {
 			case <-started:
 				s.servers = append(s.servers, srv)
