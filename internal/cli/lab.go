@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -160,6 +161,33 @@ func (a *app) labCmd() *cobra.Command {
 	dhcpFlood.Flags().StringVar(&iface, "interface", "eth0", "the interface")
 	dhcpFlood.Flags().IntVar(&rate, "rate", 100000, "DISCOVERs a second")
 	dhcpFlood.Flags().DurationVar(&floodFor, "duration", 5*time.Second, "how long")
+	var dnsServerAddr string
+	var sources []string
+	dnsFlood := &cobra.Command{
+		Use:    "dns-flood --server ADDR:PORT --source ADDR... --rate N --duration D",
+		Short:  "send DNS queries for new names from several sources (a query storm, for tests)",
+		Hidden: true,
+		Args:   args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			to, err := netip.ParseAddrPort(dnsServerAddr)
+			if err != nil {
+				return usageError{fmt.Errorf("--server: %w", err)}
+			}
+			var from []netip.Addr
+			for _, s := range sources {
+				a, err := netip.ParseAddr(s)
+				if err != nil {
+					return usageError{fmt.Errorf("--source: %w", err)}
+				}
+				from = append(from, a)
+			}
+			return fail(lab.DNSFlood(c.Context(), to, from, rate, floodFor, a.env.Stdout))
+		},
+	}
+	dnsFlood.Flags().StringVar(&dnsServerAddr, "server", lab.GatewayLAN+":53", "the DNS server")
+	dnsFlood.Flags().StringSliceVar(&sources, "source", nil, "a source address (repeat, or separate with commas)")
+	dnsFlood.Flags().IntVar(&rate, "rate", 5000, "queries a second")
+	dnsFlood.Flags().DurationVar(&floodFor, "duration", 5*time.Second, "how long")
 	dnsServer := &cobra.Command{
 		Use:    "dns-server",
 		Short:  "answer for example.test on port 53",
@@ -167,5 +195,5 @@ func (a *app) labCmd() *cobra.Command {
 		Args:   args(cobra.NoArgs),
 		RunE:   func(c *cobra.Command, _ []string) error { return fail(lab.ServeDNS(c.Context())) },
 	}
-	return group("lab", "a sandbox of three network namespaces to try netshare in", up, down, status, exe, server, probe, stream, dhcpClient, dhcpFlood, dnsServer)
+	return group("lab", "a sandbox of three network namespaces to try netshare in", up, down, status, exe, server, probe, stream, dhcpClient, dhcpFlood, dnsFlood, dnsServer)
 }

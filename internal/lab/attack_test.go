@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -326,3 +327,145 @@ func TestProbeSeesHostsThatDropPing(t *testing.T) {
 		t.Fatalf("the daemon did not say it found 192.168.137.200 in use:\n%s", logText)
 	}
 }
+
+// msgSize returns what dig says of an answer: its size and whether TC
+// was set.
+func msgSize(t *testing.T, out string) (int, bool) {
+	t.Helper()
+	size := -1
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, ";; MSG SIZE  rcvd: "); ok {
+			size, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	if size < 0 {
+		t.Fatalf("no answer size in:\n%s", out)
+	}
+	return size, flagsHave(out, "tc")
+}
+
+func flagsHave(out, flag string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if _, rest, ok := strings.Cut(line, ";; flags: "); ok {
+			flags, _, _ := strings.Cut(rest, ";")
+			return slices.Contains(strings.Fields(flags), flag)
+		}
+	}
+	return false
+}
+
+// TestDNSAbuse replays the attacks on the DNS forwarder. Amplification: a
+// 35-byte query got a 45,835-byte answer over UDP. Open resolver: with
+// the public firewall off, the Internet got answers, private names
+// included. Storm: with slow upstreams, queries from the private network
+// took the daemon to its descriptor limit and the API stopped answering.
+func TestDNSAbuse(t *testing.T) {
+	needTools(t, "dig", "nmap")
+	l, m := up(t)
+
+	// Amplification: UDP answers fit 512 bytes, or the EDNS size offered
+	// (at most 1,232), with TC set; TCP gets the whole answer.
+	for _, tc := range []struct {
+		args  []string
+		limit int
+		tc    bool
+	}{
+		{[]string{"+noedns", "+ignore"}, 512, true},
+		{[]string{"+bufsize=1232", "+ignore"}, 1232, true},
+		{[]string{"+bufsize=4096", "+ignore"}, 1232, true},
+		{[]string{"+noedns", "+ignore"}, 512, true}, // from the cache
+		{[]string{"+tcp"}, 65535, false},
+	} {
+		args := append([]string{"dig", "@" + lab.GatewayLAN, "+time=3", "+tries=1", lab.BigName, "TXT"}, tc.args...)
+		out, err := l.Output(l.LAN, args...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		size, truncated := msgSize(t, out)
+		t.Logf("dig %v: %d bytes, tc %v", tc.args, size, truncated)
+		if size > tc.limit || truncated != tc.tc || (!tc.tc && size < 40000) {
+			t.Errorf("dig %v: %d bytes, tc %v; want at most %d bytes, tc %v", tc.args, size, truncated, tc.limit, tc.tc)
+		}
+	}
+
+	// The open resolver: from the wan host, with the public firewall off
+	// and a route to the private network through the gateway.
+	wan := config(t, m, "wan0")
+	must(t, wan.DisableInternetFirewall(ctx))
+	if _, err := l.Output(l.WAN, "ip", "route", "add", "192.168.137.0/24", "via", lab.GatewayWAN); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"example.test", lab.LANHostName, lab.LANHostName + ".home.arpa"} {
+		out, err := l.Output(l.WAN, "dig", "@"+lab.GatewayLAN, "+time=2", "+tries=1", name)
+		if err != nil {
+			t.Fatalf("dig %s from the wan host: %v", name, err)
+		}
+		if !strings.Contains(out, "status: REFUSED") || strings.Contains(out, lab.LANHost) {
+			t.Errorf("dig %s from the wan host was answered:\n%s", name, out)
+		}
+	}
+	out, err := l.Output(l.WAN, "nmap", "-sU", "-Pn", "-p", "53", "--script", "dns-recursion", lab.GatewayLAN)
+	if err != nil {
+		t.Fatalf("nmap: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "Recursion appears to be enabled") {
+		t.Errorf("nmap finds an open resolver:\n%s", out)
+	}
+	// The private side is still answered.
+	if got, status := dig(t, l, lab.LANHostName); got != lab.LANHost || status != "NOERROR" {
+		t.Errorf("dig %s from the lan host: %q %s", lab.LANHostName, got, status)
+	}
+
+	// The storm: upstreams that never answer (nothing at that address),
+	// and 64 clients asking 4,000 new names a second for 8 s.
+	_, err = m.SetDNS(ctx, hnetcfg.DNSEdit{Upstreams: []string{"198.51.100.99"}})
+	must(t, err)
+	var sources []string
+	for i := 2; i < 66; i++ {
+		a := fmt.Sprintf("192.168.137.%d", i)
+		if a == lab.GatewayLAN {
+			continue
+		}
+		if _, err := l.Output(l.LAN, "ip", "addr", "add", a+"/32", "dev", "eth0"); err != nil {
+			t.Fatal(err)
+		}
+		sources = append(sources, a)
+	}
+	fds := func() int {
+		entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", l.DaemonPID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	baseFDs, baseRSS := fds(), rss(t, l.DaemonPID)
+	storm := start(t, l, l.LAN, bin, "lab", "dns-flood", "--source", strings.Join(sources, ","), "--rate", "4000", "--duration", "8s")
+	maxFDs, maxRSS, slowest := 0, 0, time.Duration(0)
+	for range 12 {
+		time.Sleep(500 * time.Millisecond)
+		maxFDs, maxRSS = max(maxFDs, fds()), max(maxRSS, rss(t, l.DaemonPID))
+		began := time.Now()
+		if _, err := m.Sharing(ctx); err != nil {
+			t.Errorf("the API during the storm: %v", err)
+		}
+		slowest = max(slowest, time.Since(began))
+	}
+	line, _ := storm.wait(t, "sent=", 0)
+	t.Logf("storm: %s; descriptors %d -> %d at most; memory %d -> %d kB; slowest API call %v", line, baseFDs, maxFDs, baseRSS, maxRSS, slowest)
+	if maxFDs > baseFDs+dnsInFlight+50 {
+		t.Errorf("descriptors grew from %d to %d under the storm", baseFDs, maxFDs)
+	}
+	if maxRSS-baseRSS > 64<<10 {
+		t.Errorf("memory grew from %d to %d kB under the storm", baseRSS, maxRSS)
+	}
+	if slowest > time.Second {
+		t.Errorf("an API call took %v during the storm", slowest)
+	}
+	// Most were answered SERVFAIL at once rather than left waiting.
+	if sf, _ := strconv.Atoi(field(line, "SERVFAIL")); sf < 10000 {
+		t.Errorf("only %d queries got a quick SERVFAIL: %s", sf, line)
+	}
+}
+
+// dnsInFlight is the forwarder's default bound on queries in flight.
+const dnsInFlight = 256

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -77,8 +78,13 @@ var Upstream = map[string]netip.Addr{
 	"www.example.test.": netip.MustParseAddr(WANHost),
 }
 
+// BigName has an answer of about 43 KB on the wan host's DNS server: the
+// name of the amplification tests.
+const BigName = "big.example.test."
+
 // ServeDNS runs a small authoritative DNS server for the names of
-// Upstream, on port 53 of every address, UDP and TCP, until ctx is done.
+// Upstream, and BigName, on port 53 of every address, UDP and TCP, until
+// ctx is done.
 func ServeDNS(ctx context.Context) error {
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
@@ -86,7 +92,21 @@ func ServeDNS(ctx context.Context) error {
 		m.Authoritative = true
 		if len(r.Question) == 1 {
 			q := r.Question[0]
-			if a, ok := Upstream[q.Name]; ok {
+			if q.Name == BigName {
+				// 200 TXT records, about 43 KB: cut to the asker's size
+				// over UDP, in full over TCP, as real servers do.
+				for i := range 200 {
+					m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 120},
+						Txt: []string{fmt.Sprintf("%03d-%s", i, strings.Repeat("x", 200))}})
+				}
+				if w.RemoteAddr().Network() == "udp" {
+					size := dns.MinMsgSize
+					if opt := r.IsEdns0(); opt != nil {
+						size = int(opt.UDPSize())
+					}
+					m.Truncate(size)
+				}
+			} else if a, ok := Upstream[q.Name]; ok {
 				if q.Qtype == dns.TypeA {
 					m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 120}, A: a.AsSlice()}}
 				}
