@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
@@ -30,6 +32,24 @@ func OpenAPI() []byte { return openAPI }
 
 // maxBody bounds a request body.
 const maxBody = 1 << 20
+
+// Limits of the API's server: the socket holds at most MaxConns
+// connections (the rest wait in the kernel's backlog); a request's headers
+// must arrive within HeaderTimeout and the whole request within
+// ReadTimeout, so that a slow client cannot hold a connection; an idle
+// connection is closed after IdleTimeout.
+const (
+	MaxConns      = 256
+	HeaderTimeout = 10 * time.Second
+	ReadTimeout   = 30 * time.Second
+	IdleTimeout   = 2 * time.Minute
+)
+
+// NewHTTPServer returns the HTTP server for the API's handler, with its
+// timeouts.
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: HeaderTimeout, ReadTimeout: ReadTimeout, IdleTimeout: IdleTimeout}
+}
 
 // route is one entry of the route table.
 type route struct {
@@ -192,13 +212,36 @@ func decodeOptional(r *http.Request, v any) error {
 	return decode(r, v)
 }
 
-// decode reads a JSON request body into v, refusing unknown fields.
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// decode reads a JSON request body into v, refusing unknown fields, a
+// body over maxBody and one that does not come within ReadTimeout, each
+// with its own message.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	body := &countingReader{r: io.LimitReader(r.Body, maxBody+1)}
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
+		var ne net.Error
+		switch {
+		case body.n > maxBody:
+			return hresult.New(hresult.InvalidArg, "request body: larger than the limit of %d MiB", maxBody>>20)
+		case errors.As(err, &ne) && ne.Timeout():
+			return hresult.New(hresult.InvalidArg, "request body: not received within %v", ReadTimeout)
+		case errors.Is(err, io.EOF):
 			return hresult.New(hresult.InvalidArg, "request body: a JSON object is required")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return hresult.New(hresult.InvalidArg, "request body: the JSON object ends early (%d bytes received)", body.n)
 		}
 		return hresult.New(hresult.InvalidArg, "request body: %v", strings.TrimPrefix(err.Error(), "json: "))
 	}

@@ -3,12 +3,17 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
@@ -152,7 +157,8 @@ func TestStatusesAndErrors(t *testing.T) {
 		{"POST", "/v1/connections/wan0/mappings", `{"name":"x","protocol":"gre","externalPort":81,"internalPort":80,"targetIPAddress":"10.0.0.2"}`, 400, hresult.InvalidArg, "protocol:"},
 		{"POST", "/v1/connections/wan0/mappings", `{"name":"x","protocol":"tcp","externalPort":-1,"internalPort":80,"targetIPAddress":"10.0.0.2"}`, 400, hresult.InvalidArg, "externalPort:"},
 		{"POST", "/v1/connections/wan0/mappings", `{"name":"x","colour":"red"}`, 400, hresult.InvalidArg, `unknown field "colour"`},
-		{"POST", "/v1/connections/wan0/mappings", `{"name":`, 400, hresult.InvalidArg, "request body"},
+		{"POST", "/v1/connections/wan0/mappings", `{"name":`, 400, hresult.InvalidArg, "the JSON object ends early (8 bytes received)"},
+		{"POST", "/v1/connections/wan0/mappings", `{"name":"` + strings.Repeat("x", 2<<20) + `"}`, 400, hresult.InvalidArg, "larger than the limit of 1 MiB"},
 		{"POST", "/v1/connections/wan0/mappings", `{"name":"x"} {}`, 400, hresult.InvalidArg, "one JSON object"},
 		{"POST", "/v1/connections/wan0/mappings", ``, 400, hresult.InvalidArg, "a JSON object is required"},
 		{"POST", "/v1/connections/wan0/mappings", `{"externalPort":"80"}`, 400, hresult.InvalidArg, "externalPort"},
@@ -194,5 +200,47 @@ func TestPathEscaping(t *testing.T) {
 	code, body := call(s, "GET", "/v1/connections/Home%20%2F%20Office", "")
 	if code != 200 || !strings.Contains(body, `"interface": "lan0"`) {
 		t.Fatalf("lookup by an escaped name: %d %s", code, body)
+	}
+}
+
+// TestSlowBodyCut replays a client that sends its headers and then its
+// body a byte at a time, forever: the connection was held without end.
+// The API's server cuts it at its read timeout and says why.
+func TestSlowBodyCut(t *testing.T) {
+	s := newServer(t)
+	srv := NewHTTPServer(s)
+	if srv.ReadTimeout != ReadTimeout || srv.ReadHeaderTimeout != HeaderTimeout || srv.IdleTimeout != IdleTimeout {
+		t.Fatalf("the API's server has timeouts %v/%v/%v", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout)
+	}
+	srv.ReadTimeout = 500 * time.Millisecond // the same server, quicker to test
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "POST /v1/connections/wan0/mappings HTTP/1.1\r\nHost: netshare\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+	start := time.Now()
+	go func() {
+		for range 20 {
+			time.Sleep(100 * time.Millisecond)
+			if _, err := c.Write([]byte(" ")); err != nil {
+				return
+			}
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	answer, _ := io.ReadAll(c)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("a slow body held the connection %v", took)
+	}
+	if !strings.Contains(string(answer), "not received within") {
+		t.Fatalf("answer to a slow body:\n%s", answer)
 	}
 }

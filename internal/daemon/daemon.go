@@ -20,6 +20,7 @@ import (
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/api"
+	"github.com/netshare/netshare/internal/connlimit"
 	"github.com/netshare/netshare/internal/dhcp"
 	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/fw/nftfw"
@@ -162,13 +163,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		uiCfg := cfg.HTTP
 		uiCfg.PublicAddrs = m.PublicAddrs
+		if rf, ok := links.(routeFinder); ok {
+			uiCfg.FromPublic = fromPublic(m, rf)
+		}
 		uiLn, err = webui.Listen(uiCfg)
 		if err != nil {
 			return err
 		}
 		defer uiLn.Close()
 		ui = webui.New(webui.Config{API: apiHandler, Token: token, State: m, Log: log.With("component", "webui"), LoopbackHosts: !cfg.HTTP.AllowRemote})
-		uiSrv = &http.Server{Handler: ui, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		uiSrv = webui.NewHTTPServer(ui)
 		var login string
 		uiURL, login = webui.LoginURL(uiLn.Addr(), token)
 		apiHandler.SetWebUI(hnetcfg.WebUIInfo{Enabled: true, URL: uiURL, LoginURL: login})
@@ -178,10 +182,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer os.Remove(cfg.Socket)
-	srv := &http.Server{
-		Handler:           apiHandler,
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	ln = connlimit.New(ln, api.MaxConns, api.MaxConns)
+	srv := api.NewHTTPServer(apiHandler)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if uiSrv != nil {
@@ -251,6 +253,34 @@ func guardHostNetNS() error {
 		}
 	}
 	return fmt.Errorf("refusing to run the kernel backend in the host's network namespace (%s is set); run it in a namespace with 'ip netns exec'", GuardEnv)
+}
+
+// routeFinder is a link backend that tells which interface the namespace
+// routes an address through.
+type routeFinder interface {
+	RouteInterface(dst netip.Addr) (string, error)
+}
+
+// fromPublic returns the web UI's test of where a connection came from:
+// in on the public connection's interface (the zone of a link-local peer,
+// or the route back to the peer). When the route cannot be found, the
+// connection is refused.
+func fromPublic(m *sharing.Manager, rf routeFinder) func(remote netip.AddrPort) bool {
+	return func(remote netip.AddrPort) bool {
+		pub := m.PublicInterface()
+		if pub == "" {
+			return false
+		}
+		a := remote.Addr()
+		if z := a.Zone(); z != "" {
+			return z == pub
+		}
+		if a.IsLoopback() {
+			return false
+		}
+		iface, err := rf.RouteInterface(a)
+		return err != nil || iface == pub
+	}
 }
 
 // checker is a firewall backend that can tell when another program changed

@@ -84,6 +84,7 @@ type Manager struct {
 
 	gen    atomic.Uint64                // counts the changes a client can see
 	public atomic.Pointer[[]netip.Addr] // the public addresses, as applied
+	pubIf  atomic.Pointer[string]       // the public connection's interface, as applied
 }
 
 // Generation counts the changes of the state that clients show: it grows
@@ -100,6 +101,16 @@ func (m *Manager) PublicAddrs() []netip.Addr {
 		return *p
 	}
 	return nil
+}
+
+// PublicInterface returns the public connection's interface, as last
+// applied to the firewall ("" when none), without waiting for a change in
+// progress.
+func (m *Manager) PublicInterface() string {
+	if p := m.pubIf.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // New loads the stored state, records the links present, and applies the
@@ -327,6 +338,7 @@ func (m *Manager) replaceLocked(ctx context.Context, cfg *fw.Config) error {
 		return err
 	}
 	m.public.Store(&cfg.PublicAddrs)
+	m.pubIf.Store(&cfg.Public)
 	m.gen.Add(1)
 	return nil
 }

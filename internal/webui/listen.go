@@ -4,11 +4,39 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/netshare/netshare/internal/connlimit"
 )
+
+// Connection limits of the UI's listener: beyond MaxConns, connections wait
+// in the kernel's backlog; beyond MaxConnsPerSource from one address, they
+// are closed at once. A browser uses about six.
+const (
+	MaxConns          = 128
+	MaxConnsPerSource = 16
+)
+
+// Timeouts of the UI's HTTP server: a request's headers must arrive within
+// HeaderTimeout and the whole request, body included, within ReadTimeout;
+// an idle connection is closed after IdleTimeout. The event stream, which
+// the server writes for as long as the page is open, is exempt.
+const (
+	HeaderTimeout = 10 * time.Second
+	ReadTimeout   = 30 * time.Second
+	IdleTimeout   = 2 * time.Minute
+)
+
+// NewHTTPServer returns the HTTP server for the UI's handler, with its
+// timeouts.
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: HeaderTimeout, ReadTimeout: ReadTimeout, IdleTimeout: IdleTimeout}
+}
 
 // ListenConfig says where the web UI listens and who may reach it.
 type ListenConfig struct {
@@ -25,15 +53,29 @@ type ListenConfig struct {
 	AllowPublic bool
 	// PublicAddrs returns the public connection's addresses now.
 	PublicAddrs func() []netip.Addr
+	// FromPublic reports whether a connection from remote arrived on the
+	// public connection (IPv4 or IPv6, to any local address, the private
+	// ones included); nil decides by PublicAddrs alone.
+	FromPublic func(remote netip.AddrPort) bool
 }
 
 // Listen opens the web UI's listener. Without AllowRemote, only a loopback
 // address is allowed. Without AllowPublic, it refuses to listen on an
-// address of the public connection, and a listener on every address drops
-// the connections made to the public connection's addresses (checked on
-// each connection, so that it holds when the public connection or its
-// addresses change).
+// address of the public connection, and closes every connection that
+// arrives on the public connection (checked on each connection, by the
+// interface it came in on where FromPublic says, so that it holds for
+// IPv6, for the private addresses reached over the public link, and when
+// the public connection or its addresses change). The listener holds at
+// most MaxConns connections, MaxConnsPerSource from one address.
 func Listen(cfg ListenConfig) (net.Listener, error) {
+	ln, err := listen(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return connlimit.New(ln, MaxConns, MaxConnsPerSource), nil
+}
+
+func listen(cfg ListenConfig) (net.Listener, error) {
 	ln := cfg.Listener
 	if ln == nil {
 		host, port, err := cfg.hostPort()
@@ -60,10 +102,10 @@ func Listen(cfg ListenConfig) (net.Listener, error) {
 			return nil, err
 		}
 	}
-	if cfg.AllowPublic || cfg.PublicAddrs == nil {
+	if cfg.AllowPublic || (cfg.PublicAddrs == nil && cfg.FromPublic == nil) {
 		return ln, nil
 	}
-	return &guard{Listener: ln, public: cfg.PublicAddrs}, nil
+	return &guard{Listener: ln, public: cfg.PublicAddrs, fromPublic: cfg.FromPublic}, nil
 }
 
 // Check applies the rules that need no public addresses to Addr: its
@@ -121,11 +163,12 @@ func checkAddr(cfg ListenConfig, host string) error {
 	return nil
 }
 
-// guard is a listener that closes the connections made to a public
-// address.
+// guard is a listener that closes the connections that arrive on the
+// public connection.
 type guard struct {
 	net.Listener
-	public func() []netip.Addr
+	public     func() []netip.Addr
+	fromPublic func(remote netip.AddrPort) bool
 }
 
 func (g *guard) Accept() (net.Conn, error) {
@@ -134,12 +177,27 @@ func (g *guard) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil && slices.Contains(g.public(), ap.Addr().Unmap()) {
+		if g.refuse(c) {
 			c.Close()
 			continue
 		}
 		return c, nil
 	}
+}
+
+// refuse reports whether c came from the public side: to a public
+// address, or in on the public connection. What cannot be parsed is
+// refused.
+func (g *guard) refuse(c net.Conn) bool {
+	local, err1 := netip.ParseAddrPort(c.LocalAddr().String())
+	remote, err2 := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	if g.public != nil && slices.Contains(g.public(), local.Addr().Unmap().WithZone("")) {
+		return true
+	}
+	return g.fromPublic != nil && g.fromPublic(netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()))
 }
 
 // LoginURL returns the UI's address as a URL and the login link, which

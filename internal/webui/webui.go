@@ -32,6 +32,7 @@ import (
 
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/api"
+	"github.com/netshare/netshare/internal/ratelimit"
 )
 
 //go:embed assets
@@ -97,7 +98,21 @@ type Server struct {
 	// go idle, so http.Server.Shutdown would wait for them).
 	streams context.Context
 	stop    context.CancelFunc
+
+	// Login attempts are limited per source and in all; the log lines of
+	// refused ones are sampled.
+	loginsBySource *ratelimit.Table[netip.Addr]
+	loginMu        sync.Mutex
+	logins         ratelimit.Bucket
+	loginLog       *ratelimit.Sampler
 }
+
+// Login rates: a person mistypes a few times; a guesser gets a try every
+// few seconds.
+var (
+	LoginsPerSource = ratelimit.Limit{Rate: 0.2, Burst: 10}
+	LoginsInAll     = ratelimit.Limit{Rate: 2, Burst: 30}
+)
 
 type session struct {
 	csrf     string
@@ -119,7 +134,8 @@ func New(cfg Config) *Server {
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, pages: pages, sessions: map[string]*session{}}
+	s := &Server{cfg: cfg, log: cfg.Log, pages: pages, sessions: map[string]*session{},
+		loginsBySource: ratelimit.NewTable[netip.Addr](LoginsPerSource, 1024), loginLog: ratelimit.NewSampler(0.2, 5)}
 	s.streams, s.stop = context.WithCancel(context.Background())
 
 	mux := http.NewServeMux()
@@ -202,6 +218,22 @@ type SessionInfo struct {
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	now := s.cfg.Now()
+	src := netip.Addr{}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		src = ap.Addr().Unmap()
+	}
+	s.loginMu.Lock()
+	ok := s.loginsBySource.Allow(src, now) && s.logins.Allow(LoginsInAll, now)
+	s.loginMu.Unlock()
+	if !ok {
+		if ok, n := s.loginLog.Allow(now); ok {
+			s.log.Warn("web UI logins refused: too many tries", "remote", src, "suppressed", n)
+		}
+		w.Header().Set("Retry-After", "5")
+		api.WriteError(w, http.StatusTooManyRequests, hresult.New(hresult.AccessDenied, "too many login attempts: wait a few seconds, then use the link that 'netshare ui url' prints"))
+		return
+	}
 	var req LoginRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
 	if err := dec.Decode(&req); err != nil {
@@ -209,12 +241,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(req.Token)), []byte(s.cfg.Token)) != 1 {
-		s.log.Warn("web UI login refused: wrong token", "remote", r.RemoteAddr)
+		if ok, n := s.loginLog.Allow(now); ok {
+			s.log.Warn("web UI login refused: wrong token", "remote", r.RemoteAddr, "suppressed", n)
+		}
 		api.WriteError(w, http.StatusUnauthorized, &hresult.Error{Code: hresult.AccessDenied, Field: "token", Message: "token: wrong token; 'netshare ui url' prints a login link with the right one"})
 		return
 	}
 	id, csrf := randomString(), randomString()
-	now := s.cfg.Now()
 	s.mu.Lock()
 	s.sessions[id] = &session{csrf: csrf, lastUsed: now}
 	s.pruneLocked(now)

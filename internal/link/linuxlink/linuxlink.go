@@ -339,3 +339,22 @@ func (b *Backend) SetAlias(ctx context.Context, name, alias string) error {
 	}
 	return nil
 }
+
+// RouteInterface returns the interface the namespace routes dst through:
+// for the peer of a connection, the interface the connection came in on
+// (a TCP peer must be reached back the way it came, or its handshake does
+// not complete).
+func (b *Backend) RouteInterface(dst netip.Addr) (string, error) {
+	routes, err := b.h.RouteGet(dst.AsSlice())
+	if err != nil {
+		return "", fmt.Errorf("looking up the route to %s: %w", dst, err)
+	}
+	if len(routes) == 0 || routes[0].LinkIndex == 0 {
+		return "", fmt.Errorf("looking up the route to %s: no route", dst)
+	}
+	l, err := b.h.LinkByIndex(routes[0].LinkIndex)
+	if err != nil {
+		return "", fmt.Errorf("looking up the route to %s: link %d: %w", dst, routes[0].LinkIndex, err)
+	}
+	return l.Attrs().Name, nil
+}
