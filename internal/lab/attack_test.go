@@ -3,6 +3,7 @@ package lab_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -431,13 +432,7 @@ func TestDNSAbuse(t *testing.T) {
 		}
 		sources = append(sources, a)
 	}
-	fds := func() int {
-		entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", l.DaemonPID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(entries)
-	}
+	fds := func() int { return fdCount(t, l.DaemonPID) }
 	baseFDs, baseRSS := fds(), rss(t, l.DaemonPID)
 	storm := start(t, l, l.LAN, bin, "lab", "dns-flood", "--source", strings.Join(sources, ","), "--rate", "4000", "--duration", "8s")
 	maxFDs, maxRSS, slowest := 0, 0, time.Duration(0)
@@ -469,3 +464,115 @@ func TestDNSAbuse(t *testing.T) {
 
 // dnsInFlight is the forwarder's default bound on queries in flight.
 const dnsInFlight = 256
+
+// TestWebUIAttacks replays the attacks on the web UI. Slow login bodies:
+// 21,000 of them took the daemon to its descriptor limit, and an API call
+// took 17 s. The public side: with --http on every address and the
+// public firewall off, the UI answered from the Internet on the public
+// connection's IPv6 addresses (global and link-local) and on the private
+// address routed in over the public link; only the public IPv4 address
+// was guarded.
+func TestWebUIAttacks(t *testing.T) {
+	needTools(t, "curl")
+	l, m := up(t)
+
+	// Slow bodies, 2,000 connections from one source to the lab's UI (on
+	// this machine's loopback).
+	baseFDs := fdCount(t, l.DaemonPID)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 2000 {
+		c, err := net.DialTimeout("tcp", l.UI, time.Second)
+		if err != nil {
+			continue // the backlog is full: the kernel said no
+		}
+		fmt.Fprintf(c, "POST /ui/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
+		conns = append(conns, c)
+	}
+	time.Sleep(500 * time.Millisecond)
+	fds := fdCount(t, l.DaemonPID)
+	began := time.Now()
+	_, err := m.Sharing(ctx)
+	took := time.Since(began)
+	t.Logf("2,000 slow logins: descriptors %d -> %d; an API call took %v", baseFDs, fds, took)
+	if err != nil || took > time.Second {
+		t.Errorf("the API during the slow logins: %v after %v", err, took)
+	}
+	if fds > baseFDs+webuiPerSource+10 {
+		t.Errorf("descriptors grew from %d to %d", baseFDs, fds)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+
+	// The public side: IPv6 on the wan link, a route to the private
+	// network over it, the firewall off, and the UI on every address.
+	for _, s := range []struct {
+		ns   string
+		args []string
+	}{
+		{l.GW, []string{"ip", "addr", "add", "2001:db8:1::1/64", "dev", "wan0", "nodad"}},
+		{l.WAN, []string{"ip", "addr", "add", "2001:db8:1::2/64", "dev", "eth0", "nodad"}},
+		{l.WAN, []string{"ip", "route", "add", "192.168.137.0/24", "via", lab.GatewayWAN}},
+	} {
+		if _, err := l.Output(s.ns, s.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, config(t, m, "wan0").DisableInternetFirewall(ctx))
+	must(t, l.StopDaemon())
+	pid, err := l.Start(l.GW, "daemon.log", append(l.DaemonArgs(), "--http", "[::]:8443", "--http-remote")...)
+	must(t, err)
+	l.DaemonPID = pid
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := m.SharingInstalled(ctx); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon did not come back")
+		}
+	}
+	linkLocal := ""
+	out, err := l.Output(l.GW, "ip", "-6", "-o", "addr", "show", "dev", "wan0", "scope", "link")
+	must(t, err)
+	if f := strings.Fields(out); len(f) > 3 {
+		linkLocal, _, _ = strings.Cut(f[3], "/")
+	}
+	if linkLocal == "" {
+		t.Fatalf("gw's wan0 has no link-local address: %s", out)
+	}
+	get := func(ns, url string) string {
+		out, _ := l.Output(ns, "curl", "-s", "-g", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", url)
+		return strings.TrimSpace(out)
+	}
+	for _, url := range []string{
+		"http://" + lab.GatewayWAN + ":8443/",
+		"http://[2001:db8:1::1]:8443/",
+		"http://[" + linkLocal + "%25eth0]:8443/",
+		"http://" + lab.GatewayLAN + ":8443/",
+	} {
+		if code := get(l.WAN, url); code != "000" {
+			t.Errorf("from the wan host, %s answered %s", url, code)
+		}
+	}
+	if code := get(l.LAN, "http://"+lab.GatewayLAN+":8443/"); code != "200" {
+		t.Errorf("from the lan host, the UI answered %s", code)
+	}
+}
+
+// webuiPerSource is the web UI's limit of connections from one address.
+const webuiPerSource = 16
+
+func fdCount(t *testing.T, pid int) int {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
