@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -136,7 +137,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// the netlink batch of every element): collect more often while it
 	// runs, to keep the peak of resident memory down.
 	gc := debug.SetGCPercent(25)
-	opts := sharing.Options{Store: st, Links: links, Firewall: firewall, Logger: log.With("component", "sharing")}
+	opts := sharing.Options{Store: st, Links: links, Firewall: firewall, Logger: log.With("component", "sharing"), GatewayNames: gatewayNames()}
 	if cfg.Backend != BackendFake {
 		opts.ResolvConf = "/etc/resolv.conf"
 	}
@@ -253,6 +254,17 @@ func guardHostNetNS() error {
 		}
 	}
 	return fmt.Errorf("refusing to run the kernel backend in the host's network namespace (%s is set); run it in a namespace with 'ip netns exec'", GuardEnv)
+}
+
+// gatewayNames returns this host's own names (its host name, up to the
+// first dot), which no DHCP client may take.
+func gatewayNames() []string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return nil
+	}
+	first, _, _ := strings.Cut(strings.ToLower(h), ".")
+	return []string{first}
 }
 
 // routeFinder is a link backend that tells which interface the namespace

@@ -576,3 +576,47 @@ func fdCount(t *testing.T, pid int) int {
 	}
 	return len(entries)
 }
+
+// TestNameTakeover replays, with udhcpc, a host on the private network
+// taking another's name and the proxy name wpad through DHCP.
+func TestNameTakeover(t *testing.T) {
+	needTools(t, "udhcpc", "dig")
+	l, _ := up(t)
+	hook := script(t, udhcpcHook)
+	bound := func(iface, name string) string {
+		t.Helper()
+		out, err := l.Output(l.LAN, "udhcpc", "-i", iface, "-f", "-q", "-n", "-t", "5", "-T", "1", "-s", hook, "-x", "hostname:"+name)
+		if err != nil {
+			t.Fatalf("udhcpc on %s: %v\n%s", iface, err, out)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "bound ") {
+				return field(line, "ip")
+			}
+		}
+		t.Fatalf("udhcpc on %s: no lease\n%s", iface, out)
+		return ""
+	}
+	host(t, l, "cam0")
+	camera := bound("cam0", "camera")
+	host(t, l, "evil0")
+	evil := bound("evil0", "camera")
+	evil2 := bound("evil0", "camera") // renewing again, later
+	if evil2 != evil {
+		t.Fatalf("the attacker's address changed: %s, %s", evil, evil2)
+	}
+	if got, _ := dig(t, l, "camera"); got != camera {
+		t.Errorf("camera is %q, want the first holder's %s", got, camera)
+	}
+	if got, status := dig(t, l, "-x", evil); got != "" || status != "NXDOMAIN" {
+		t.Errorf("the attacker's address is named %q (%s)", got, status)
+	}
+	host(t, l, "proxy0")
+	bound("proxy0", "wpad")
+	if got, status := dig(t, l, "wpad"); got != "" || status != "NXDOMAIN" {
+		t.Errorf("wpad resolves to %q (%s)", got, status)
+	}
+	if got, _ := dig(t, l, lab.LANHostName); got != lab.LANHost {
+		t.Errorf("%s is %q", lab.LANHostName, got)
+	}
+}

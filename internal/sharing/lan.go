@@ -135,14 +135,15 @@ func (m *Manager) rebuildNamesLocked() {
 	for _, r := range m.nameSrc.reservations {
 		add(r.Name, r.IP)
 	}
-	// Among leases, the one that ends last wins a name.
+	// Bind gives a name to one lease at a time; should two leases hold one
+	// (records from before that rule), the order is fixed.
 	leases := make([]store.Lease, 0, len(m.leases))
 	for _, l := range m.leases {
 		if !l.Declined && l.Expiry > now {
 			leases = append(leases, l)
 		}
 	}
-	slices.SortFunc(leases, func(a, b store.Lease) int { return int(b.Expiry - a.Expiry) })
+	slices.SortFunc(leases, func(a, b store.Lease) int { return strings.Compare(a.Key(), b.Key()) })
 	for _, l := range leases {
 		add(l.Hostname, l.IP)
 	}

@@ -1,6 +1,7 @@
 package sharing
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -228,5 +229,91 @@ func TestDNSSettings(t *testing.T) {
 	}
 	if got := h.services().Upstreams; len(got) != 2 || got[0].String() != "198.51.100.53:53" {
 		t.Fatalf("services upstreams %v", got)
+	}
+}
+
+// TestNamesBelongToTheirFirstHolder replays the name takeover: the host
+// that renewed last won a name, so a mapping by name moved to an
+// attacker's host, and a reserved host's name became the PTR of an
+// attacker's address. A name now stays with its first holder until that
+// lease ends; a reservation's name is never anyone else's.
+func TestNamesBelongToTheirFirstHolder(t *testing.T) {
+	h := newHarness(t)
+	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "lan1", private))
+	conn := h.props("lan1").ID
+	h.must(h.m.Reserve(ctx, "lan1", hnetcfg.Reservation{MAC: "52:54:00:00:00:50", IP: "192.168.137.50", Name: "printer"}))
+	now := time.Now()
+	camera := dhcp.Lease{MAC: "52:54:00:00:00:01", IP: netip.MustParseAddr("192.168.137.100"), Hostname: "camera", Expiry: now.Add(time.Hour)}
+	ok(t, h.m.Bind(conn, camera))
+	pm, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{Name: "cam", Protocol: "tcp", ExternalPort: 8000, InternalPort: 80, TargetName: "camera"})
+	ok(t, err)
+	h.must(h.m.EnablePortMapping(ctx, "wan0", pm.ID))
+
+	// The attacker claims both names, and renews later than the camera.
+	attacker := "52:54:00:00:00:66"
+	for i, name := range []string{"camera", "Printer", "printer"} {
+		ok(t, h.m.Bind(conn, dhcp.Lease{MAC: attacker, IP: netip.MustParseAddr("192.168.137.166"), Hostname: name, Expiry: now.Add(2*time.Hour + time.Duration(i)*time.Second)}))
+	}
+	h.m.Refresh(ctx)
+	h.check()
+	for name, want := range map[string]string{"camera": "192.168.137.100", "printer": "192.168.137.50"} {
+		if a, ok := h.m.Lookup(name); !ok || a.String() != want {
+			t.Errorf("Lookup(%s) = %v %v, want %s", name, a, ok, want)
+		}
+	}
+	if n, ok := h.m.Reverse(netip.MustParseAddr("192.168.137.166")); ok {
+		t.Errorf("the attacker's address has the name %q", n)
+	}
+	if got := h.fw.Config().Mappings; len(got) != 1 || got[0].Target.String() != "192.168.137.100" {
+		t.Fatalf("the mapping by name moved: %v", got)
+	}
+	if ls, _ := h.m.LeaseList(ctx); !slices.ContainsFunc(ls, func(l hnetcfg.LeaseInfo) bool { return l.MAC == attacker && l.Hostname == "" && l.Active }) {
+		t.Errorf("the attacker's lease should stand, without a name: %+v", ls)
+	}
+	// The camera renews: still its name.
+	camera.Expiry = now.Add(3 * time.Hour)
+	ok(t, h.m.Bind(conn, camera))
+	if a, _ := h.m.Lookup("camera"); a.String() != "192.168.137.100" {
+		t.Errorf("after the holder renewed: %v", a)
+	}
+	// Once the camera's lease ends, the name is free for the next claimant.
+	camera.Expiry = now.Add(-time.Second)
+	ok(t, h.m.Release(conn, camera))
+	ok(t, h.m.Bind(conn, dhcp.Lease{MAC: attacker, IP: netip.MustParseAddr("192.168.137.166"), Hostname: "camera", Expiry: now.Add(4 * time.Hour)}))
+	if a, ok := h.m.Lookup("camera"); !ok || a.String() != "192.168.137.166" {
+		t.Errorf("after the holder's lease ended: %v %v", a, ok)
+	}
+}
+
+// TestDeniedNames replays the WPAD hijack: a client named itself wpad
+// and was served, so browsers took it as their proxy. Such names, and the
+// gateway's own, are refused to clients; the administrator may still set
+// them.
+func TestDeniedNames(t *testing.T) {
+	h := newHarness(t)
+	h.m.gatewayNames = []string{"gw1"}
+	h.must(h.m.EnableSharing(ctx, "lan1", private))
+	conn := h.props("lan1").ID
+	for i, name := range []string{"wpad", "WPAD", "isatap", "localhost", "gateway", "gw1"} {
+		ip := netip.AddrFrom4([4]byte{192, 168, 137, byte(100 + i)})
+		ok(t, h.m.Bind(conn, dhcp.Lease{MAC: fmt.Sprintf("52:54:00:00:01:%02x", i), IP: ip, Hostname: name, Expiry: time.Now().Add(time.Hour)}))
+		if a, ok := h.m.Lookup(strings.ToLower(name)); ok {
+			t.Errorf("a client took the name %q (%v)", name, a)
+		}
+		if n, ok := h.m.Reverse(ip); ok {
+			t.Errorf("%s is named %q", ip, n)
+		}
+	}
+	h.must(h.m.AddHost(ctx, hnetcfg.DNSHost{Name: "wpad", IP: "192.168.137.2"}))
+	if a, ok := h.m.Lookup("wpad"); !ok || a.String() != "192.168.137.2" {
+		t.Errorf("the administrator's wpad: %v %v", a, ok)
+	}
+}
+
+func ok(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

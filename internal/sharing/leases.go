@@ -70,9 +70,54 @@ func (m *Manager) putLease(l store.Lease, drop ...string) error {
 	return nil
 }
 
-// Bind implements services.Leases.
+// Bind implements services.Leases. The host name a client asks for is
+// its only if nobody holds it: a static name, a reservation's name, the
+// name of another client's lease that has not ended, or a name on the
+// deny list (deniedNames, the gateway's own). A client refused its name
+// gets its lease without a name, and a log line says why.
 func (m *Manager) Bind(conn string, l dhcp.Lease) error {
-	return m.putLease(store.Lease{Connection: conn, MAC: l.MAC, IP: l.IP.String(), Hostname: l.Hostname, Expiry: l.Expiry.Unix()})
+	m.bindMu.Lock()
+	defer m.bindMu.Unlock()
+	name := strings.ToLower(l.Hostname)
+	if why := m.nameRefused(name, l.MAC); why != "" {
+		if ok, n := m.nameLog.Allow(time.Now()); ok {
+			m.log.Warn("DHCP client's host name refused: the lease has no name", "mac", l.MAC, "ip", l.IP, "hostname", name, "why", why, "suppressed", n)
+		}
+		name = ""
+	}
+	return m.putLease(store.Lease{Connection: conn, MAC: l.MAC, IP: l.IP.String(), Hostname: name, Expiry: l.Expiry.Unix()})
+}
+
+// deniedNames are names no DHCP client may take: hosts look them up to
+// find a proxy (wpad), a tunnel router (isatap), themselves, or the
+// gateway. A static name set by the administrator may still use them.
+var deniedNames = []string{"wpad", "isatap", "localhost", "localdomain", "ip6-localhost", "ip6-loopback", "broadcasthost", "gateway", "router"}
+
+// nameRefused says why a client (mac) may not take name, or "".
+func (m *Manager) nameRefused(name, mac string) string {
+	if name == "" {
+		return ""
+	}
+	if slices.Contains(deniedNames, name) || slices.Contains(m.gatewayNames, name) {
+		return "a name no client may take"
+	}
+	m.leaseMu.Lock()
+	defer m.leaseMu.Unlock()
+	if _, ok := m.nameSrc.hosts[name]; ok {
+		return "a static name"
+	}
+	for _, r := range m.nameSrc.reservations {
+		if strings.EqualFold(r.Name, name) && r.MAC != mac {
+			return "the name of a reservation for " + r.MAC
+		}
+	}
+	now := m.now().Unix()
+	for _, o := range m.leases {
+		if !o.Declined && o.MAC != mac && o.Expiry > now && strings.EqualFold(o.Hostname, name) {
+			return "held by " + o.MAC + " until its lease ends"
+		}
+	}
+	return ""
 }
 
 // Release implements services.Leases.

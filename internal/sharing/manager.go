@@ -25,6 +25,7 @@ import (
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/link"
+	"github.com/netshare/netshare/internal/ratelimit"
 	"github.com/netshare/netshare/internal/services"
 	"github.com/netshare/netshare/internal/store"
 )
@@ -45,6 +46,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the model's log lines; nil discards them.
 	Logger *slog.Logger
+	// GatewayNames are the gateway's own host names, which no DHCP client
+	// may take (lower case).
+	GatewayNames []string
 }
 
 // protoPort is a mapping's key on its connection.
@@ -78,9 +82,14 @@ type Manager struct {
 	changed    chan struct{}
 
 	leaseMu sync.Mutex // guards leases and nameSrc; taken after mu
-	leases  map[string]store.Lease
-	nameSrc nameSource
-	names   atomic.Pointer[nameTable]
+	// bindMu makes a lease's check of its host name and its write one
+	// step; taken before leaseMu.
+	bindMu       sync.Mutex
+	gatewayNames []string
+	nameLog      *ratelimit.Sampler
+	leases       map[string]store.Lease
+	nameSrc      nameSource
+	names        atomic.Pointer[nameTable]
 
 	gen    atomic.Uint64                // counts the changes a client can see
 	public atomic.Pointer[[]netip.Addr] // the public addresses, as applied
@@ -134,19 +143,21 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		o.Services = &services.Fake{}
 	}
 	m := &Manager{
-		st:         o.Store,
-		links:      o.Links,
-		fw:         o.Firewall,
-		log:        o.Logger,
-		conns:      map[string]*store.Connection{},
-		byIface:    map[string]string{},
-		mappings:   map[uint64]*store.Mapping{},
-		byConn:     map[string]map[protoPort]uint64{},
-		svc:        o.Services,
-		resolvConf: o.ResolvConf,
-		now:        o.Now,
-		changed:    make(chan struct{}, 1),
-		leases:     map[string]store.Lease{},
+		st:           o.Store,
+		links:        o.Links,
+		fw:           o.Firewall,
+		log:          o.Logger,
+		conns:        map[string]*store.Connection{},
+		byIface:      map[string]string{},
+		mappings:     map[uint64]*store.Mapping{},
+		byConn:       map[string]map[protoPort]uint64{},
+		svc:          o.Services,
+		resolvConf:   o.ResolvConf,
+		now:          o.Now,
+		changed:      make(chan struct{}, 1),
+		nameLog:      ratelimit.NewSampler(1, 5),
+		gatewayNames: o.GatewayNames,
+		leases:       map[string]store.Lease{},
 	}
 	for _, l := range st.Leases {
 		m.leases[l.Key()] = l
