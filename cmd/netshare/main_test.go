@@ -117,3 +117,96 @@ func TestServeRefusesCorruptState(t *testing.T) {
 		t.Fatal("the corrupt state file was changed")
 	}
 }
+
+// asRoot skips a test that needs root (chown, mounts), except under CI,
+// which must run it.
+func asRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("this test needs root, and CI must run it")
+		}
+		t.Skip("needs root")
+	}
+}
+
+// TestServeRefusesUntrustedState replays the attacks on the state
+// directory: a directory another user made, with a token of theirs, let
+// them log in to the UI; a ui-token linked to a root-only file was
+// printed by 'netshare ui url'; a dangling netshare.db link made root
+// create a file anywhere. The daemon now refuses to start, says why, and
+// creates nothing.
+func TestServeRefusesUntrustedState(t *testing.T) {
+	asRoot(t)
+	bin := build(t)
+	const planted = "PLANTED-TOKEN-0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, state string)
+		want  string
+	}{
+		{"a directory of another user", func(t *testing.T, state string) {
+			os.WriteFile(filepath.Join(state, "ui-token"), []byte(planted), 0o600)
+			os.Chown(filepath.Join(state, "ui-token"), 65534, 65534)
+			os.Chown(state, 65534, 65534)
+		}, "belongs to user 65534"},
+		{"a directory others may write", func(t *testing.T, state string) {
+			os.Chmod(state, 0o777)
+		}, "may be written by others"},
+		{"a token of another user", func(t *testing.T, state string) {
+			os.WriteFile(filepath.Join(state, "ui-token"), []byte(planted), 0o600)
+			os.Chown(filepath.Join(state, "ui-token"), 65534, 65534)
+		}, "belongs to user 65534"},
+		{"a token linked to a secret", func(t *testing.T, state string) {
+			secret := filepath.Join(t.TempDir(), "shadow")
+			os.WriteFile(secret, []byte(planted), 0o600)
+			os.Symlink(secret, filepath.Join(state, "ui-token"))
+		}, "symbolic link"},
+		{"a dangling state file link", func(t *testing.T, state string) {
+			os.Symlink(filepath.Join(state, "..", "elsewhere.db"), filepath.Join(state, "netshare.db"))
+		}, "symbolic link"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			state := filepath.Join(base, "state")
+			os.Mkdir(state, 0o700)
+			tc.setup(t, state)
+			sock := filepath.Join(base, "s")
+			out, err := exec.Command(bin, "serve", "--backend=fake", "--state-dir", state, "--socket", sock, "--http", "127.0.0.1:0").CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("serve: %v\n%s\nwant a refusal saying %q", err, out, tc.want)
+			}
+			if strings.Contains(string(out), planted) {
+				t.Fatalf("the planted secret was printed:\n%s", out)
+			}
+			if _, err := os.Lstat(sock); err == nil {
+				t.Error("the daemon made its socket")
+			}
+			if _, err := os.Lstat(filepath.Join(base, "elsewhere.db")); err == nil {
+				t.Error("a file was created through the link")
+			}
+		})
+	}
+}
+
+// TestServeOnAFullDisk replays a first start on a full disk: it said the
+// state file was unreadable and to restore a backup, and left an empty
+// file behind. It must say the disk is full and leave nothing. The disk
+// is a tiny tmpfs in a mount namespace of the test's own.
+func TestServeOnAFullDisk(t *testing.T) {
+	asRoot(t)
+	bin := build(t)
+	dir := t.TempDir()
+	script := `mount -t tmpfs -o size=8k tmpfs "$1" && "$2" serve --backend=fake --state-dir "$1/state" --socket "$1/s"; echo "exit=$?"; ls -A "$1/state"`
+	out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", dir, bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("unshare: %v\n%s", err, out)
+	}
+	text := string(out)
+	if !strings.Contains(text, "no space left") || strings.Contains(text, "unreadable") || !strings.Contains(text, "exit=1") {
+		t.Fatalf("serve on a full disk:\n%s", text)
+	}
+	if _, left, _ := strings.Cut(text, "exit=1"); strings.TrimSpace(left) != "" {
+		t.Fatalf("files were left in the state directory: %s", left)
+	}
+}

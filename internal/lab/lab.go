@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/internal/trust"
 )
 
 // The lab's addresses.
@@ -236,14 +237,11 @@ func Load(dir string) (*Lab, error) {
 	if err := secureDir(dir); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := trust.Open(path, false)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w (a symbolic link is refused)", path, err)
-	}
-	defer f.Close()
-	if err := private(f, path, false); err != nil {
 		return nil, err
 	}
+	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, 1<<16))
 	if err != nil {
 		return nil, err
@@ -305,58 +303,20 @@ func (l *Lab) check(dir string) error {
 		return fmt.Errorf("binary: %w", err)
 	}
 	defer f.Close()
-	return private(f, l.Binary, true)
+	if err := trust.File(f, false); err != nil {
+		return fmt.Errorf("binary: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("binary %s is not executable", l.Binary)
+	}
+	return nil
 }
 
-// secureDir refuses a directory that is not root's (this process's user's)
-// or that others may write, and any directory above it that others may
-// write unless it is sticky (where others cannot rename or remove what is
-// not theirs). Symbolic links are refused where the lab's own directory
-// is, and followed above it.
+// secureDir refuses a lab directory that anyone but root could have
+// written (see trust.Dir).
 func secureDir(dir string) error {
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory (a symbolic link is refused)", dir)
-	}
-	for p := dir; ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		if uid := os.Geteuid(); int(st.Uid) != uid && st.Uid != 0 {
-			return fmt.Errorf("%s belongs to user %d, not to root: a lab's directory must be root's (use the default, %s)", p, st.Uid, DefaultDir)
-		}
-		sticky := fi.Mode()&os.ModeSticky != 0
-		if fi.Mode().Perm()&0o022 != 0 && (p == dir || !sticky) {
-			return fmt.Errorf("%s may be written by others (mode %v): a lab's directory must be writable by root only (use the default, %s)", p, fi.Mode().Perm(), DefaultDir)
-		}
-		if p == filepath.Dir(p) {
-			return nil
-		}
-	}
-}
-
-// private refuses a file that is not a regular file of root's (this
-// process's user's), or that others may write.
-func private(f *os.File, path string, exec bool) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	switch {
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s is not a regular file", path)
-	case int(st.Uid) != os.Geteuid() && st.Uid != 0:
-		return fmt.Errorf("%s belongs to user %d, not to root", path, st.Uid)
-	case fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("%s may be written by others (mode %v)", path, fi.Mode().Perm())
-	case exec && fi.Mode().Perm()&0o111 == 0:
-		return fmt.Errorf("%s is not executable", path)
+	if err := trust.Dir(dir); err != nil {
+		return fmt.Errorf("%w: a lab's directory must be root's and writable by root only (use the default, %s)", err, DefaultDir)
 	}
 	return nil
 }

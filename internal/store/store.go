@@ -13,13 +13,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	boltErrors "go.etcd.io/bbolt/errors"
+
+	"github.com/netshare/netshare/internal/trust"
 )
 
 // SchemaVersion is the version of the layout this package reads and writes.
@@ -159,11 +163,20 @@ type Store struct {
 // Open opens or creates the state file in dir, creating dir (mode 0700) if
 // needed.
 func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating state directory: %w", err)
+	if err := trust.MakeDir(dir); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	if err := trust.Path(path); err != nil {
+		return nil, fmt.Errorf("state file: %w", err)
+	}
+	_, statErr := os.Lstat(path)
 	db, err := openBolt(path)
+	if err != nil && errors.Is(statErr, fs.ErrNotExist) {
+		// A first start that failed (a full disk) leaves no empty file
+		// behind for the next start to take as a state.
+		os.Remove(path)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +198,10 @@ func openBolt(path string) (db *bolt.DB, err error) {
 	switch {
 	case errors.Is(err, boltErrors.ErrTimeout):
 		return nil, fmt.Errorf("state file %s is locked by another process (is another netshare serve running with this state directory?)", path)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return nil, fmt.Errorf("state file %s cannot be written: no space left on its file system (%w); free some space and start again", path, err)
+	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return nil, fmt.Errorf("state file %s cannot be opened for writing: %w", path, err)
 	case err != nil:
 		return nil, corrupt(path, err)
 	}

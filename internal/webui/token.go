@@ -3,10 +3,13 @@ package webui
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/netshare/netshare/internal/trust"
 )
 
 // TokenFile is the name of the token's file in the state directory.
@@ -14,19 +17,19 @@ const TokenFile = "ui-token"
 
 // LoadOrCreateToken returns the web UI's token from dir, making a new one
 // (mode 0600) the first time. It refuses a token file that others than its
-// owner may read, or one that is empty: it never serves with a token that
-// may have leaked.
+// owner may read, one that is empty, one that is a symbolic link or
+// belongs to another user (trust.Open): it never serves with a token that
+// may have leaked or been planted. dir must already be trusted (the daemon
+// checks it with trust.Dir).
 func LoadOrCreateToken(dir string) (string, error) {
 	path := filepath.Join(dir, TokenFile)
-	b, err := os.ReadFile(path)
+	f, err := trust.Open(path, true)
 	switch {
 	case err == nil:
-		fi, err := os.Stat(path)
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, 4096))
 		if err != nil {
-			return "", err
-		}
-		if mode := fi.Mode().Perm(); mode&0o077 != 0 {
-			return "", fmt.Errorf("the web UI token %s has mode %04o and others may read it: remove the file for a new token, or chmod 600 it", path, mode)
+			return "", fmt.Errorf("reading the web UI token: %w", err)
 		}
 		tok := strings.TrimSpace(string(b))
 		if len(tok) < 32 {
@@ -34,7 +37,7 @@ func LoadOrCreateToken(dir string) (string, error) {
 		}
 		return tok, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("reading the web UI token: %w", err)
+		return "", fmt.Errorf("the web UI token: %w: remove the file for a new token (chmod 600 and chown it to this user to keep it)", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("creating the state directory: %w", err)
