@@ -117,6 +117,22 @@ type UDPPorts struct {
 	Sport, Dport uint16
 }
 
+// FibSaddrIIFMissing matches packets whose source the namespace would not
+// route back out of the interface they came in on (reverse-path check).
+type FibSaddrIIFMissing struct{}
+
+// FibSaddrLocal matches packets whose source is one of the namespace's own
+// addresses.
+type FibSaddrLocal struct{}
+
+// SocketListens matches packets that a local socket would receive (a
+// socket lookup that succeeds, for a socket that is not transparent).
+type SocketListens struct{}
+
+// TCPNotSYN matches TCP packets whose flags, among FIN, SYN, RST and ACK,
+// are not SYN alone: packets that cannot open a connection.
+type TCPNotSYN struct{}
+
 // Verdict ends a rule with accept or drop.
 type Verdict string
 
@@ -202,6 +218,11 @@ func (t UDPPorts) String() string {
 	return strings.Join(parts, " ")
 }
 
+func (FibSaddrIIFMissing) String() string { return "fib saddr . iif oif missing" }
+func (FibSaddrLocal) String() string      { return "fib saddr type local" }
+func (SocketListens) String() string      { return "socket transparent 0" }
+func (TCPNotSYN) String() string          { return "tcp flags != syn / fin,syn,rst,ack" }
+
 func (v Verdict) String() string  { return string(v) }
 func (Masquerade) String() string { return "masquerade" }
 func (t DNATMap) String() string {
@@ -212,16 +233,23 @@ func (t DNATMap) String() string {
 // same Config gives the same Ruleset.
 //
 // The chains:
+//   - antispoof: packets that come in on the public connection from a
+//     source the gateway would not route back out of it (a private
+//     network's address, say) or from one of its own addresses are
+//     dropped, before anything else sees them;
 //   - prerouting: enabled port mappings, one map lookup per new flow, and
 //     hairpin: private hosts reaching a mapping at a public address;
 //   - postrouting: traffic from private connections leaving through the
 //     public one is masqueraded, and so is hairpin traffic;
 //   - forward: replies pass; private connections reach the public one and
-//     each other; mapped (DNAT) traffic passes; anything else into a
-//     private network, or in through a firewalled connection, is dropped;
-//   - input: on firewalled connections, only replies, mapped traffic, ping
-//     where allowed, IPv6 neighbour discovery and DHCP client replies get
-//     to the gateway itself.
+//     each other; mapped (DNAT) traffic passes if a TCP flow starts with a
+//     SYN; anything else into a private network, or in through a
+//     firewalled connection, is dropped;
+//   - input: on firewalled connections, only replies, mapped traffic (a
+//     TCP flow starting with a SYN), ping where allowed, IPv6 neighbour
+//     discovery (not redirects) and DHCP client replies where a client
+//     listens get to the gateway itself; the rest is dropped without an
+//     answer.
 //
 // Outbound traffic is not filtered. With empty sets the table has no
 // effect on traffic.
@@ -250,6 +278,7 @@ func Compile(cfg *Config) *Ruleset {
 }
 
 var (
+	fromPublic  = IIFSet{Set: SetPublic}
 	fromPrivate = IIFSet{Set: SetPrivate}
 	toPrivate   = OIFSet{Set: SetPrivate}
 	toPublic    = OIFSet{Set: SetPublic}
@@ -257,6 +286,13 @@ var (
 )
 
 var skeleton = []Chain{
+	{Name: "antispoof", Type: "filter", Hook: "prerouting", Priority: "raw", Rules: []Rule{
+		// A DHCP offer reaches a public connection that has no address
+		// (and so no route back) yet.
+		{fromPublic, UDPPorts{Sport: 67, Dport: 68}, Accept},
+		{fromPublic, FibSaddrIIFMissing{}, Drop},
+		{fromPublic, FibSaddrLocal{}, Drop},
+	}},
 	{Name: "prerouting", Type: "nat", Hook: "prerouting", Priority: "dstnat", Rules: []Rule{
 		{DNATMap{MapMappings}},
 		{fromPrivate, HairpinDNAT{MapHairpin}},
@@ -270,6 +306,7 @@ var skeleton = []Chain{
 		{CtEstablished | CtRelated, Accept},
 		{firewalled, CtInvalid, Drop},
 		{toPrivate, CtInvalid, Drop},
+		{CtNew, CtStatusDNAT{}, TCPNotSYN{}, Drop},
 		{CtStatusDNAT{}, Accept},
 		{fromPrivate, toPublic, Accept},
 		{fromPrivate, toPrivate, Accept},
@@ -280,15 +317,17 @@ var skeleton = []Chain{
 		{IIFSet{Set: SetFirewalled, Not: true}, Accept},
 		{CtEstablished | CtRelated, Accept},
 		{CtInvalid, Drop},
+		{CtNew, CtStatusDNAT{}, TCPNotSYN{}, Drop},
 		{CtStatusDNAT{}, Accept},
 		{IIFSet{Set: SetPing}, ICMPType{Type: 8}, Accept},
 		{ICMPType{V6: true, Type: 133}, Accept},
 		{ICMPType{V6: true, Type: 134}, Accept},
 		{ICMPType{V6: true, Type: 135}, Accept},
 		{ICMPType{V6: true, Type: 136}, Accept},
-		{ICMPType{V6: true, Type: 137}, Accept},
-		{UDPPorts{Sport: 67, Dport: 68}, Accept},
-		{UDPPorts{Dport: 546}, Accept},
+		// DHCP and DHCPv6 replies, where a client listens; with none, no
+		// port-unreachable answer gives the gateway away.
+		{UDPPorts{Sport: 67, Dport: 68}, SocketListens{}, Accept},
+		{UDPPorts{Sport: 547, Dport: 546}, SocketListens{}, Accept},
 		{Drop},
 	}},
 }

@@ -423,6 +423,7 @@ var (
 		"dstnat": nftables.ChainPriorityNATDest,
 		"filter": nftables.ChainPriorityFilter,
 		"srcnat": nftables.ChainPriorityNATSource,
+		"raw":    nftables.ChainPriorityRaw,
 	}
 )
 
@@ -533,6 +534,25 @@ func ruleExprs(r fw.Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 			if t.Dport != 0 {
 				out = append(out, transport(2, 2), cmp(binaryutil.BigEndian.PutUint16(t.Dport)))
 			}
+		case fw.FibSaddrIIFMissing:
+			out = append(out,
+				&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, FlagPRESENT: true, ResultOIF: true},
+				cmp(make([]byte, 4)))
+		case fw.FibSaddrLocal:
+			out = append(out,
+				&expr.Fib{Register: 1, FlagSADDR: true, ResultADDRTYPE: true},
+				cmp(binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)))
+		case fw.SocketListens:
+			out = append(out,
+				&expr.Socket{Key: expr.SocketKeyTransparent, Register: 1},
+				cmp([]byte{0}))
+		case fw.TCPNotSYN:
+			const fin, syn, rst, ack = 0x01, 0x02, 0x04, 0x10
+			out = append(out,
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, cmp([]byte{unix.IPPROTO_TCP}),
+				transport(13, 1),
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{fin | syn | rst | ack}, Xor: []byte{0}},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{syn}})
 		case fw.Verdict:
 			kind := expr.VerdictAccept
 			if t == fw.Drop {
