@@ -112,3 +112,18 @@ func claimed(b []byte) (netip.Addr, bool) {
 	}
 	return netip.Addr{}, false
 }
+
+// setRcvBuf sets the receive buffer of c to n bytes: past rmem_max with
+// SO_RCVBUFFORCE where the process may (CAP_NET_ADMIN), else as far as
+// SO_RCVBUF goes.
+func setRcvBuf(c *net.UDPConn, n int) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+		}
+	})
+}

@@ -3,6 +3,7 @@
 package dhcp
 
 import (
+	"net"
 	"net/netip"
 	"time"
 )
@@ -12,3 +13,7 @@ import (
 func NewProber(iface string, server netip.Addr) Prober {
 	return PingProber{Timeout: 300 * time.Millisecond}
 }
+
+// setRcvBuf sets the receive buffer of c to n bytes, as far as the system
+// allows.
+func setRcvBuf(c *net.UDPConn, n int) { c.SetReadBuffer(n) }

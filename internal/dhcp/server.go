@@ -15,6 +15,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"golang.org/x/net/ipv4"
 
 	"github.com/netshare/netshare/internal/ping"
 	"github.com/netshare/netshare/internal/ratelimit"
@@ -145,19 +146,33 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// read takes packets off the socket and sorts them: packets from known
-// clients (and from clients trying again after a drop) wait in one queue,
-// the others in another, after the rates.
+// readBatch is how many packets one system call reads.
+const readBatch = 64
+
+// rcvBuf is the socket's receive buffer: room for a few thousand requests
+// while the reader is not scheduled.
+const rcvBuf = 4 << 20
+
+// read takes packets off the socket, many at a time, and sorts them:
+// packets from known clients (and from clients sending again) wait in one
+// queue, the others in another, after the rates. It must keep up with a
+// flood, or the kernel drops packets at random, real clients' included.
 func (s *Server) read() {
 	defer s.wg.Done()
-	var scratch [1500]byte
+	setRcvBuf(s.conn, rcvBuf)
+	pc := ipv4.NewPacketConn(s.conn)
+	msgs := make([]ipv4.Message, readBatch)
+	bufs := make([][1500]byte, readBatch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{bufs[i][:]}
+	}
 	for {
-		n, peer, err := s.conn.ReadFromUDP(scratch[:])
+		n, err := pc.ReadBatch(msgs, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.log.Warn("reading a DHCP packet", "err", err)
+			s.a.warn("reading DHCP packets", "err", err)
 			select {
 			case <-s.stop:
 				return
@@ -165,41 +180,49 @@ func (s *Server) read() {
 			}
 			continue
 		}
-		s.received.Add(1)
-		mac, _, ok := peek(scratch[:n])
-		if !ok {
-			s.malformed.Add(1)
-			continue
-		}
 		now := time.Now()
-		if !s.perClient.Allow(mac, now) {
+		for i := range n {
+			peer, _ := msgs[i].Addr.(*net.UDPAddr)
+			s.sort(bufs[i][:msgs[i].N], peer, now)
+		}
+	}
+}
+
+// sort puts one packet in its queue, or drops and counts it.
+func (s *Server) sort(b []byte, peer *net.UDPAddr, now time.Time) {
+	s.received.Add(1)
+	mac, _, ok := peek(b)
+	if !ok || peer == nil {
+		s.malformed.Add(1)
+		return
+	}
+	if !s.perClient.Allow(mac, now) {
+		s.limited.Add(1)
+		return
+	}
+	q := s.known
+	if !s.recent.seen(mac, now) && !s.a.Known(net.HardwareAddr(mac[:]).String()) {
+		if !s.newRate.Allow(s.lim.NewClients, now) {
 			s.limited.Add(1)
-			continue
+			s.recent.note(mac, now)
+			return
 		}
-		q := s.known
-		if !s.a.Known(net.HardwareAddr(mac[:]).String()) && !s.recent.seen(mac, now) {
-			if !s.newRate.Allow(s.lim.NewClients, now) {
-				s.limited.Add(1)
-				s.recent.note(mac, now)
-				continue
-			}
-			q = s.fresh
-		}
-		var p *datagram
-		select {
-		case p = <-s.free:
-		default:
-			s.full.Add(1)
-			continue
-		}
-		p.n = copy(p.buf[:], scratch[:n])
-		p.peer = peer
-		select {
-		case q <- p:
-		default:
-			s.full.Add(1)
-			s.free <- p
-		}
+		q = s.fresh
+	}
+	var p *datagram
+	select {
+	case p = <-s.free:
+	default:
+		s.full.Add(1)
+		return
+	}
+	p.n = copy(p.buf[:], b)
+	p.peer = peer
+	select {
+	case q <- p:
+	default:
+		s.full.Add(1)
+		s.free <- p
 	}
 }
 
