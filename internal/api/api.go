@@ -8,6 +8,7 @@
 package api
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
@@ -212,36 +214,86 @@ func decodeOptional(r *http.Request, v any) error {
 	return decode(r, v)
 }
 
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
+// invalidUTF8 returns the offset of the first byte of b that is not part
+// of valid UTF-8.
+func invalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+// fieldAt returns the name of the top-level field whose value holds byte
+// off of a JSON object, or "".
+func fieldAt(body []byte, off int) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	depth, key, expectKey := 0, "", false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if int(dec.InputOffset()) > off {
+			return key
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			if t == '{' || t == '[' {
+				depth++
+				expectKey = t == '{' && depth == 1
+			} else {
+				depth--
+				expectKey = depth == 1
+			}
+		case string:
+			if depth == 1 && expectKey {
+				key, expectKey = t, false
+				continue
+			}
+			if depth == 1 {
+				expectKey = true
+			}
+		default:
+			if depth == 1 {
+				expectKey = true
+			}
+		}
+	}
 }
 
 // decode reads a JSON request body into v, refusing unknown fields, a
-// body over maxBody and one that does not come within ReadTimeout, each
-// with its own message.
+// body over maxBody, one that does not come within ReadTimeout and one
+// that is not UTF-8 (encoding/json would put U+FFFD in place of the bytes
+// without a word), each with its own message.
 func decode(r *http.Request, v any) error {
-	body := &countingReader{r: io.LimitReader(r.Body, maxBody+1)}
-	dec := json.NewDecoder(body)
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	var ne net.Error
+	switch {
+	case len(body) > maxBody:
+		return hresult.New(hresult.InvalidArg, "request body: larger than the limit of %d MiB", maxBody>>20)
+	case errors.As(err, &ne) && ne.Timeout():
+		return hresult.New(hresult.InvalidArg, "request body: not received within %v", ReadTimeout)
+	case err != nil:
+		return hresult.New(hresult.InvalidArg, "request body: %v (%d bytes received)", err, len(body))
+	case !utf8.Valid(body):
+		off := invalidUTF8(body)
+		if field := fieldAt(body, off); field != "" {
+			return hresult.Invalid(field, "is not valid UTF-8 (byte %d of the request body)", off)
+		}
+		return hresult.New(hresult.InvalidArg, "request body: not valid UTF-8 at byte %d", off)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var ne net.Error
 		switch {
-		case body.n > maxBody:
-			return hresult.New(hresult.InvalidArg, "request body: larger than the limit of %d MiB", maxBody>>20)
-		case errors.As(err, &ne) && ne.Timeout():
-			return hresult.New(hresult.InvalidArg, "request body: not received within %v", ReadTimeout)
 		case errors.Is(err, io.EOF):
 			return hresult.New(hresult.InvalidArg, "request body: a JSON object is required")
 		case errors.Is(err, io.ErrUnexpectedEOF):
-			return hresult.New(hresult.InvalidArg, "request body: the JSON object ends early (%d bytes received)", body.n)
+			return hresult.New(hresult.InvalidArg, "request body: the JSON object ends early (%d bytes received)", len(body))
 		}
 		return hresult.New(hresult.InvalidArg, "request body: %v", strings.TrimPrefix(err.Error(), "json: "))
 	}

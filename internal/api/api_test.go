@@ -112,7 +112,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	}
 }
 
-func newServer(t *testing.T) *Server {
+func newServer(t testing.TB) *Server {
 	t.Helper()
 	st, err := store.Open(t.TempDir())
 	if err != nil {
@@ -157,6 +157,9 @@ func TestStatusesAndErrors(t *testing.T) {
 		{"POST", "/v1/connections/wan0/mappings", `{"name":"x","protocol":"gre","externalPort":81,"internalPort":80,"targetIPAddress":"10.0.0.2"}`, 400, hresult.InvalidArg, "protocol:"},
 		{"POST", "/v1/connections/wan0/mappings", `{"name":"x","protocol":"tcp","externalPort":-1,"internalPort":80,"targetIPAddress":"10.0.0.2"}`, 400, hresult.InvalidArg, "externalPort:"},
 		{"POST", "/v1/connections/wan0/mappings", `{"name":"x","colour":"red"}`, 400, hresult.InvalidArg, `unknown field "colour"`},
+		{"POST", "/v1/connections/wan0/mappings", "{\"protocol\":\"tcp\",\"name\":\"bad\xff\",\"externalPort\":81}", 400, hresult.InvalidArg, "name: is not valid UTF-8 (byte 29 of the request body)"},
+		{"POST", "/v1/connections/wan0/mappings", "{\"name\":\"evil\u202etxt.exe\",\"protocol\":\"tcp\",\"externalPort\":81,\"internalPort\":80,\"targetIPAddress\":\"10.0.0.2\"}", 400, hresult.InvalidArg, "invisible formatting character (U+202E)"},
+		{"POST", "/v1/connections/wan0/rename", "{\"name\":\"lan\u200b0\"}", 400, hresult.InvalidArg, "invisible formatting character (U+200B)"},
 		{"POST", "/v1/connections/wan0/mappings", `{"name":`, 400, hresult.InvalidArg, "the JSON object ends early (8 bytes received)"},
 		{"POST", "/v1/connections/wan0/mappings", `{"name":"` + strings.Repeat("x", 2<<20) + `"}`, 400, hresult.InvalidArg, "larger than the limit of 1 MiB"},
 		{"POST", "/v1/connections/wan0/mappings", `{"name":"x"} {}`, 400, hresult.InvalidArg, "one JSON object"},
@@ -243,4 +246,64 @@ func TestSlowBodyCut(t *testing.T) {
 	if !strings.Contains(string(answer), "not received within") {
 		t.Fatalf("answer to a slow body:\n%s", answer)
 	}
+}
+
+// fuzzRoutes are the routes that take a body, as FuzzDecode drives them.
+var fuzzRoutes = []struct{ method, path string }{
+	{"POST", "/v1/connections/wan0/mappings"},
+	{"PATCH", "/v1/connections/wan0/mappings/1"},
+	{"POST", "/v1/connections/lan0/rename"},
+	{"POST", "/v1/connections/wan0/sharing/enable"},
+	{"POST", "/v1/connections/lan0/sharing/enable"},
+	{"POST", "/v1/connections/wan0/firewall/enable"},
+	{"PATCH", "/v1/connections/lan0/dhcp"},
+	{"POST", "/v1/connections/lan0/dhcp/reservations"},
+	{"PATCH", "/v1/dns"},
+	{"POST", "/v1/dns/hosts"},
+}
+
+// FuzzDecode sends whatever bytes to the routes that take a JSON body: the
+// API must never fail with a server error or panic, must answer JSON, and
+// a refused request must change nothing.
+func FuzzDecode(f *testing.F) {
+	for i, body := range []string{
+		`{"name":"web","protocol":"tcp","externalPort":80,"internalPort":80,"targetIPAddress":"10.0.0.2"}`,
+		`{"internalPort":8080}`, `{"name":"Home"}`, `{"type":"public"}`, `{"type":"private","address":"10.1.0.1/24"}`,
+		`{"allowPing":true}`, `{"poolStart":"192.168.137.20","leaseTime":"30m"}`,
+		`{"mac":"52:54:00:00:00:01","ip":"192.168.137.7","name":"pc"}`, `{"upstreams":["192.0.2.53"]}`, `{"name":"nas","ip":"192.168.137.5"}`,
+		"{\"name\":\"bad\xff\"}", `{"name":"x"} {}`, `[`, ``,
+	} {
+		f.Add(byte(i), []byte(body))
+	}
+	s := newServer(f)
+	if code, body := call(s, "POST", "/v1/connections/wan0/mappings", `{"name":"one","protocol":"tcp","externalPort":1,"internalPort":1,"targetIPAddress":"10.0.0.9"}`); code != 201 {
+		f.Fatalf("seeding a mapping: %d %s", code, body)
+	}
+	state := func() string {
+		_, a := call(s, "GET", "/v1/connections", "")
+		_, b := call(s, "GET", "/v1/connections/wan0/mappings", "")
+		_, c := call(s, "GET", "/v1/dns", "")
+		_, d := call(s, "GET", "/v1/connections/lan0/dhcp", "")
+		return a + b + c + d
+	}
+	f.Fuzz(func(t *testing.T, route byte, body []byte) {
+		rt := fuzzRoutes[int(route)%len(fuzzRoutes)]
+		before := state()
+		code, answer := call(s, rt.method, rt.path, string(body))
+		if code >= 500 {
+			t.Fatalf("%s %s %q: %d %s", rt.method, rt.path, body, code, answer)
+		}
+		if code != http.StatusNoContent && !json.Valid([]byte(answer)) {
+			t.Fatalf("%s %s %q: the answer is not JSON: %s", rt.method, rt.path, body, answer)
+		}
+		if code >= 400 {
+			var e hresult.Error
+			if json.Unmarshal([]byte(answer), &e) != nil || e.Code == "" || e.Message == "" {
+				t.Fatalf("%s %s %q: an error without a code and a message: %s", rt.method, rt.path, body, answer)
+			}
+			if after := state(); after != before {
+				t.Fatalf("%s %s %q was refused (%d) but changed the state", rt.method, rt.path, body, code)
+			}
+		}
+	})
 }

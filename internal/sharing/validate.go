@@ -28,8 +28,18 @@ func checkName(field, s string) error {
 		return hresult.Invalid(field, "%q must not start or end with white space", s)
 	}
 	for i, r := range s {
-		if unicode.IsControl(r) {
+		switch {
+		case unicode.IsControl(r):
 			return hresult.Invalid(field, "%q has a control character (%U) at byte %d; control characters are not allowed", s, r, i)
+		case r == utf8.RuneError:
+			// What a JSON decoder puts in place of bytes that are not
+			// UTF-8: the name the client sent was not valid UTF-8.
+			return hresult.Invalid(field, "%q is not valid UTF-8 (U+FFFD at byte %d stands for bytes that were not); send the name in UTF-8", s, i)
+		case unicode.Is(unicode.Cf, r), unicode.Is(unicode.Zl, r), unicode.Is(unicode.Zp, r):
+			// Invisible format characters (U+202E RIGHT-TO-LEFT
+			// OVERRIDE, U+200B ZERO WIDTH SPACE, ...) make a name show
+			// as another one in the CLI and the UI.
+			return hresult.Invalid(field, "%q has an invisible formatting character (%U) at byte %d; such characters can make a name look like another and are not allowed", s, r, i)
 		}
 	}
 	return nil

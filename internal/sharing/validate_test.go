@@ -40,6 +40,13 @@ func TestCheckName(t *testing.T) {
 		{" leading", false},
 		{"trailing ", false},
 		{"bad\xffutf8", false},
+		{"replaced\ufffd", false},    // what JSON makes of bytes that are not UTF-8
+		{"evil\u202Etxt.exe", false}, // RIGHT-TO-LEFT OVERRIDE
+		{"we\u200Bb", false},         // ZERO WIDTH SPACE
+		{"\ufeffweb", false},         // ZERO WIDTH NO-BREAK SPACE
+		{"line\u2028sep", false},     // LINE SEPARATOR
+		{"日本語のサーバー", true},           // letters of any script are fine
+		{"emoji 🎮 console", true},
 	}
 	for _, tt := range tests {
 		err := checkName("name", tt.name)
