@@ -2,6 +2,7 @@ package webui
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -185,4 +186,42 @@ func TestGuardByArrival(t *testing.T) {
 	if get("::1", "::1") == nil {
 		t.Error("an IPv6 connection from the public side was answered")
 	}
+}
+
+// FuzzLogin posts whatever body to the login: it must never panic or
+// fail with a server error, must answer JSON, and must make a session
+// only for the right token.
+func FuzzLogin(f *testing.F) {
+	for _, body := range []string{`{"token":"` + testToken + `"}`, `{"token":"wrong"}`, `{}`, `{"token":`, "not json", `{"token":"` + testToken + `","x":1}`, "{\"token\":\"\xff\"}"} {
+		f.Add(body, "192.0.2.1:1000")
+	}
+	fx := newFixture(f)
+	f.Fuzz(func(t *testing.T, body, remote string) {
+		fx.now = fx.now.Add(time.Minute) // within the login rate
+		r := httptest.NewRequest("POST", "http://127.0.0.1:8137/ui/login", strings.NewReader(body))
+		r.RemoteAddr = remote
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		before := fx.sessions()
+		fx.s.ServeHTTP(w, r)
+		if w.Code >= 500 || !json.Valid(w.Body.Bytes()) {
+			t.Fatalf("login %q from %q: %d %s", body, remote, w.Code, w.Body)
+		}
+		made := fx.sessions() > before || len(w.Result().Cookies()) > 0
+		if w.Code == http.StatusOK != made {
+			t.Fatalf("login %q: %d, session made %v", body, w.Code, made)
+		}
+		if made {
+			var req LoginRequest
+			if json.Unmarshal([]byte(body), &req) != nil || strings.TrimSpace(req.Token) != testToken {
+				t.Fatalf("a session for %q", body)
+			}
+		}
+	})
+}
+
+func (f *fixture) sessions() int {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	return len(f.s.sessions)
 }

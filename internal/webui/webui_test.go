@@ -53,7 +53,7 @@ type fixture struct {
 	now   time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	f := &fixture{api: &fakeAPI{}, state: &fakeState{}, now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
 	f.s = New(Config{API: f.api, Token: testToken, State: f.state, EventInterval: 10 * time.Millisecond, Now: func() time.Time { return f.now }})
 	t.Cleanup(f.s.Close)
