@@ -60,16 +60,8 @@ func DHCPFlood(ctx context.Context, iface string, rate int, duration time.Durati
 		msgs[i] = ipv4.Message{Buffers: [][]byte{b}, Addr: to}
 	}
 	seq := rand.Uint32()
-	start := time.Now()
-	end := start.Add(duration)
-	sent := 0
-	for now := start; now.Before(end) && ctx.Err() == nil; now = time.Now() {
-		due := int(float64(rate) * now.Sub(start).Seconds())
-		if due <= sent {
-			time.Sleep(200 * time.Microsecond)
-			continue
-		}
-		n := min(batch, due-sent)
+	sent, took := pace(ctx, rate, duration, func(due int) int {
+		n := min(batch, due)
 		for i := range n {
 			seq++
 			b := msgs[i].Buffers[0]
@@ -77,17 +69,33 @@ func DHCPFlood(ctx context.Context, iface string, rate int, duration time.Durati
 			binary.BigEndian.PutUint32(b[30:34], seq) // chaddr: 02:xx + seq
 			b[29] = byte(seq>>24 ^ 0x5a)
 		}
-		k, err := conn.WriteBatch(msgs[:n], 0)
-		if err != nil && k == 0 {
-			// The link's queue is full: count nothing, try again.
-			time.Sleep(100 * time.Microsecond)
-			continue
-		}
-		sent += k
-	}
-	took := time.Since(start)
+		k, _ := conn.WriteBatch(msgs[:n], 0) // a full queue sends fewer: they are counted as sent
+		return k
+	})
 	fmt.Fprintf(w, "sent=%d seconds=%.2f rate=%.0f\n", sent, took.Seconds(), float64(sent)/took.Seconds())
 	return nil
+}
+
+// pace calls send with how many messages are due, at rate a second, until
+// duration has passed or ctx is done; send returns how many it sent. pace
+// returns the total and the time it took.
+func pace(ctx context.Context, rate int, duration time.Duration, send func(due int) int) (int, time.Duration) {
+	start := time.Now()
+	end := start.Add(duration)
+	sent := 0
+	for now := start; now.Before(end) && ctx.Err() == nil; now = time.Now() {
+		due := int(float64(rate)*now.Sub(start).Seconds()) - sent
+		if due <= 0 {
+			time.Sleep(200 * time.Microsecond)
+			continue
+		}
+		if k := send(due); k > 0 {
+			sent += k
+		} else {
+			time.Sleep(100 * time.Microsecond) // the link's queue is full
+		}
+	}
+	return sent, time.Since(start)
 }
 
 // DNSFlood sends DNS queries for names nobody has asked before (so that
@@ -135,24 +143,17 @@ func DNSFlood(ctx context.Context, server netip.AddrPort, sources []netip.Addr, 
 		})
 	}
 	q := new(dns.Msg)
-	start := time.Now()
-	end := start.Add(duration)
-	sent := 0
-	for now := start; now.Before(end) && ctx.Err() == nil; now = time.Now() {
-		due := int(float64(rate) * now.Sub(start).Seconds())
-		if due <= sent {
-			time.Sleep(200 * time.Microsecond)
-			continue
+	run := time.Now().UnixNano() % 1e6
+	n := 0
+	sent, _ := pace(ctx, rate, duration, func(due int) int {
+		for range due {
+			q.SetQuestion(fmt.Sprintf("r%d-%d.example.test.", run, n), dns.TypeA)
+			b, _ := q.Pack() // a name of this form always packs
+			conns[n%len(conns)].Write(b)
+			n++
 		}
-		for ; sent < due; sent++ {
-			q.SetQuestion(fmt.Sprintf("r%d-%d.example.test.", start.UnixNano()%1e6, sent), dns.TypeA)
-			b, err := q.Pack()
-			if err != nil {
-				return err
-			}
-			conns[sent%len(conns)].Write(b)
-		}
-	}
+		return due
+	})
 	time.Sleep(3 * time.Second) // the last answers
 	for _, c := range conns {
 		c.Close()
