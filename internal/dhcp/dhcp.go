@@ -750,7 +750,7 @@ func (a *Allocator) replyLocked(req *dhcpv4.DHCPv4, t dhcpv4.MessageType, ip net
 
 // broadcast returns the last address of p.
 func broadcast(p netip.Prefix) netip.Addr {
-	v := u32(p.Masked().Addr()) | uint32(1)<<(32-p.Bits()) - 1
+	v := u32(p.Masked().Addr()) | (uint32(1)<<(32-p.Bits()) - 1)
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 

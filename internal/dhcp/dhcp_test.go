@@ -274,6 +274,26 @@ func TestStoreFailureMeansNoAck(t *testing.T) {
 	}
 }
 
+func TestBroadcast(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.168.137.0/24": "192.168.137.255",
+		"192.168.137.1/24": "192.168.137.255",
+		"10.1.0.0/16":      "10.1.255.255",
+		"10.0.0.8/30":      "10.0.0.11",
+		"172.16.0.0/12":    "172.31.255.255",
+	} {
+		if got := broadcast(netip.MustParsePrefix(in)); got.String() != want {
+			t.Errorf("broadcast(%s) = %s, want %s", in, got, want)
+		}
+	}
+	// The offer says so too.
+	f := newFixture(t)
+	offer := f.discover(macA)
+	if got := net.IP(offer.BroadcastAddress()).String(); got != "192.168.137.255" {
+		t.Errorf("the offer's broadcast address is %s", got)
+	}
+}
+
 func TestHostLabel(t *testing.T) {
 	for in, want := range map[string]string{
 		"Laptop":           "laptop",
