@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ func (a *app) serveCmd() *cobra.Command {
 	var stateDir, backend, level string
 	var httpCfg webui.ListenConfig
 	var httpFD int
+	var dnsCache string
 	c := &cobra.Command{
 		Use:   "serve [--state-dir DIR] [--socket PATH]",
 		Short: "run the netshare daemon",
@@ -55,12 +57,17 @@ Logging in needs the token kept in DIR/ui-token (made at first start, mode
 					return usageError{err}
 				}
 			}
-			err := daemon.Run(c.Context(), daemon.Config{
-				StateDir: stateDir,
-				Socket:   a.socket,
-				Backend:  strings.ToLower(backend),
-				Logger:   log,
-				HTTP:     httpCfg,
+			cacheSize, err := parseBytes(dnsCache)
+			if err != nil || cacheSize < 64<<10 || cacheSize > 1<<30 {
+				return usageError{fmt.Errorf("--dns-cache %q: give a size from 64KiB to 1GiB, such as 4MiB", dnsCache)}
+			}
+			err = daemon.Run(c.Context(), daemon.Config{
+				StateDir:     stateDir,
+				Socket:       a.socket,
+				Backend:      strings.ToLower(backend),
+				Logger:       log,
+				HTTP:         httpCfg,
+				DNSCacheSize: cacheSize,
 			})
 			if err != nil {
 				return hresult.New(hresult.Fail, "%v", err)
@@ -76,5 +83,25 @@ Logging in needs the token kept in DIR/ui-token (made at first start, mode
 	c.Flags().BoolVar(&httpCfg.AllowPublic, "http-public", false, "let the web UI answer on the public connection's addresses")
 	c.Flags().IntVar(&httpFD, "http-fd", 0, "serve the web UI on this inherited listening socket (the lab uses it)")
 	c.Flags().MarkHidden("http-fd")
+	c.Flags().StringVar(&dnsCache, "dns-cache", "4MiB", "memory for the DNS cache, such as 512KiB, 4MiB or 64MiB")
 	return c
+}
+
+// parseBytes reads a size such as 4MiB, 512KiB, 1GiB or 65536 (bytes).
+func parseBytes(s string) (int, error) {
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	return n * mult, nil
 }

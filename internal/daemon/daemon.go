@@ -64,6 +64,9 @@ type Config struct {
 	HTTP webui.ListenConfig
 	// Ready, if set, is called once the socket accepts requests.
 	Ready func()
+	// DNSCacheSize is the memory the DNS cache may take, in bytes;
+	// dns.DefaultCacheSize if zero.
+	DNSCacheSize int
 }
 
 // FakeLinks returns the interfaces of the fake backend: an upstream that is
@@ -147,6 +150,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Backend != BackendFake {
 		runner := services.NewRunner(m, m, dhcp.NewProber, log.With("component", "services"))
+		if cfg.DNSCacheSize > 0 {
+			runner.SetCacheSize(cfg.DNSCacheSize)
+		}
 		defer runner.Close()
 		m.SetServices(ctx, runner)
 	}

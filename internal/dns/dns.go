@@ -13,6 +13,7 @@
 package dns
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -246,7 +247,21 @@ func (h *Handler) local(r *dns.Msg, q dns.Question, name string) *dns.Msg {
 		m.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: LocalTTL}, Ptr: host + "." + domain}}
 		return m
 	case dns.CountLabel(name) == 1:
+		// A bare host name, for an address: answered when it is a private
+		// host's. Everything else about a single label (com. DS, test. NS)
+		// is the Internet's, and goes upstream.
+		switch q.Qtype {
+		case dns.TypeA, dns.TypeAAAA, dns.TypeANY:
+		default:
+			return nil
+		}
 		label = strings.TrimSuffix(name, ".")
+		if h.Names == nil {
+			return nil
+		}
+		if _, found := h.Names.Lookup(label); !found {
+			return nil
+		}
 	case h.Domain != "" && name == domain:
 		m := h.reply(r, dns.RcodeSuccess)
 		m.Authoritative = true
@@ -283,12 +298,16 @@ func reverseAddr(name string) (netip.Addr, bool) {
 	return ip, err == nil && ip.Is4()
 }
 
-// forward asks the upstreams, through the cache.
+// forward asks the upstreams, through the cache. The upstream query is
+// this server's own: the question, RD and CD as the client set them, and
+// an EDNS record offering ednsSize with the client's DO bit; nothing else
+// of the client's (its UDP size, its options) goes upstream.
 func (h *Handler) forward(r *dns.Msg, q dns.Question, name string, tcp bool) *dns.Msg {
-	key := cacheKey{name: name, qtype: q.Qtype, qclass: q.Qclass, do: isDO(r)}
+	key := cacheKey{name: name, qtype: q.Qtype, qclass: q.Qclass, do: isDO(r), cd: r.CheckingDisabled}
 	if m := h.Cache.get(key, time.Now()); m != nil {
 		m.Id = r.Id
 		m.Question = r.Question
+		m.RecursionAvailable = true
 		return m
 	}
 	select {
@@ -303,11 +322,15 @@ func (h *Handler) forward(r *dns.Msg, q dns.Question, name string, tcp bool) *dn
 	if timeout == 0 {
 		timeout = 2 * time.Second
 	}
-	up := r.Copy()
-	up.Id = dns.Id()
+	up := new(dns.Msg)
+	up.SetQuestion(q.Name, q.Qtype)
+	up.Question[0].Qclass = q.Qclass
+	up.RecursionDesired = r.RecursionDesired
+	up.CheckingDisabled = r.CheckingDisabled
+	up.SetEdns0(ednsSize, key.do)
 	var lastErr error
 	for _, u := range h.Upstreams {
-		c := &dns.Client{Net: "udp", Timeout: timeout}
+		c := &dns.Client{Net: "udp", Timeout: timeout, UDPSize: ednsSize}
 		if tcp {
 			c.Net = "tcp"
 		}
@@ -412,30 +435,44 @@ func SystemUpstreams(path string) ([]netip.AddrPort, error) {
 	return out, nil
 }
 
-// cacheKey identifies a cached answer.
+// cacheKey identifies a cached answer: DNSSEC-aware clients (DO) and
+// validating ones (CD) get answers of their own.
 type cacheKey struct {
 	name          string
 	qtype, qclass uint16
-	do            bool
+	do, cd        bool
 }
 
 type cacheEntry struct {
+	key     cacheKey
 	msg     *dns.Msg
+	size    int
 	stored  time.Time
 	expires time.Time
 }
 
-// Cache keeps upstream answers until their TTL runs out. The zero value
+// Cache keeps upstream answers until their TTL runs out, within a bound on
+// the memory they take; the least recently used answer goes first. Every
+// operation costs the same whatever the number of answers. The zero value
 // is not usable; NewCache makes one.
 type Cache struct {
 	mu      sync.Mutex
-	max     int
-	entries map[cacheKey]cacheEntry
+	max     int // bytes
+	bytes   int
+	entries map[cacheKey]*list.Element // of *cacheEntry
+	lru     list.List                  // most recently used first
 }
 
-// NewCache returns a cache of at most max answers.
-func NewCache(max int) *Cache {
-	return &Cache{max: max, entries: map[cacheKey]cacheEntry{}}
+// DefaultCacheSize is the memory the DNS cache may take, in bytes.
+const DefaultCacheSize = 4 << 20
+
+// entryOverhead is what an answer costs besides its records: the map
+// entry, the list element, the message's structures.
+const entryOverhead = 400
+
+// NewCache returns a cache of at most maxBytes of answers.
+func NewCache(maxBytes int) *Cache {
+	return &Cache{max: maxBytes, entries: map[cacheKey]*list.Element{}}
 }
 
 // maxCacheTTL bounds how long anything is cached.
@@ -476,10 +513,16 @@ func (c *Cache) get(k cacheKey, now time.Time) *dns.Msg {
 		return nil
 	}
 	c.mu.Lock()
-	e, ok := c.entries[k]
-	if ok && !now.Before(e.expires) {
-		delete(c.entries, k)
-		ok = false
+	el, ok := c.entries[k]
+	var e *cacheEntry
+	if ok {
+		e = el.Value.(*cacheEntry)
+		if !now.Before(e.expires) {
+			c.removeLocked(el)
+			ok = false
+		} else {
+			c.lru.MoveToFront(el)
+		}
 	}
 	c.mu.Unlock()
 	if !ok {
@@ -502,6 +545,12 @@ func (c *Cache) get(k cacheKey, now time.Time) *dns.Msg {
 	return m
 }
 
+func (c *Cache) removeLocked(el *list.Element) {
+	e := c.lru.Remove(el).(*cacheEntry)
+	delete(c.entries, e.key)
+	c.bytes -= e.size
+}
+
 func (c *Cache) put(k cacheKey, m *dns.Msg, now time.Time) {
 	if c == nil || m.Truncated {
 		return
@@ -510,19 +559,28 @@ func (c *Cache) put(k cacheKey, m *dns.Msg, now time.Time) {
 	if ttl <= 0 {
 		return
 	}
+	e := &cacheEntry{key: k, msg: m.Copy(), stored: now, expires: now.Add(ttl)}
+	e.size = m.Len() + len(k.name) + entryOverhead
+	if e.size > c.max/8 {
+		return // one answer may take an eighth of the cache at most
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		for key, e := range c.entries {
-			if !now.Before(e.expires) || len(c.entries) >= c.max {
-				delete(c.entries, key)
-			}
-			if len(c.entries) < c.max*9/10 {
-				break
-			}
-		}
+	if el, ok := c.entries[k]; ok {
+		c.removeLocked(el)
 	}
-	c.entries[k] = cacheEntry{msg: m.Copy(), stored: now, expires: now.Add(ttl)}
+	c.entries[k] = c.lru.PushFront(e)
+	c.bytes += e.size
+	for c.bytes > c.max {
+		c.removeLocked(c.lru.Back())
+	}
+}
+
+// Bytes returns the memory the cached answers take, as the cache counts it.
+func (c *Cache) Bytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
 }
 
 // Len returns the number of cached answers.

@@ -1,8 +1,10 @@
 package dns
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,7 +82,7 @@ func newHandler(t *testing.T, ups ...netip.AddrPort) *Handler {
 		Names:     names{"nas": netip.MustParseAddr("192.168.137.57"), "printer": netip.MustParseAddr("192.168.137.50")},
 		Upstreams: ups,
 		Timeout:   300 * time.Millisecond,
-		Cache:     NewCache(100),
+		Cache:     NewCache(1 << 20),
 	}
 }
 
@@ -95,9 +97,7 @@ func TestLocalNames(t *testing.T) {
 	if m := query(t, h, "nobody.home.arpa.", dns.TypeA); m.Rcode != dns.RcodeNameError {
 		t.Errorf("unknown private name: %s", dns.RcodeToString[m.Rcode])
 	}
-	if m := query(t, h, "nobody.", dns.TypeA); m.Rcode != dns.RcodeNameError {
-		t.Errorf("unknown bare name: %s", dns.RcodeToString[m.Rcode])
-	}
+
 	if m := query(t, h, "nas.home.arpa.", dns.TypeAAAA); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 0 {
 		t.Errorf("AAAA of a private host: %v", m)
 	}
@@ -137,7 +137,7 @@ func TestForwardAndCache(t *testing.T) {
 }
 
 func TestCacheTTL(t *testing.T) {
-	c := NewCache(10)
+	c := NewCache(4500) // about ten small answers
 	m := new(dns.Msg)
 	m.SetQuestion("example.test.", dns.TypeA)
 	m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "example.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 100}, A: net.ParseIP("198.51.100.2")}}
@@ -150,12 +150,16 @@ func TestCacheTTL(t *testing.T) {
 	if got := c.get(k, t0.Add(100*time.Second)); got != nil {
 		t.Fatal("served after the TTL ran out")
 	}
-	// A full cache keeps its bound.
+	// A full cache keeps its bound, and drops the least recently used.
 	for i := range 50 {
 		c.put(cacheKey{name: string(rune('a' + i)), qtype: 1}, m, t0)
+		c.get(cacheKey{name: "a", qtype: 1}, t0) // a is used all along
 	}
-	if c.Len() > 10 {
-		t.Fatalf("cache holds %d answers, bound 10", c.Len())
+	if c.Bytes() > 4500 || c.Len() > 10 || c.Len() < 5 {
+		t.Fatalf("cache holds %d answers in %d bytes, bound 4500", c.Len(), c.Bytes())
+	}
+	if c.get(cacheKey{name: "a", qtype: 1}, t0) == nil || c.get(cacheKey{name: "b", qtype: 1}, t0) != nil {
+		t.Fatal("the cache did not keep the answer in use and drop the old ones")
 	}
 }
 
@@ -240,4 +244,103 @@ func FuzzAnswer(f *testing.F) {
 			m.Pack() // may fail for names the query could not have; must not panic
 		}
 	})
+}
+
+// TestSingleLabelsGoUpstream checks that only a private host's bare name
+// is answered here: every other single-label question (com. DS, test. NS,
+// an unknown bare name) goes upstream, or DNSSEC validation behind the
+// gateway breaks.
+func TestSingleLabelsGoUpstream(t *testing.T) {
+	up, count := upstream(t)
+	h := newHandler(t, up)
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+		local bool
+	}{
+		{"nas.", dns.TypeA, true},
+		{"nas.", dns.TypeAAAA, true},
+		{"nas.", dns.TypeDS, false},
+		{"com.", dns.TypeDS, false},
+		{"test.", dns.TypeNS, false},
+		{"nobody.", dns.TypeA, false},
+	} {
+		before := count.Load()
+		m := query(t, h, q.name, q.qtype)
+		asked := count.Load() > before
+		if asked == q.local || m.Authoritative != q.local {
+			t.Errorf("%s %s: upstream asked %v, authoritative %v; want local %v", q.name, dns.TypeToString[q.qtype], asked, m.Authoritative, q.local)
+		}
+	}
+}
+
+// TestUpstreamQuery checks what goes upstream: the client's question, RD
+// and CD, this server's EDNS size and the client's DO, nothing else; and
+// that DO and CD queries are cached apart.
+func TestUpstreamQuery(t *testing.T) {
+	var mu sync.Mutex
+	var seen []*dns.Msg
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		mu.Lock()
+		seen = append(seen, r.Copy())
+		mu.Unlock()
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP("198.51.100.2")}}
+		w.WriteMsg(m)
+	})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: h}
+	go srv.ActivateAndServe()
+	defer srv.Shutdown()
+	fwd := newHandler(t, netip.MustParseAddrPort(pc.LocalAddr().String()))
+	for _, c := range []struct{ do, cd bool }{{false, false}, {true, false}, {true, true}, {true, true}} {
+		r := new(dns.Msg)
+		r.SetQuestion("example.test.", dns.TypeA)
+		r.SetEdns0(4096, c.do)
+		r.IsEdns0().Option = append(r.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0123456789abcdef"})
+		r.CheckingDisabled = c.cd
+		if m := fwd.answer(r, false); m == nil || len(m.Answer) != 1 || !m.RecursionAvailable {
+			t.Fatalf("answer %v", m)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 3 {
+		t.Fatalf("upstream asked %d times, want 3 (the last query from the cache)", len(seen))
+	}
+	for i, q := range seen {
+		opt := q.IsEdns0()
+		if opt == nil || opt.UDPSize() != ednsSize || opt.Do() != (i > 0) || q.CheckingDisabled != (i == 2) || len(opt.Option) != 0 || !q.RecursionDesired {
+			t.Errorf("upstream query %d: %v", i, q)
+		}
+	}
+}
+
+// BenchmarkCachePut inserts into full caches of different sizes: the cost
+// of an insert, with its eviction, must not grow with the size.
+func BenchmarkCachePut(b *testing.B) {
+	m := new(dns.Msg)
+	m.SetQuestion("example.test.", dns.TypeA)
+	m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "example.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP("198.51.100.2")}}
+	t0 := time.Unix(1000, 0)
+	names := make([]string, 1<<20)
+	for i := range names {
+		names[i] = fmt.Sprintf("n%d.example.test.", i)
+	}
+	for _, size := range []int{1 << 20, 16 << 20, 128 << 20} {
+		b.Run(fmt.Sprintf("%dMiB", size>>20), func(b *testing.B) {
+			c := NewCache(size)
+			for i := 0; c.Bytes() < size*9/10 && i < 4*len(names); i++ { // fill it
+				c.put(cacheKey{name: names[i%len(names)], qtype: uint16(1 + i/len(names)), qclass: dns.ClassINET}, m, t0)
+			}
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				c.put(cacheKey{name: names[i%len(names)], qtype: dns.TypeAAAA, qclass: dns.ClassINET}, m, t0)
+			}
+		})
+	}
 }

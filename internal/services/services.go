@@ -80,7 +80,15 @@ func NewRunner(leases Leases, names dns.Names, probe func(iface string, server n
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{leases: leases, names: names, probe: probe, log: log, cache: dns.NewCache(4096), running: map[string]*running{}}
+	return &Runner{leases: leases, names: names, probe: probe, log: log, cache: dns.NewCache(dns.DefaultCacheSize), running: map[string]*running{}}
+}
+
+// SetCacheSize gives the DNS forwarders a cache of n bytes, in place of
+// the default one; call it before the first Apply.
+func (r *Runner) SetCacheSize(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cache = dns.NewCache(n)
 }
 
 // Apply implements Backend.
