@@ -188,12 +188,20 @@ func (a *app) labCmd() *cobra.Command {
 	dnsFlood.Flags().StringSliceVar(&sources, "source", nil, "a source address (repeat, or separate with commas)")
 	dnsFlood.Flags().IntVar(&rate, "rate", 5000, "queries a second")
 	dnsFlood.Flags().DurationVar(&floodFor, "duration", 5*time.Second, "how long")
+	var zoneFile, zoneAddr string
 	dnsServer := &cobra.Command{
-		Use:    "dns-server",
-		Short:  "answer for example.test on port 53",
+		Use:    "dns-server [--zone FILE --listen ADDR:PORT]",
+		Short:  "answer for example.test on port 53, or serve a zone file",
 		Hidden: true,
 		Args:   args(cobra.NoArgs),
-		RunE:   func(c *cobra.Command, _ []string) error { return fail(lab.ServeDNS(c.Context())) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			if zoneFile != "" {
+				return fail(lab.ServeZone(c.Context(), zoneAddr, zoneFile))
+			}
+			return fail(lab.ServeDNS(c.Context()))
+		},
 	}
+	dnsServer.Flags().StringVar(&zoneFile, "zone", "", "serve this zone file instead")
+	dnsServer.Flags().StringVar(&zoneAddr, "listen", ":53", "where to serve the zone")
 	return group("lab", "a sandbox of three network namespaces to try netshare in", up, down, status, exe, server, probe, stream, dhcpClient, dhcpFlood, dnsFlood, dnsServer)
 }

@@ -576,6 +576,15 @@ func (c *Cache) put(k cacheKey, m *dns.Msg, now time.Time) {
 	}
 }
 
+// Flush empties the cache.
+func (c *Cache) Flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.entries)
+	c.lru.Init()
+	c.bytes = 0
+}
+
 // Bytes returns the memory the cached answers take, as the cache counts it.
 func (c *Cache) Bytes() int {
 	c.mu.Lock()

@@ -161,6 +161,10 @@ func TestCacheTTL(t *testing.T) {
 	if c.get(cacheKey{name: "a", qtype: 1}, t0) == nil || c.get(cacheKey{name: "b", qtype: 1}, t0) != nil {
 		t.Fatal("the cache did not keep the answer in use and drop the old ones")
 	}
+	c.Flush()
+	if c.Len() != 0 || c.Bytes() != 0 || c.get(cacheKey{name: "a", qtype: 1}, t0) != nil {
+		t.Fatal("Flush left answers")
+	}
 }
 
 func TestUpstreamFailureIsQuick(t *testing.T) {

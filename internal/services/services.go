@@ -61,8 +61,9 @@ type Runner struct {
 	log    *slog.Logger
 	cache  *dns.Cache
 
-	mu      sync.Mutex // guards running
+	mu      sync.Mutex // guards running and ups
 	running map[string]*running
+	ups     *[]netip.AddrPort // the upstreams last applied
 }
 
 type running struct {
@@ -100,6 +101,11 @@ func (r *Runner) Apply(ctx context.Context, cfg *Config) error {
 		want[n.Connection] = n
 	}
 	var errs []error
+	if r.ups != nil && !reflect.DeepEqual(*r.ups, cfg.Upstreams) {
+		// Answers of the old upstreams are not what the new ones say.
+		r.cache.Flush()
+	}
+	r.ups = &cfg.Upstreams
 	for id, run := range r.running {
 		n, ok := want[id]
 		if ok && n.Interface == run.net.Interface && n.Address == run.net.Address {
