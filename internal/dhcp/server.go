@@ -32,6 +32,9 @@ type Limits struct {
 	// Queue is how many packets may wait in each of the two queues (known
 	// clients, new clients); the rest are dropped and counted.
 	Queue int
+	// Workers is how many requests are answered at once: the lease
+	// writes of requests answered together share one commit.
+	Workers int
 }
 
 // DefaultLimits serve 1,000 new clients a second (bursts of 200) and a
@@ -41,6 +44,7 @@ var DefaultLimits = Limits{
 	PerClient:  ratelimit.Limit{Rate: 8, Burst: 16},
 	NewClients: ratelimit.Limit{Rate: 1000, Burst: 200},
 	Queue:      256,
+	Workers:    4,
 }
 
 // Stats counts what a Server did with the packets it read.
@@ -53,7 +57,7 @@ type Stats struct {
 }
 
 // Server runs an Allocator on one interface, port 67. One goroutine reads
-// and sorts packets, one answers them (known clients first), one probes
+// and sorts packets, a few answer them (known clients first), one probes
 // addresses ahead of need; memory and work stay bounded under any flood.
 type Server struct {
 	conn *net.UDPConn
@@ -104,6 +108,9 @@ func serveConn(conn *net.UDPConn, a *Allocator, lim Limits, log *slog.Logger) *S
 	if lim.Queue <= 0 {
 		lim.Queue = DefaultLimits.Queue
 	}
+	if lim.Workers <= 0 {
+		lim.Workers = DefaultLimits.Workers
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		conn: conn, a: a, log: log, lim: lim,
@@ -111,16 +118,18 @@ func serveConn(conn *net.UDPConn, a *Allocator, lim Limits, log *slog.Logger) *S
 		recent:    recentFilter{seed: maphash.MakeSeed()},
 		known:     make(chan *datagram, lim.Queue),
 		fresh:     make(chan *datagram, lim.Queue),
-		free:      make(chan *datagram, 2*lim.Queue+1),
+		free:      make(chan *datagram, 2*lim.Queue+lim.Workers),
 		stop:      make(chan struct{}),
 		cancel:    cancel,
 	}
 	for range cap(s.free) {
 		s.free <- &datagram{}
 	}
-	s.wg.Add(4)
+	s.wg.Add(3 + lim.Workers)
 	go s.read()
-	go s.work()
+	for range lim.Workers {
+		go s.work()
+	}
 	go s.probe(ctx)
 	go s.report()
 	return s

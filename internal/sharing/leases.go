@@ -40,9 +40,10 @@ func (m *Manager) Leases(conn string) ([]dhcp.Lease, map[netip.Addr]time.Time) {
 	return out, declined
 }
 
-// putLease writes l, then takes it into the names.
+// putLease writes l, then takes it into the names. Leases written at once
+// (by several DHCP servers, or one serving many clients) share a commit.
 func (m *Manager) putLease(l store.Lease, drop ...string) error {
-	err := m.st.Update(func(tx *store.Tx) error {
+	err := m.st.Batch(func(tx *store.Tx) error {
 		for _, k := range drop {
 			if err := tx.DeleteLease(k); err != nil {
 				return err
@@ -76,16 +77,28 @@ func (m *Manager) putLease(l store.Lease, drop ...string) error {
 // deny list (deniedNames, the gateway's own). A client refused its name
 // gets its lease without a name, and a log line says why.
 func (m *Manager) Bind(conn string, l dhcp.Lease) error {
-	m.bindMu.Lock()
-	defer m.bindMu.Unlock()
 	name := strings.ToLower(l.Hostname)
-	if why := m.nameRefused(name, l.MAC); why != "" {
+	m.leaseMu.Lock()
+	why := m.nameRefusedLocked(name, l.MAC)
+	if why == "" && name != "" {
+		// Held while the lease is written, so that two clients asking
+		// for one name at once do not both get it.
+		m.writing[name] = l.MAC
+	}
+	m.leaseMu.Unlock()
+	if why != "" {
 		if ok, n := m.nameLog.Allow(time.Now()); ok {
 			m.log.Warn("DHCP client's host name refused: the lease has no name", "mac", l.MAC, "ip", l.IP, "hostname", name, "why", why, "suppressed", n)
 		}
 		name = ""
 	}
-	return m.putLease(store.Lease{Connection: conn, MAC: l.MAC, IP: l.IP.String(), Hostname: name, Expiry: l.Expiry.Unix()})
+	err := m.putLease(store.Lease{Connection: conn, MAC: l.MAC, IP: l.IP.String(), Hostname: name, Expiry: l.Expiry.Unix()})
+	if name != "" {
+		m.leaseMu.Lock()
+		delete(m.writing, name)
+		m.leaseMu.Unlock()
+	}
+	return err
 }
 
 // deniedNames are names no DHCP client may take: hosts look them up to
@@ -93,16 +106,18 @@ func (m *Manager) Bind(conn string, l dhcp.Lease) error {
 // gateway. A static name set by the administrator may still use them.
 var deniedNames = []string{"wpad", "isatap", "localhost", "localdomain", "ip6-localhost", "ip6-loopback", "broadcasthost", "gateway", "router"}
 
-// nameRefused says why a client (mac) may not take name, or "".
-func (m *Manager) nameRefused(name, mac string) string {
+// nameRefusedLocked says why a client (mac) may not take name, or "";
+// leaseMu must be held.
+func (m *Manager) nameRefusedLocked(name, mac string) string {
 	if name == "" {
 		return ""
 	}
 	if slices.Contains(deniedNames, name) || slices.Contains(m.gatewayNames, name) {
 		return "a name no client may take"
 	}
-	m.leaseMu.Lock()
-	defer m.leaseMu.Unlock()
+	if other, ok := m.writing[name]; ok && other != mac {
+		return "being taken by " + other
+	}
 	if _, ok := m.nameSrc.hosts[name]; ok {
 		return "a static name"
 	}

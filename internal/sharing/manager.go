@@ -81,10 +81,8 @@ type Manager struct {
 	now        func() time.Time
 	changed    chan struct{}
 
-	leaseMu sync.Mutex // guards leases and nameSrc; taken after mu
-	// bindMu makes a lease's check of its host name and its write one
-	// step; taken before leaseMu.
-	bindMu       sync.Mutex
+	leaseMu      sync.Mutex        // guards leases and nameSrc; taken after mu
+	writing      map[string]string // host names of leases being written, and their MACs; under leaseMu
 	gatewayNames []string
 	nameLog      *ratelimit.Sampler
 	leases       map[string]store.Lease
@@ -156,6 +154,7 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		now:          o.Now,
 		changed:      make(chan struct{}, 1),
 		nameLog:      ratelimit.NewSampler(1, 5),
+		writing:      map[string]string{},
 		gatewayNames: o.GatewayNames,
 		leases:       map[string]store.Lease{},
 	}

@@ -28,7 +28,7 @@ var (
 // harness is a Manager on a store in a temporary directory, with fake
 // links and a fake firewall.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	st    *store.Store
 	links *link.Fake
@@ -46,7 +46,7 @@ func testLinks() *link.Fake {
 	)
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), links: testLinks()}
 	h.start()

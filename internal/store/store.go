@@ -195,6 +195,9 @@ func openBolt(path string) (db *bolt.DB, err error) {
 		}
 	}()
 	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err == nil {
+		db.MaxBatchDelay = BatchDelay
+	}
 	switch {
 	case errors.Is(err, boltErrors.ErrTimeout):
 		return nil, fmt.Errorf("state file %s is locked by another process (is another netshare serve running with this state directory?)", path)
@@ -327,6 +330,18 @@ type Tx struct {
 // fn returns nil and rolled back, leaving the file as it was, otherwise.
 func (s *Store) Update(fn func(*Tx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// BatchDelay is how long a Batch waits for others to share its commit.
+const BatchDelay = 2 * time.Millisecond
+
+// Batch is Update for writers that come many at once (the DHCP servers'
+// leases): calls made within BatchDelay of each other share one
+// transaction and one fsync, and each returns only once its change is on
+// disk. fn may be called more than once (alone, if the shared transaction
+// fails), so it must be idempotent.
+func (s *Store) Batch(fn func(*Tx) error) error {
+	return s.db.Batch(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
 }
 
 // PutLease writes l.
