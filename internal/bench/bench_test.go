@@ -84,3 +84,71 @@ func TestQuick(t *testing.T) {
 		t.Errorf("the bench left %s behind", dir)
 	}
 }
+
+// TestQuickLAN runs the LAN bench for one short round, so that it keeps
+// working: each test gives a sample for both servers, DNS answers came
+// from both, and the tables and the JSON are whole. It never checks what
+// was measured.
+func TestQuickLAN(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("the bench needs root, and CI must run it")
+		}
+		t.Skip("the bench needs root (network namespaces)")
+	}
+	for _, tool := range []string{"dnsperf", "perfdhcp", "dnsmasq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed (apt-get install dnsperf kea-admin dnsmasq-base)", tool)
+		}
+	}
+	t.Setenv(daemon.GuardEnv, "1")
+	bin := filepath.Join(t.TempDir(), "netshare")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/netshare").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir, err := os.MkdirTemp("", "nsbl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := QuickLAN(bin, dir)
+	r, err := RunLAN(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, server := range []string{"netshare", "dnsmasq"} {
+		for _, test := range []string{"dns-private", "dns-cached", "dns-miss", "dns-latency", "dhcp-50", "dhcp-single"} {
+			var found *LANSample
+			for i, s := range r.Samples {
+				if s.Server == server && s.Test == test {
+					found = &r.Samples[i]
+				}
+			}
+			switch {
+			case found == nil:
+				t.Errorf("no sample of %s against %s", test, server)
+			case strings.HasPrefix(test, "dns-") && test != "dns-latency" && found.PerSec <= 0:
+				t.Errorf("%s against %s answered nothing: %+v", test, server, *found)
+			case test == "dns-latency" && (found.P50ms <= 0 || found.P99ms < found.P50ms):
+				t.Errorf("%s against %s: %+v", test, server, *found)
+			}
+		}
+	}
+	var b strings.Builder
+	r.Print(&b, true)
+	if !strings.Contains(b.String(), "| DNS, private names (queries/s) |") || !strings.Contains(b.String(), "netshare/dnsmasq") {
+		t.Errorf("printed:\n%s", b.String())
+	}
+	path := filepath.Join(t.TempDir(), "lan.json")
+	if err := r.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	if back, err := ReadLANJSON(path); err != nil || len(back.Samples) != len(r.Samples) {
+		t.Fatalf("read back: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the bench left %s behind", dir)
+	}
+	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), "nsb-") {
+		t.Errorf("the bench left namespaces behind:\n%s", out)
+	}
+}

@@ -91,5 +91,61 @@ peers and plain routing. It prints tables and writes the results as JSON.
 	load.Flags().IntVar(&clients, "clients", 4, "parallel clients")
 	load.Flags().DurationVar(&duration, "duration", 2*time.Second, "how long")
 	c.AddCommand(load)
+	var lanQuick, lanMarkdown bool
+	var lanJSON, lanDir, lanFrom, lanLogs string
+	lan := &cobra.Command{
+		Use:   "lan [--quick] [--json-file FILE] [--dir DIR]",
+		Short: "measure netshare's DHCP and DNS beside dnsmasq, with dnsperf and perfdhcp, in namespaces of its own (root)",
+		Long: `bench lan runs netshare and Debian's dnsmasq side by side, each in a gateway
+namespace of its own with the same addresses, names and upstream, and loads
+them in turns with the same clients: dnsperf (private names, cached names,
+cache misses, latency at 1,000 queries/s) and Kea's perfdhcp (new clients at
+each rate, and one at a time). It prints each server's median and spread
+over the rounds and netshare's ratio to dnsmasq, and writes the samples as
+JSON. Needs dnsperf, kea-admin (perfdhcp), dnsmasq-base and bind9-dnsutils;
+none of them starts a service. --report prints a results file again.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			var r *bench.LANResults
+			if lanFrom != "" {
+				var err error
+				if r, err = bench.ReadLANJSON(lanFrom); err != nil {
+					return hresultFail(err)
+				}
+			} else {
+				bin, err := os.Executable()
+				if err != nil {
+					return hresultFail(err)
+				}
+				o := bench.FullLAN(bin, lanDir)
+				if lanQuick {
+					o = bench.QuickLAN(bin, lanDir)
+				}
+				o.Progress = a.env.Stderr
+				o.LogDir = lanLogs
+				if r, err = bench.RunLAN(c.Context(), o); err != nil {
+					return hresultFail(err)
+				}
+				if err := r.WriteJSON(lanJSON); err != nil {
+					return hresultFail(err)
+				}
+			}
+			if a.json {
+				return a.printJSON(r)
+			}
+			r.Print(a.env.Stdout, lanMarkdown)
+			if lanFrom == "" {
+				fmt.Fprintf(a.env.Stdout, "\nresults written to %s\n", lanJSON)
+			}
+			return nil
+		},
+	}
+	lan.Flags().BoolVar(&lanQuick, "quick", false, "one short round")
+	lan.Flags().BoolVar(&lanMarkdown, "markdown", false, "print Markdown tables")
+	lan.Flags().StringVar(&lanJSON, "json-file", "bench-lan-results.json", "where to write the results")
+	lan.Flags().StringVar(&lanDir, "dir", "/run/netshare-bench-lan", "the bench's directory")
+	lan.Flags().StringVar(&lanFrom, "report", "", "print the tables of this results file instead of measuring")
+	lan.Flags().StringVar(&lanLogs, "logs", "", "copy the servers' logs to `DIR` at the end")
+	c.AddCommand(lan)
 	return c
 }

@@ -121,6 +121,7 @@ type Allocator struct {
 	isReady map[netip.Addr]time.Time
 	taken   int        // addresses taken from ready since the last round
 	short   bool       // a client found nothing ready since the last round
+	target  int        // how many probed addresses the rounds keep ready
 	cursor  netip.Addr // where the next round's scan of the pool starts
 	kick    chan struct{}
 
@@ -455,10 +456,15 @@ func (a *Allocator) ProbeRound(ctx context.Context) (int, error) {
 			live++
 		}
 	}
-	target := readyMin
-	if a.short || a.taken > readyMin/2 {
-		target = min(readyMax, max(readyMin, 2*a.taken, 2*live))
+	// Keep twice what the last round saw taken; when clients found
+	// nothing ready, double what was kept, until demand is met.
+	switch {
+	case a.short:
+		a.target = min(readyMax, max(2*a.target, 2*a.taken, readyMin))
+	default:
+		a.target = max(readyMin, 2*a.taken, a.target*3/4)
 	}
+	target := a.target
 	a.taken, a.short = 0, false
 	var ips []netip.Addr
 	if live < target {

@@ -56,10 +56,13 @@ type Limits struct {
 	TCPConns, TCPConnsPerClient int
 }
 
-// DefaultLimits are generous to a busy home or office network and keep a
-// storm to a few hundred descriptors and a few megabytes.
+// DefaultLimits are generous to a busy home or office network (a host
+// that resolves for others, a proxy or a NAS, may ask thousands of names
+// a second) and keep a storm to a few hundred descriptors and a few
+// megabytes: what bounds a storm is InFlight, and no client may hold more
+// than a quarter of it.
 var DefaultLimits = Limits{
-	PerClient:         ratelimit.Limit{Rate: 200, Burst: 400},
+	PerClient:         ratelimit.Limit{Rate: 20000, Burst: 40000},
 	InFlight:          256,
 	TCPConns:          64,
 	TCPConnsPerClient: 8,
@@ -92,6 +95,9 @@ type Handler struct {
 	inflight chan struct{}
 	logLimit *ratelimit.Sampler
 
+	flightMu sync.Mutex
+	byClient map[netip.Addr]int // forwarded queries in flight, by client
+
 	refused, limited, overloaded, truncated atomic.Uint64
 }
 
@@ -117,6 +123,7 @@ func (h *Handler) init() {
 		}
 		h.perIP = ratelimit.NewTable[netip.Addr](h.Limits.PerClient, 4096)
 		h.inflight = make(chan struct{}, h.Limits.InFlight)
+		h.byClient = map[netip.Addr]int{}
 		h.logLimit = ratelimit.NewSampler(1, 5)
 	})
 }
@@ -148,7 +155,7 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		return
 	}
 	udp := w.RemoteAddr().Network() != "tcp"
-	resp := h.answer(r, !udp)
+	resp := h.answerFrom(r, !udp, src)
 	if resp == nil {
 		return
 	}
@@ -156,6 +163,38 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if err := w.WriteMsg(resp); err != nil && h.Log != nil {
 		h.Log.Debug("writing a DNS answer", "err", err)
 	}
+}
+
+// takeFlight takes a slot for a forwarded query from src: one of
+// InFlight in all, and at most a quarter of them for one client.
+func (h *Handler) takeFlight(src netip.Addr) bool {
+	h.flightMu.Lock()
+	if h.byClient[src] >= max(1, cap(h.inflight)/4) {
+		h.flightMu.Unlock()
+		return false
+	}
+	h.byClient[src]++
+	h.flightMu.Unlock()
+	select {
+	case h.inflight <- struct{}{}:
+		return true
+	default:
+		h.endClient(src)
+		return false
+	}
+}
+
+func (h *Handler) endFlight(src netip.Addr) {
+	<-h.inflight
+	h.endClient(src)
+}
+
+func (h *Handler) endClient(src netip.Addr) {
+	h.flightMu.Lock()
+	if h.byClient[src]--; h.byClient[src] <= 0 {
+		delete(h.byClient, src)
+	}
+	h.flightMu.Unlock()
 }
 
 // allowed reports whether src may ask: a host of a private network, or
@@ -211,6 +250,11 @@ func (h *Handler) reply(r *dns.Msg, rcode int) *dns.Msg {
 
 // answer builds the answer to r; tcp says how r came.
 func (h *Handler) answer(r *dns.Msg, tcp bool) *dns.Msg {
+	return h.answerFrom(r, tcp, netip.Addr{})
+}
+
+// answerFrom is answer for a query from src (the zero Addr when unknown).
+func (h *Handler) answerFrom(r *dns.Msg, tcp bool, src netip.Addr) *dns.Msg {
 	h.init()
 	if r.Response || r.Opcode != dns.OpcodeQuery {
 		return h.reply(r, dns.RcodeNotImplemented)
@@ -223,7 +267,7 @@ func (h *Handler) answer(r *dns.Msg, tcp bool) *dns.Msg {
 	if m := h.local(r, q, name); m != nil {
 		return m
 	}
-	return h.forward(r, q, name, tcp)
+	return h.forward(r, q, name, tcp, src)
 }
 
 // local answers for the private hosts and their reverse zone; nil means the
@@ -302,7 +346,7 @@ func reverseAddr(name string) (netip.Addr, bool) {
 // this server's own: the question, RD and CD as the client set them, and
 // an EDNS record offering ednsSize with the client's DO bit; nothing else
 // of the client's (its UDP size, its options) goes upstream.
-func (h *Handler) forward(r *dns.Msg, q dns.Question, name string, tcp bool) *dns.Msg {
+func (h *Handler) forward(r *dns.Msg, q dns.Question, name string, tcp bool, src netip.Addr) *dns.Msg {
 	key := cacheKey{name: name, qtype: q.Qtype, qclass: q.Qclass, do: isDO(r), cd: r.CheckingDisabled}
 	if m := h.Cache.get(key, time.Now()); m != nil {
 		m.Id = r.Id
@@ -310,14 +354,12 @@ func (h *Handler) forward(r *dns.Msg, q dns.Question, name string, tcp bool) *dn
 		m.RecursionAvailable = true
 		return m
 	}
-	select {
-	case h.inflight <- struct{}{}:
-		defer func() { <-h.inflight }()
-	default:
+	if !h.takeFlight(src) {
 		h.overloaded.Add(1)
-		h.note("DNS query answered SERVFAIL: too many forwarded queries in flight", "limit", cap(h.inflight))
+		h.note("DNS query answered SERVFAIL: too many forwarded queries in flight", "limit", cap(h.inflight), "source", src)
 		return h.reply(r, dns.RcodeServerFailure)
 	}
+	defer h.endFlight(src)
 	timeout := h.Timeout
 	if timeout == 0 {
 		timeout = 2 * time.Second

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -289,5 +290,33 @@ func TestTCPConnectionsCapped(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if m, err := c.ReadMsg(); err != nil || len(m.Answer) != 1 {
 		t.Fatalf("another client over TCP: %v %v", m, err)
+	}
+}
+
+// TestOneClientTakesAQuarterInFlight shows that one client holds at most
+// a quarter of the forwarded queries in flight: another client still
+// gets its queries forwarded while the first one floods slow names.
+func TestOneClientTakesAQuarterInFlight(t *testing.T) {
+	up, _ := upstream(t)
+	h := newHandler(t, silent(t), up) // the first upstream hangs: each query waits its timeout
+	h.Limits = Limits{InFlight: 8}
+	h.Timeout = 500 * time.Millisecond
+	var wg sync.WaitGroup
+	var quick atomic.Int64
+	for i := range 20 {
+		wg.Go(func() {
+			start := time.Now()
+			if m := ask(h, "192.168.137.20", fmt.Sprintf("f%d.example.test.", i), dns.TypeA); m != nil && m.Rcode == dns.RcodeServerFailure && time.Since(start) < 200*time.Millisecond {
+				quick.Add(1)
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond) // the flood holds its two slots
+	if got := ask(h, "192.168.137.21", "example.test.", dns.TypeA); got == nil || got.Rcode != dns.RcodeSuccess {
+		t.Errorf("another client while one floods: %v", got)
+	}
+	wg.Wait()
+	if q := quick.Load(); q != 18 {
+		t.Errorf("%d of 20 queries from one client refused at once, want 18 (8/4 = 2 in flight)", q)
 	}
 }
