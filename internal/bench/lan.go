@@ -145,7 +145,9 @@ func RunLAN(ctx context.Context, o LANOptions) (*LANResults, error) {
 		}
 		return nil
 	}
-	in := func(ns string, args ...string) error { return sh(append([]string{"ip", "netns", "exec", ns}, args...)...) }
+	in := func(ns string, args ...string) error {
+		return sh(append([]string{"ip", "netns", "exec", ns}, args...)...)
+	}
 	for _, ns := range []string{l.WAN, l.GW, l.LAN, dgw, dlan} {
 		if err := sh("ip", "netns", "add", ns); err != nil {
 			return nil, err
