@@ -333,9 +333,7 @@ func watch(ctx context.Context, m *sharing.Manager, c checker, kick <-chan struc
 			}
 			continue
 		case <-m.Changed():
-			if err := m.Refresh(ctx); err != nil {
-				log.Error("following the names", "err", err)
-			}
+			m.FollowNames(ctx)
 			continue
 		}
 		if err := m.Refresh(ctx); err != nil {

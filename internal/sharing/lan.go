@@ -2,9 +2,11 @@ package sharing
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/netshare/netshare/internal/dhcp"
@@ -21,8 +23,10 @@ const (
 	maxLeaseTime     = 365 * 24 * time.Hour
 )
 
-// nameTable is a snapshot of the private names: static entries,
-// reservations and active leases, in that order of precedence.
+// nameTable is a snapshot of the names the administrator gave: static
+// entries, then reservations, in that order of precedence, with the
+// private networks' subnets and domains. It changes with the model only;
+// the names of leases are in leaseNames, which changes with each lease.
 type nameTable struct {
 	byName  map[string]netip.Addr
 	byIP    map[netip.Addr]string
@@ -30,42 +34,34 @@ type nameTable struct {
 	domains []string
 }
 
-// target resolves a mapping's target name: a bare name, or a name under the
-// domain of a private network.
-func (t *nameTable) target(name string) (netip.Addr, bool) {
-	if t == nil {
-		return netip.Addr{}, false
-	}
+// leaseNames is the live index of the names active leases hold, updated
+// lease by lease (a lease costs the same however many there are). A name
+// has one holder: Bind gives it to the first client that asks until that
+// lease ends.
+type leaseNames struct {
+	mu     sync.RWMutex // guards the maps; writers also hold Manager.leaseMu
+	byName map[string]netip.Addr
+	byIP   map[netip.Addr]string
+	holder map[string]string // name -> the key of the lease that holds it
+}
+
+func newLeaseNames() *leaseNames {
+	return &leaseNames{byName: map[string]netip.Addr{}, byIP: map[netip.Addr]string{}, holder: map[string]string{}}
+}
+
+// label returns the label a name stands for: a bare name, or a name under
+// the domain of a private network.
+func (t *nameTable) label(name string) (string, bool) {
+	name = strings.ToLower(name)
 	if !strings.Contains(name, ".") {
-		return t.Lookup(name)
+		return name, true
 	}
 	for _, d := range t.domains {
 		if label, ok := strings.CutSuffix(name, "."+d); ok && !strings.Contains(label, ".") {
-			return t.Lookup(label)
+			return label, true
 		}
 	}
-	return netip.Addr{}, false
-}
-
-var _ dns.Names = (*nameTable)(nil)
-
-func (t *nameTable) Lookup(label string) (netip.Addr, bool) {
-	a, ok := t.byName[strings.ToLower(label)]
-	return a, ok
-}
-
-func (t *nameTable) Reverse(ip netip.Addr) (string, bool) {
-	n, ok := t.byIP[ip]
-	return n, ok
-}
-
-func (t *nameTable) Private(ip netip.Addr) bool {
-	for _, p := range t.subnets {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return "", false
 }
 
 // nameSource is what the name table is built from, besides the leases.
@@ -76,18 +72,51 @@ type nameSource struct {
 	domains      []string
 }
 
-// The Manager answers for the private names from its live table, which
-// DNS serves.
+// The Manager answers for the private names, which DNS serves: the static
+// names and reservations first, then the leases.
 var _ dns.Names = (*Manager)(nil)
 
 // Lookup implements dns.Names.
-func (m *Manager) Lookup(label string) (netip.Addr, bool) { return m.names.Load().Lookup(label) }
+func (m *Manager) Lookup(label string) (netip.Addr, bool) {
+	label = strings.ToLower(label)
+	if a, ok := m.names.Load().byName[label]; ok {
+		return a, true
+	}
+	m.lnames.mu.RLock()
+	defer m.lnames.mu.RUnlock()
+	a, ok := m.lnames.byName[label]
+	return a, ok
+}
 
 // Reverse implements dns.Names.
-func (m *Manager) Reverse(ip netip.Addr) (string, bool) { return m.names.Load().Reverse(ip) }
+func (m *Manager) Reverse(ip netip.Addr) (string, bool) {
+	if n, ok := m.names.Load().byIP[ip]; ok {
+		return n, true
+	}
+	m.lnames.mu.RLock()
+	defer m.lnames.mu.RUnlock()
+	n, ok := m.lnames.byIP[ip]
+	return n, ok
+}
 
 // Private implements dns.Names.
-func (m *Manager) Private(ip netip.Addr) bool { return m.names.Load().Private(ip) }
+func (m *Manager) Private(ip netip.Addr) bool {
+	for _, p := range m.names.Load().subnets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveTarget resolves a mapping's target name as the names are now.
+func (m *Manager) resolveTarget(name string) (netip.Addr, bool) {
+	label, ok := m.names.Load().label(name)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	return m.Lookup(label)
+}
 
 // nameSourceLocked collects the static names and reservations of the
 // model.
@@ -107,9 +136,9 @@ func (m *Manager) nameSourceLocked() nameSource {
 	return src
 }
 
-// rebuildNamesLocked makes a new name table; m.leaseMu must be held.
+// rebuildNamesLocked makes a new table of the static names and
+// reservations; m.leaseMu must be held.
 func (m *Manager) rebuildNamesLocked() {
-	now := m.now().Unix()
 	t := &nameTable{byName: map[string]netip.Addr{}, byIP: map[netip.Addr]string{}, subnets: m.nameSrc.subnets, domains: m.nameSrc.domains}
 	add := func(name, ip string) {
 		a, err := netip.ParseAddr(ip)
@@ -135,24 +164,66 @@ func (m *Manager) rebuildNamesLocked() {
 	for _, r := range m.nameSrc.reservations {
 		add(r.Name, r.IP)
 	}
-	// Bind gives a name to one lease at a time; should two leases hold one
-	// (records from before that rule), the order is fixed.
-	leases := make([]store.Lease, 0, len(m.leases))
-	for _, l := range m.leases {
-		if !l.Declined && l.Expiry > now {
-			leases = append(leases, l)
-		}
-	}
-	slices.SortFunc(leases, func(a, b store.Lease) int { return strings.Compare(a.Key(), b.Key()) })
-	for _, l := range leases {
-		add(l.Hostname, l.IP)
-	}
 	m.names.Store(t)
+	m.namesChangedLocked()
+}
+
+// namesChangedLocked tells the watchers that a name came, went or moved.
+func (m *Manager) namesChangedLocked() {
 	m.gen.Add(1)
 	select {
 	case m.changed <- struct{}{}:
 	default:
 	}
+}
+
+// nameLeaseLocked gives an active lease its host name in the index, if
+// nobody holds the name (a holder whose lease ended gives it up);
+// m.leaseMu must be held.
+func (m *Manager) nameLeaseLocked(l store.Lease) {
+	name := strings.ToLower(l.Hostname)
+	if l.Declined || name == "" || l.Expiry <= m.now().Unix() {
+		return
+	}
+	ip, err := netip.ParseAddr(l.IP)
+	if err != nil {
+		return
+	}
+	key := l.Key()
+	if h, ok := m.lnames.holder[name]; ok && h != key {
+		if other, ok := m.leases[h]; ok && other.Expiry > m.now().Unix() {
+			return
+		}
+		m.unnameLeaseLocked(h)
+	}
+	m.lnames.mu.Lock()
+	m.lnames.holder[name] = key
+	m.lnames.byName[name] = ip
+	m.lnames.byIP[ip] = name
+	m.lnames.mu.Unlock()
+	m.namesChangedLocked()
+}
+
+// unnameLeaseLocked takes the name of the lease with key out of the
+// index, if it holds one; m.leaseMu must be held.
+func (m *Manager) unnameLeaseLocked(key string) {
+	l, ok := m.leases[key]
+	if !ok {
+		return
+	}
+	name := strings.ToLower(l.Hostname)
+	if name == "" || m.lnames.holder[name] != key {
+		return
+	}
+	m.lnames.mu.Lock()
+	ip := m.lnames.byName[name]
+	delete(m.lnames.holder, name)
+	delete(m.lnames.byName, name)
+	if m.lnames.byIP[ip] == name {
+		delete(m.lnames.byIP, ip)
+	}
+	m.lnames.mu.Unlock()
+	m.namesChangedLocked()
 }
 
 // setNameSourceLocked records what names come from after a change of the
@@ -303,25 +374,37 @@ func (m *Manager) applyServicesLocked(ctx context.Context) {
 	m.svcApplied = cfg
 }
 
-// resolveNamesLocked moves the firewall's name-target mappings to the
-// names of the live table.
+// resolveNamesLocked moves the firewall's name-target mappings to where
+// their names point now. It costs the mappings by name, whatever the
+// number of leases.
 func (m *Manager) resolveNamesLocked(ctx context.Context) {
-	live := m.names.Load()
-	if live == m.fwNames {
-		return
-	}
-	var d delta
-	old := m.fwNames
+	now := map[string]netip.Addr{}
 	for _, mp := range m.mappings {
 		if mp.TargetName == "" || !mp.Enabled {
 			continue
 		}
-		was, wasOK := m.activeLocked(mp)
-		m.fwNames = live
-		now, nowOK := m.activeLocked(mp)
-		m.fwNames = old
-		d.note(was, wasOK, now, nowOK)
+		key := strings.ToLower(mp.TargetName)
+		if _, seen := now[key]; !seen {
+			a, _ := m.resolveTarget(key)
+			now[key] = a
+		}
 	}
+	old := m.fwTargets
+	if maps.Equal(old, now) {
+		return
+	}
+	var d delta
+	for _, mp := range m.mappings {
+		if mp.TargetName == "" || !mp.Enabled {
+			continue
+		}
+		m.fwTargets = old
+		was, wasOK := m.activeLocked(mp)
+		m.fwTargets = now
+		is, isOK := m.activeLocked(mp)
+		d.note(was, wasOK, is, isOK)
+	}
+	m.fwTargets = old
 	if del, add := d.sorted(); len(del)+len(add) > 0 {
 		if err := m.fw.UpdateMappings(ctx, del, add); err != nil {
 			m.log.Error("moving mappings to their hosts' new addresses; trying again", "err", err)
@@ -329,6 +412,14 @@ func (m *Manager) resolveNamesLocked(ctx context.Context) {
 		}
 		m.log.Info("mappings follow their hosts", "removed", len(del), "added", len(add))
 	}
-	m.fwNames = live
+	m.fwTargets = now
 	m.gen.Add(1)
+}
+
+// FollowNames moves the name-target mappings to where their names point
+// now: the daemon calls it when names change (Changed).
+func (m *Manager) FollowNames(ctx context.Context) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.resolveNamesLocked(ctx)
 }

@@ -372,3 +372,35 @@ func BenchmarkBind(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBindWithLeases writes a lease with N leases present: the cost
+// of a lease must not grow with N (a /16 network holds tens of thousands).
+func BenchmarkBindWithLeases(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("leases=%d", n), func(b *testing.B) {
+			h := newHarness(b)
+			h.m.EnableSharing(ctx, "lan1", hnetcfg.SharingRequest{Type: hnetcfg.ICSSHARINGTYPE_PRIVATE, Address: "10.137.0.1/16"})
+			conn := h.props("lan1").ID
+			ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 137, byte(1 + i>>8), byte(i)}) }
+			var wg sync.WaitGroup
+			for i := range n { // fill, 32 at a time (the writes share commits)
+				wg.Go(func() {
+					h.m.Bind(conn, dhcp.Lease{MAC: fmt.Sprintf("52:54:01:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff), IP: ip(i), Hostname: fmt.Sprintf("h%d", i), Expiry: time.Now().Add(time.Hour)})
+				})
+				if i%32 == 31 {
+					wg.Wait()
+				}
+			}
+			wg.Wait()
+			b.ResetTimer()
+			var k atomic.Int64
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n + int(k.Add(1))
+					h.m.Bind(conn, dhcp.Lease{MAC: fmt.Sprintf("52:54:02:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff), IP: ip(i % 60000), Hostname: fmt.Sprintf("n%d", i), Expiry: time.Now().Add(time.Hour)})
+				}
+			})
+		})
+	}
+}

@@ -57,18 +57,41 @@ func (m *Manager) putLease(l store.Lease, drop ...string) error {
 	m.leaseMu.Lock()
 	defer m.leaseMu.Unlock()
 	for _, k := range drop {
-		delete(m.leases, k)
+		m.dropLeaseLocked(k)
 	}
 	// An address belongs to one client: a lease of it for another one is
 	// over (the allocator gave it away after it expired).
-	for k, o := range m.leases {
-		if o.Connection == l.Connection && o.IP == l.IP && !o.Declined && k != l.Key() {
-			delete(m.leases, k)
+	key := l.Key()
+	if k, ok := m.leaseByIP[l.Connection+"|"+l.IP]; ok && k != key && !l.Declined {
+		m.dropLeaseLocked(k)
+	}
+	if old, ok := m.leases[key]; ok {
+		m.unnameLeaseLocked(key)
+		if m.leaseByIP[old.Connection+"|"+old.IP] == key {
+			delete(m.leaseByIP, old.Connection+"|"+old.IP)
 		}
 	}
-	m.leases[l.Key()] = l
-	m.rebuildNamesLocked()
+	m.leases[key] = l
+	if !l.Declined {
+		m.leaseByIP[l.Connection+"|"+l.IP] = key
+	}
+	m.nameLeaseLocked(l)
+	m.gen.Add(1)
 	return nil
+}
+
+// dropLeaseLocked forgets the lease with key, its name and its address;
+// m.leaseMu must be held.
+func (m *Manager) dropLeaseLocked(key string) {
+	l, ok := m.leases[key]
+	if !ok {
+		return
+	}
+	m.unnameLeaseLocked(key)
+	if m.leaseByIP[l.Connection+"|"+l.IP] == key {
+		delete(m.leaseByIP, l.Connection+"|"+l.IP)
+	}
+	delete(m.leases, key)
 }
 
 // Bind implements services.Leases. The host name a client asks for is
@@ -126,9 +149,8 @@ func (m *Manager) nameRefusedLocked(name, mac string) string {
 			return "the name of a reservation for " + r.MAC
 		}
 	}
-	now := m.now().Unix()
-	for _, o := range m.leases {
-		if !o.Declined && o.MAC != mac && o.Expiry > now && strings.EqualFold(o.Hostname, name) {
+	if h, ok := m.lnames.holder[name]; ok {
+		if o := m.leases[h]; o.MAC != mac && o.Expiry > m.now().Unix() {
 			return "held by " + o.MAC + " until its lease ends"
 		}
 	}
@@ -154,43 +176,39 @@ func (m *Manager) Decline(conn string, ip netip.Addr, until time.Time) error {
 }
 
 // expireLeasesLocked drops from the names the leases that ended, and from
-// the store the ones that ended long ago; leaseMu must be held.
+// the store the ones that ended long ago; leaseMu must be held. It runs
+// every second and looks at every lease once.
 func (m *Manager) expireLeasesLocked() {
 	now := m.now()
-	var names, old bool
 	var gone []string
 	for k, l := range m.leases {
 		end := time.Unix(l.Expiry, 0)
 		if end.After(now) {
 			continue
 		}
-		if !l.Declined && m.names.Load().byName[strings.ToLower(l.Hostname)].String() == l.IP {
-			names = true
-		}
+		m.unnameLeaseLocked(k)
 		if now.Sub(end) > keepExpired || l.Declined {
 			gone = append(gone, k)
-			old = true
 		}
 	}
-	if old {
-		slices.Sort(gone)
-		err := m.st.Update(func(tx *store.Tx) error {
-			for _, k := range gone {
-				if err := tx.DeleteLease(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			m.log.Error("dropping old leases", "err", err)
-		} else {
-			for _, k := range gone {
-				delete(m.leases, k)
+	if len(gone) == 0 {
+		return
+	}
+	slices.Sort(gone)
+	err := m.st.Update(func(tx *store.Tx) error {
+		for _, k := range gone {
+			if err := tx.DeleteLease(k); err != nil {
+				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		m.log.Error("dropping old leases", "err", err)
+		return
 	}
-	if names || old {
-		m.rebuildNamesLocked()
+	for _, k := range gone {
+		m.dropLeaseLocked(k)
 	}
+	m.gen.Add(1)
 }

@@ -65,15 +65,15 @@ type Manager struct {
 	fw    fw.Backend
 	log   *slog.Logger
 
-	mu       sync.Mutex // guards the fields below
-	conns    map[string]*store.Connection
-	byIface  map[string]string // interface name -> connection id
-	mappings map[uint64]*store.Mapping
-	byConn   map[string]map[protoPort]uint64 // connection id -> key -> mapping id
-	lastID   uint64                          // the highest mapping id ever stored
-	settings store.Settings
-	seen     map[string]link.Link // the links as last observed, by name
-	fwNames  *nameTable           // the names the firewall's mappings follow
+	mu        sync.Mutex // guards the fields below
+	conns     map[string]*store.Connection
+	byIface   map[string]string // interface name -> connection id
+	mappings  map[uint64]*store.Mapping
+	byConn    map[string]map[protoPort]uint64 // connection id -> key -> mapping id
+	lastID    uint64                          // the highest mapping id ever stored
+	settings  store.Settings
+	seen      map[string]link.Link  // the links as last observed, by name
+	fwTargets map[string]netip.Addr // where each target name points in the firewall (invalid: unresolved)
 
 	svc        services.Backend
 	svcApplied *services.Config
@@ -81,11 +81,13 @@ type Manager struct {
 	now        func() time.Time
 	changed    chan struct{}
 
-	leaseMu      sync.Mutex        // guards leases and nameSrc; taken after mu
+	leaseMu      sync.Mutex        // guards leases, leaseByIP, nameSrc and the writes of lnames; taken after mu
 	writing      map[string]string // host names of leases being written, and their MACs; under leaseMu
 	gatewayNames []string
 	nameLog      *ratelimit.Sampler
 	leases       map[string]store.Lease
+	leaseByIP    map[string]string // connection|ip -> the key of the lease of that address
+	lnames       *leaseNames
 	nameSrc      nameSource
 	names        atomic.Pointer[nameTable]
 
@@ -157,9 +159,19 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		writing:      map[string]string{},
 		gatewayNames: o.GatewayNames,
 		leases:       map[string]store.Lease{},
+		leaseByIP:    map[string]string{},
+		lnames:       newLeaseNames(),
 	}
 	for _, l := range st.Leases {
 		m.leases[l.Key()] = l
+		if !l.Declined {
+			m.leaseByIP[l.Connection+"|"+l.IP] = l.Key()
+		}
+	}
+	// The names of the leases, in a fixed order should two hold one
+	// (records from before a name had one holder).
+	for _, k := range slices.Sorted(maps.Keys(m.leases)) {
+		m.nameLeaseLocked(m.leases[k])
 	}
 	for _, c := range st.Connections {
 		m.setConn(c.ID, &c)
@@ -181,7 +193,7 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		return nil, err
 	}
 	m.setNameSourceLocked()
-	m.fwNames = m.names.Load()
+	m.fwTargets = map[string]netip.Addr{}
 	cfg := m.fwConfigLocked()
 	if err := m.replaceLocked(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("applying the stored state to the firewall: %w", err)
@@ -430,13 +442,27 @@ func (m *Manager) publicAddrsLocked() []netip.Addr {
 }
 
 // targetLocked returns the address a mapping points at: its IP, or the
-// address its name has in the firewall's name table.
+// address its name has in the firewall.
 func (m *Manager) targetLocked(mp *store.Mapping) (netip.Addr, bool) {
 	if mp.TargetName != "" {
-		return m.fwNames.target(mp.TargetName)
+		return m.fwTargetLocked(mp.TargetName)
 	}
 	ip, err := netip.ParseAddr(mp.TargetIP)
 	return ip, err == nil
+}
+
+// fwTargetLocked returns the address a target name has in the firewall:
+// as the last follow of the names left it, or, for a name the firewall
+// has not followed yet, as it resolves now (recorded, so that the model
+// and the firewall agree until the next follow).
+func (m *Manager) fwTargetLocked(name string) (netip.Addr, bool) {
+	key := strings.ToLower(name)
+	a, ok := m.fwTargets[key]
+	if !ok {
+		a, _ = m.resolveTarget(key)
+		m.fwTargets[key] = a
+	}
+	return a, a.IsValid()
 }
 
 // activeLocked returns the firewall's view of mp, if mp is enabled and its

@@ -3,6 +3,7 @@ package sharing
 import (
 	"context"
 	"strconv"
+	"strings"
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
@@ -14,7 +15,14 @@ import (
 func (m *Manager) mappingPropsLocked(mp *store.Mapping) hnetcfg.PortMappingProps {
 	p := mappingProps(mp)
 	if mp.TargetName != "" {
-		if ip, ok := m.fwNames.target(mp.TargetName); ok {
+		// What the firewall has, or, before it follows the name, where
+		// the name points now.
+		ip, recorded := m.fwTargets[strings.ToLower(mp.TargetName)]
+		ok := ip.IsValid()
+		if !recorded {
+			ip, ok = m.resolveTarget(mp.TargetName)
+		}
+		if ok {
 			p.ResolvedIPAddress = ip.String()
 		} else {
 			p.Unresolved = true
