@@ -461,8 +461,11 @@ func runPerfDHCP(ctx context.Context, s server, rate int, d time.Duration, round
 	// -B: the clients ask for broadcast answers, which a client without
 	// an address hears whatever the server's habit (dnsmasq answers a
 	// client that does not ask for broadcast to its hardware address).
+	// -d 4: a client waits 4 s for an answer before it counts as lost, as
+	// real clients do before they try again (dnsmasq pings each address
+	// before offering it, which takes about a second).
 	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", s.cli, "perfdhcp", "-4", "-B", "-l", "eth0", "-r", strconv.Itoa(r),
-		"-R", "1000000", "-b", base, "-p", strconv.Itoa(int(d.Seconds())), "-W", "1000000").CombinedOutput()
+		"-R", "1000000", "-b", base, "-p", strconv.Itoa(int(d.Seconds())), "-d", "4", "-W", "4000000").CombinedOutput()
 	after, _ := cpuTicks(s.pid())
 	text := string(out)
 	// perfdhcp exits 3 when packets were dropped: a result, not a failure.

@@ -58,11 +58,12 @@ type Limits struct {
 
 // DefaultLimits are generous to a busy home or office network (a host
 // that resolves for others, a proxy or a NAS, may ask thousands of names
-// a second) and keep a storm to a few hundred descriptors and a few
-// megabytes: what bounds a storm is InFlight, and no client may hold more
-// than a quarter of it.
+// a second; a benchmark, tens of thousands) and keep a storm to a few
+// hundred descriptors and a few megabytes: what bounds a storm is
+// InFlight, and no client may hold more than a quarter of it. The rate
+// per client is a guard against a source gone mad.
 var DefaultLimits = Limits{
-	PerClient:         ratelimit.Limit{Rate: 20000, Burst: 40000},
+	PerClient:         ratelimit.Limit{Rate: 50000, Burst: 100000},
 	InFlight:          256,
 	TCPConns:          64,
 	TCPConnsPerClient: 8,

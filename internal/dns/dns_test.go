@@ -29,7 +29,7 @@ func (n names) Private(ip netip.Addr) bool {
 
 // upstream runs a DNS server on loopback that knows example.test and
 // counts the queries it gets.
-func upstream(t *testing.T) (netip.AddrPort, *atomic.Int32) {
+func upstream(t testing.TB) (netip.AddrPort, *atomic.Int32) {
 	t.Helper()
 	var count atomic.Int32
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
@@ -76,7 +76,7 @@ func query(t *testing.T, h *Handler, name string, qtype uint16) *dns.Msg {
 	return m
 }
 
-func newHandler(t *testing.T, ups ...netip.AddrPort) *Handler {
+func newHandler(t testing.TB, ups ...netip.AddrPort) *Handler {
 	return &Handler{
 		Domain:    "home.arpa",
 		Names:     names{"nas": netip.MustParseAddr("192.168.137.57"), "printer": netip.MustParseAddr("192.168.137.50")},
