@@ -434,7 +434,6 @@ func runDNSPerf(ctx context.Context, s server, test, file string, d time.Duratio
 }
 
 var (
-	reRate   = regexp.MustCompile(`Rate: ([\d.]+) 4-way exchanges/second`)
 	reSent   = regexp.MustCompile(`sent packets: (\d+)`)
 	reRecv   = regexp.MustCompile(`received packets: (\d+)`)
 	reAvgDly = regexp.MustCompile(`avg delay: ([\d.]+) ms`)
@@ -473,7 +472,6 @@ func runPerfDHCP(ctx context.Context, s server, rate int, d time.Duration, round
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
 		return smp, fmt.Errorf("perfdhcp: %w: %s", err, lastLines(text, 8))
 	}
-	smp.PerSec = atof(reRate, text)
 	sent := reSent.FindAllStringSubmatch(text, -1)
 	recv := reRecv.FindAllStringSubmatch(text, -1)
 	avg := reAvgDly.FindAllStringSubmatch(text, -1)
@@ -483,6 +481,9 @@ func runPerfDHCP(ctx context.Context, s server, rate int, d time.Duration, round
 	}
 	discovers, _ := strconv.ParseFloat(sent[0][1], 64)
 	acks, _ := strconv.ParseFloat(recv[1][1], 64)
+	// Completed exchanges over the run (perfdhcp's own rate counts its
+	// wait for the last answers too).
+	smp.PerSec = acks / d.Seconds()
 	if discovers > 0 {
 		smp.Lost = 1 - acks/discovers
 	}
