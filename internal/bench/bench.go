@@ -443,20 +443,26 @@ func machine() string {
 }
 
 // ReadJSON reads results that WriteJSON wrote.
-func ReadJSON(path string) (*Results, error) {
+func ReadJSON(path string) (*Results, error) { return readJSON[Results](path) }
+
+// WriteJSON writes the results to path.
+func (r *Results) WriteJSON(path string) error { return writeJSON(path, r) }
+
+// readJSON reads a results file.
+func readJSON[T any](path string) (*T, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var r Results
+	var r T
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &r, nil
 }
 
-// WriteJSON writes the results to path.
-func (r *Results) WriteJSON(path string) error {
+// writeJSON writes results to path, indented.
+func writeJSON(path string, r any) error {
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err

@@ -520,26 +520,10 @@ func lastLines(s string, n int) string {
 }
 
 // WriteJSON writes the results to path.
-func (r *LANResults) WriteJSON(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
-}
+func (r *LANResults) WriteJSON(path string) error { return writeJSON(path, r) }
 
 // ReadLANJSON reads results written by WriteJSON.
-func ReadLANJSON(path string) (*LANResults, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var r LANResults
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &r, nil
-}
+func ReadLANJSON(path string) (*LANResults, error) { return readJSON[LANResults](path) }
 
 // lanTests is the order the tables show the tests in.
 var lanTests = []struct{ test, what string }{
