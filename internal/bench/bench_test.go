@@ -14,17 +14,7 @@ import (
 // TestQuick runs the bench with small N, so that it keeps working. It
 // checks that every measurement is there, never what it measured.
 func TestQuick(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("the bench needs root, and CI must run it")
-		}
-		t.Skip("the bench needs root (network namespaces)")
-	}
-	t.Setenv(daemon.GuardEnv, "1")
-	bin := filepath.Join(t.TempDir(), "netshare")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/netshare").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := benchBinary(t)
 	dir, err := os.MkdirTemp("", "nsb-")
 	if err != nil {
 		t.Fatal(err)
@@ -90,22 +80,12 @@ func TestQuick(t *testing.T) {
 // from both, and the tables and the JSON are whole. It never checks what
 // was measured.
 func TestQuickLAN(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("the bench needs root, and CI must run it")
-		}
-		t.Skip("the bench needs root (network namespaces)")
-	}
 	for _, tool := range []string{"dnsperf", "perfdhcp", "dnsmasq"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is needed (apt-get install dnsperf kea-admin dnsmasq-base)", tool)
 		}
 	}
-	t.Setenv(daemon.GuardEnv, "1")
-	bin := filepath.Join(t.TempDir(), "netshare")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/netshare").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := benchBinary(t)
 	dir, err := os.MkdirTemp("", "nsbl-")
 	if err != nil {
 		t.Fatal(err)
@@ -151,4 +131,23 @@ func TestQuickLAN(t *testing.T) {
 	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), "nsb-") {
 		t.Errorf("the bench left namespaces behind:\n%s", out)
 	}
+}
+
+// benchBinary skips without root (failing under CI, which must run the
+// bench), keeps the daemon out of the host's namespace, and builds the
+// netshare binary the bench runs.
+func benchBinary(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("the bench needs root, and CI must run it")
+		}
+		t.Skip("the bench needs root (network namespaces)")
+	}
+	t.Setenv(daemon.GuardEnv, "1")
+	bin := filepath.Join(t.TempDir(), "netshare")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/netshare").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -586,25 +586,20 @@ func (r *LANResults) Print(w io.Writer, markdown bool) {
 			}
 			return fmt.Sprintf("%.2fx", ma/mb)
 		}
+		// two gives a latency row: two figures' medians for each server.
+		two := func(format string, a, b func(LANSample) float64) {
+			p := func(server string) string {
+				ma, _, _ := spread(get(server, a))
+				mb, _, _ := spread(get(server, b))
+				return fmt.Sprintf(format, ma, mb)
+			}
+			row(t.what, p("netshare"), p("dnsmasq"), "", "", "", "", "")
+		}
 		switch t.test {
 		case "dns-latency":
-			p := func(server string) string {
-				p50 := get(server, func(s LANSample) float64 { return s.P50ms })
-				p99 := get(server, func(s LANSample) float64 { return s.P99ms })
-				m50, _, _ := spread(p50)
-				m99, _, _ := spread(p99)
-				return fmt.Sprintf("p50 %.3g ms, p99 %.3g ms", m50, m99)
-			}
-			row(t.what, p("netshare"), p("dnsmasq"), "", "", "", "", "")
+			two("p50 %.3g ms, p99 %.3g ms", func(s LANSample) float64 { return s.P50ms }, func(s LANSample) float64 { return s.P99ms })
 		case "dhcp-single":
-			p := func(server string) string {
-				avg := get(server, func(s LANSample) float64 { return s.AvgMs })
-				mx := get(server, func(s LANSample) float64 { return s.MaxMs })
-				ma, _, _ := spread(avg)
-				mm, _, _ := spread(mx)
-				return fmt.Sprintf("mean %.3g ms, max %.3g ms", ma, mm)
-			}
-			row(t.what, p("netshare"), p("dnsmasq"), "", "", "", "", "")
+			two("mean %.3g ms, max %.3g ms", func(s LANSample) float64 { return s.AvgMs }, func(s LANSample) float64 { return s.MaxMs })
 		default:
 			ln, _, _ := spread(get("netshare", lost))
 			ld, _, _ := spread(get("dnsmasq", lost))
