@@ -279,13 +279,22 @@ async function render(fresh) {
   const focusId = document.activeElement && main.contains(document.activeElement) ? document.activeElement.id : '';
   const kept = fresh ? [] : [...main.querySelectorAll('form[data-dirty] input, form[data-dirty] select')]
     .filter((el) => el.id)
-    .map((el) => [el.id, el.type === 'checkbox' || el.type === 'radio' ? el.checked : el.value]);
+    .map((el) => [el.id, el.type === 'checkbox' || el.type === 'radio' ? el.checked : el.value, el.getAttribute('aria-invalid')]);
+  // The errors said about a form not yet applied stay with it too.
+  const errors = fresh ? [] : [...main.querySelectorAll('form[data-dirty] .error')]
+    .filter((el) => el.id && el.textContent)
+    .map((el) => [el.id, el.textContent]);
   main.replaceChildren(content);
-  for (const [id, v] of kept) {
+  for (const [id, v, invalid] of kept) {
     const el = document.getElementById(id);
     if (!el) continue;
     if (typeof v === 'boolean') el.checked = v; else el.value = v;
+    if (invalid) el.setAttribute('aria-invalid', invalid);
     if (el.form) el.form.dataset.dirty = '1';
+  }
+  for (const [id, text] of errors) {
+    const el = document.getElementById(id);
+    if (el) el.textContent = text;
   }
   document.title = `${TITLES[view]} · netshare`;
   if (fresh) main.focus();
