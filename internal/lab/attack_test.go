@@ -621,6 +621,20 @@ func TestNameTakeover(t *testing.T) {
 	}
 }
 
+// serverUp waits up to 5 s for the lab's test server at addr, in
+// namespace ns, to answer.
+func serverUp(t *testing.T, l *lab.Lab, ns, addr string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := probe(l, ns, "tcp", addr); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the test server at %s in %s does not answer", addr, ns)
+		}
+	}
+}
+
 // counters reads the packet counts of the rules of a chain in namespace
 // ns, in order.
 func counters(t *testing.T, l *lab.Lab, ns, chain string) []int {
@@ -649,6 +663,7 @@ func TestFirewallAttacks(t *testing.T) {
 	if _, err := l.Start(l.LAN, "lan-server.log", "lab", "server", "--port", "80"); err != nil {
 		t.Fatal(err)
 	}
+	serverUp(t, l, l.LAN, "127.0.0.1:80")
 	web, err := config(t, m, "wan0").AddPortMapping(ctx, "web", hnetcfg.NAT_PROTOCOL_TCP, 8000, 80, 0, lab.LANHost, hnetcfg.ICSTT_IPADDRESS)
 	must(t, err)
 	must(t, web.Enable(ctx))
