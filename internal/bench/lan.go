@@ -48,6 +48,8 @@ type LANOptions struct {
 	Progress  io.Writer
 	// LogDir, if set, receives the servers' logs at the end.
 	LogDir string
+	// Only, if set, is the one service measured: "dns" or "dhcp".
+	Only string
 }
 
 // QuickLAN checks that the LAN bench works, not what it measures.
@@ -78,6 +80,9 @@ type LANSample struct {
 	MaxMs float64 `json:"max_ms,omitempty"`
 	// Lost is the share of queries or DISCOVERs never answered.
 	Lost float64 `json:"lost"`
+	// Failed is the share of DNS answers that were SERVFAIL or REFUSED:
+	// answered, not served. PerSec counts them; they are shown beside it.
+	Failed float64 `json:"failed,omitempty"`
 }
 
 // LANResults are everything one LAN bench run measured.
@@ -102,6 +107,11 @@ func RunLAN(ctx context.Context, o LANOptions) (*LANResults, error) {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, fmt.Errorf("%s is needed (apt-get install dnsperf kea-admin dnsmasq-base bind9-dnsutils iproute2; none of them starts a service)", tool)
 		}
+	}
+	switch o.Only {
+	case "", "dns", "dhcp":
+	default:
+		return nil, fmt.Errorf("only: %q is not a service the LAN bench measures (dns or dhcp)", o.Only)
 	}
 	r := &LANResults{When: time.Now().UTC().Format(time.RFC3339), Machine: machine()}
 	opts, _ := json.Marshal(o)
@@ -247,7 +257,15 @@ func RunLAN(ctx context.Context, o LANOptions) (*LANResults, error) {
 		if round%2 == 0 {
 			order = []server{servers[1], servers[0]}
 		}
-		for _, test := range []string{"dns-private", "dns-cached", "dns-miss", "dns-latency"} {
+		dnsTests := []string{"dns-private", "dns-cached", "dns-miss", "dns-latency"}
+		dhcpRates := o.DHCPRates
+		switch o.Only {
+		case "dns":
+			dhcpRates = nil
+		case "dhcp":
+			dnsTests = nil
+		}
+		for _, test := range dnsTests {
 			for _, s := range order {
 				o.say("round %d: %s against %s", round, test, s.name)
 				f := files[test]
@@ -264,7 +282,7 @@ func RunLAN(ctx context.Context, o LANOptions) (*LANResults, error) {
 				r.Samples = append(r.Samples, smp)
 			}
 		}
-		for _, rate := range o.DHCPRates {
+		for _, rate := range dhcpRates {
 			for _, s := range order {
 				o.say("round %d: %d new DHCP clients a second against %s", round, rate, s.name)
 				smp, err := runPerfDHCP(ctx, s, rate, o.DHCPDuration, round)
@@ -276,6 +294,9 @@ func RunLAN(ctx context.Context, o LANOptions) (*LANResults, error) {
 			}
 		}
 		for _, s := range order {
+			if o.Only == "dns" {
+				break
+			}
 			o.say("round %d: one new DHCP client at a time against %s", round, s.name)
 			smp, err := runPerfDHCP(ctx, s, 0, o.DHCPDuration, round)
 			if err != nil {
@@ -382,6 +403,7 @@ var (
 	reLost      = regexp.MustCompile(`Queries lost:\s+(\d+)`)
 	reQPS       = regexp.MustCompile(`Queries per second:\s+([\d.]+)`)
 	reVerbose   = regexp.MustCompile(`^> \S+ \S+ \S+ ([\d.]+)$`)
+	reFailed    = regexp.MustCompile(`(SERVFAIL|REFUSED) (\d+) \(`)
 )
 
 // runDNSPerf runs dnsperf from the server's client namespace. The
@@ -414,6 +436,12 @@ func runDNSPerf(ctx context.Context, s server, test, file string, d time.Duratio
 	}
 	if completed > 0 {
 		smp.CPUus = float64(after-before) / ticksPerSecond / completed * 1e6
+		failed := 0.0
+		for _, m := range reFailed.FindAllStringSubmatch(text, -1) {
+			v, _ := strconv.ParseFloat(m[2], 64)
+			failed += v
+		}
+		smp.Failed = failed / completed
 	}
 	if test == "dns-latency" {
 		var lat []float64
@@ -553,9 +581,9 @@ func (r *LANResults) Print(w io.Writer, markdown bool) {
 		}
 	}
 	fmt.Fprintf(w, "netshare beside dnsmasq, %s, %s\n\n", r.Machine, r.When)
-	row("test", "netshare", "dnsmasq", "netshare/dnsmasq", "CPU/op netshare", "CPU/op dnsmasq", "CPU ratio", "lost n/d")
+	row("test", "netshare", "dnsmasq", "netshare/dnsmasq", "CPU/op netshare", "CPU/op dnsmasq", "CPU ratio", "lost n/d", "SERVFAIL n/d")
 	if markdown {
-		row("---", "---", "---", "---", "---", "---", "---", "---")
+		row("---", "---", "---", "---", "---", "---", "---", "---", "---")
 	}
 	for _, t := range tests {
 		get := func(server string, f func(LANSample) float64) []float64 {
@@ -570,6 +598,7 @@ func (r *LANResults) Print(w io.Writer, markdown bool) {
 		rate := func(s LANSample) float64 { return s.PerSec }
 		cpu := func(s LANSample) float64 { return s.CPUus }
 		lost := func(s LANSample) float64 { return s.Lost }
+		failed := func(s LANSample) float64 { return s.Failed }
 		n, d := get("netshare", rate), get("dnsmasq", rate)
 		if len(n) == 0 || len(d) == 0 {
 			continue
@@ -593,7 +622,7 @@ func (r *LANResults) Print(w io.Writer, markdown bool) {
 				mb, _, _ := spread(get(server, b))
 				return fmt.Sprintf(format, ma, mb)
 			}
-			row(t.what, p("netshare"), p("dnsmasq"), "", "", "", "", "")
+			row(t.what, p("netshare"), p("dnsmasq"), "", "", "", "", "", "")
 		}
 		switch t.test {
 		case "dns-latency":
@@ -601,10 +630,17 @@ func (r *LANResults) Print(w io.Writer, markdown bool) {
 		case "dhcp-single":
 			two("mean %.3g ms, max %.3g ms", func(s LANSample) float64 { return s.AvgMs }, func(s LANSample) float64 { return s.MaxMs })
 		default:
-			ln, _, _ := spread(get("netshare", lost))
-			ld, _, _ := spread(get("dnsmasq", lost))
+			share := func(f func(LANSample) float64) string {
+				a, _, _ := spread(get("netshare", f))
+				b, _, _ := spread(get("dnsmasq", f))
+				return fmt.Sprintf("%.1f%% / %.1f%%", a*100, b*100)
+			}
+			fails := ""
+			if strings.HasPrefix(t.test, "dns-") {
+				fails = share(failed)
+			}
 			row(t.what, cell(n, "/s"), cell(d, "/s"), ratio(n, d), cell(get("netshare", cpu), "µs"), cell(get("dnsmasq", cpu), "µs"),
-				ratio(get("netshare", cpu), get("dnsmasq", cpu)), fmt.Sprintf("%.1f%% / %.1f%%", ln*100, ld*100))
+				ratio(get("netshare", cpu), get("dnsmasq", cpu)), share(lost), fails)
 		}
 	}
 }

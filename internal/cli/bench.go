@@ -92,7 +92,7 @@ peers and plain routing. It prints tables and writes the results as JSON.
 	load.Flags().DurationVar(&duration, "duration", 2*time.Second, "how long")
 	c.AddCommand(load)
 	var lanQuick, lanMarkdown bool
-	var lanJSON, lanDir, lanFrom, lanLogs string
+	var lanJSON, lanDir, lanFrom, lanLogs, lanOnly string
 	lan := &cobra.Command{
 		Use:   "lan [--quick] [--json-file FILE] [--dir DIR]",
 		Short: "measure netshare's DHCP and DNS beside dnsmasq, with dnsperf and perfdhcp, in namespaces of its own (root)",
@@ -123,6 +123,7 @@ none of them starts a service. --report prints a results file again.`,
 				}
 				o.Progress = a.env.Stderr
 				o.LogDir = lanLogs
+				o.Only = lanOnly
 				if r, err = bench.RunLAN(c.Context(), o); err != nil {
 					return hresultFail(err)
 				}
@@ -146,6 +147,7 @@ none of them starts a service. --report prints a results file again.`,
 	lan.Flags().StringVar(&lanDir, "dir", "/run/netshare-bench-lan", "the bench's directory")
 	lan.Flags().StringVar(&lanFrom, "report", "", "print the tables of this results file instead of measuring")
 	lan.Flags().StringVar(&lanLogs, "logs", "", "copy the servers' logs to `DIR` at the end")
+	lan.Flags().StringVar(&lanOnly, "only", "", "measure one service only: dns or dhcp")
 	c.AddCommand(lan)
 	return c
 }
