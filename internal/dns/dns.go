@@ -58,13 +58,17 @@ type Limits struct {
 
 // DefaultLimits are generous to a busy home or office network (a host
 // that resolves for others, a proxy or a NAS, may ask thousands of names
-// a second; a benchmark, tens of thousands) and keep a storm to a few
-// hundred descriptors and a few megabytes: what bounds a storm is
-// InFlight, and no client may hold more than a quarter of it. The rate
-// per client is a guard against a source gone mad.
+// a second, with hundreds waiting on the upstreams; a benchmark, tens of
+// thousands) and keep a storm to a few megabytes: what bounds a storm is
+// InFlight (Unbound's num-queries-per-thread; a forwarded query costs a
+// goroutine and a map entry, the sockets to the upstreams are shared), and
+// no client may hold more than a quarter of it. The rate per client is a
+// guard against a source gone mad, set above what one core answers from
+// memory (a client that asks faster fills the socket's queue before it
+// meets the rate).
 var DefaultLimits = Limits{
-	PerClient:         ratelimit.Limit{Rate: 50000, Burst: 100000},
-	InFlight:          256,
+	PerClient:         ratelimit.Limit{Rate: 200000, Burst: 200000},
+	InFlight:          1024,
 	TCPConns:          64,
 	TCPConnsPerClient: 8,
 }
@@ -95,9 +99,11 @@ type Handler struct {
 	perIP    *ratelimit.Table[netip.Addr]
 	inflight chan struct{}
 	logLimit *ratelimit.Sampler
+	domain   string // Domain, lower-case and fully qualified
 
 	flightMu sync.Mutex
 	byClient map[netip.Addr]int // forwarded queries in flight, by client
+	fwd      forwarder
 
 	refused, limited, overloaded, truncated atomic.Uint64
 }
@@ -126,6 +132,9 @@ func (h *Handler) init() {
 		h.inflight = make(chan struct{}, h.Limits.InFlight)
 		h.byClient = map[netip.Addr]int{}
 		h.logLimit = ratelimit.NewSampler(1, 5)
+		if h.Domain != "" {
+			h.domain = strings.ToLower(dns.Fqdn(h.Domain))
+		}
 	})
 }
 
@@ -136,34 +145,59 @@ func (h *Handler) Stats() Stats {
 
 // ServeDNS implements dns.Handler.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	h.init()
 	src := netip.Addr{}
 	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
 		src = ap.Addr().Unmap()
 	}
-	if r.Response {
-		return // never answer an answer: two servers would play ping-pong
-	}
-	if !h.allowed(src) {
-		h.refused.Add(1)
-		h.note("DNS query refused: the source is not on a private network", "source", src)
-		w.WriteMsg(h.reply(r, dns.RcodeRefused))
-		return
-	}
-	if !h.perIP.Allow(src, time.Now()) {
-		h.limited.Add(1)
-		h.note("DNS queries over the client's rate dropped", "source", src)
-		return
-	}
 	udp := w.RemoteAddr().Network() != "tcp"
-	resp := h.answerFrom(r, !udp, src)
+	resp := h.respond(r, src, udp, false)
 	if resp == nil {
 		return
 	}
-	h.fit(r, resp, udp)
 	if err := w.WriteMsg(resp); err != nil && h.Log != nil {
 		h.Log.Debug("writing a DNS answer", "err", err)
 	}
+}
+
+// respond returns the answer to r from src, fit to the client, or nil
+// for none. admitted says the UDP fast path has already checked the
+// source and counted the query against its rate.
+func (h *Handler) respond(r *dns.Msg, src netip.Addr, udp, admitted bool) *dns.Msg {
+	h.init()
+	if r.Response {
+		return nil // never answer an answer: two servers would play ping-pong
+	}
+	if !admitted {
+		if !h.allowed(src) {
+			h.refuse(src)
+			return h.reply(r, dns.RcodeRefused)
+		}
+		if !h.admit(src, time.Now()) {
+			return nil
+		}
+	}
+	resp := h.answerFrom(r, !udp, src)
+	if resp == nil {
+		return nil
+	}
+	h.fit(r, resp, udp)
+	return resp
+}
+
+// refuse counts and notes a query from outside the private networks.
+func (h *Handler) refuse(src netip.Addr) {
+	h.refused.Add(1)
+	h.note("DNS query refused: the source is not on a private network", "source", src)
+}
+
+// admit counts a query from src against its rate: false means drop it.
+func (h *Handler) admit(src netip.Addr, now time.Time) bool {
+	if h.perIP.Allow(src, now) {
+		return true
+	}
+	h.limited.Add(1)
+	h.note("DNS queries over the client's rate dropped", "source", src)
+	return false
 }
 
 // takeFlight takes a slot for a forwarded query from src: one of
@@ -274,63 +308,102 @@ func (h *Handler) answerFrom(r *dns.Msg, tcp bool, src netip.Addr) *dns.Msg {
 // local answers for the private hosts and their reverse zone; nil means the
 // query is not about them.
 func (h *Handler) local(r *dns.Msg, q dns.Question, name string) *dns.Msg {
-	domain := strings.ToLower(dns.Fqdn(h.Domain))
-	var label string
-	switch {
-	case q.Qtype == dns.TypePTR && strings.HasSuffix(name, ".in-addr.arpa."):
-		ip, ok := reverseAddr(name)
-		if !ok || h.Names == nil || !h.Names.Private(ip) {
-			return nil
-		}
-		host, found := h.Names.Reverse(ip)
-		m := h.reply(r, dns.RcodeSuccess)
-		m.Authoritative = true
-		if !found {
-			m.Rcode = dns.RcodeNameError
-			return m
-		}
-		m.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: LocalTTL}, Ptr: host + "." + domain}}
-		return m
-	case dns.CountLabel(name) == 1:
-		// A bare host name, for an address: answered when it is a private
-		// host's. Everything else about a single label (com. DS, test. NS)
-		// is the Internet's, and goes upstream.
-		switch q.Qtype {
-		case dns.TypeA, dns.TypeAAAA, dns.TypeANY:
-		default:
-			return nil
-		}
-		label = strings.TrimSuffix(name, ".")
-		if h.Names == nil {
-			return nil
-		}
-		if _, found := h.Names.Lookup(label); !found {
-			return nil
-		}
-	case h.Domain != "" && name == domain:
-		m := h.reply(r, dns.RcodeSuccess)
-		m.Authoritative = true
-		return m
-	case h.Domain != "" && strings.HasSuffix(name, "."+domain):
-		label = strings.TrimSuffix(name, "."+domain)
-	default:
+	la := h.lookupLocal(name, q.Qtype)
+	if la.kind == notLocal {
 		return nil
 	}
 	m := h.reply(r, dns.RcodeSuccess)
 	m.Authoritative = true
+	switch la.kind {
+	case localNXDomain:
+		m.Rcode = dns.RcodeNameError
+	case localA:
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: LocalTTL}, A: la.ip.AsSlice()}}
+	case localPTR:
+		m.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: LocalTTL}, Ptr: la.host}}
+	}
+	return m
+}
+
+// localKind is what this server says of a name as the private networks'
+// authority.
+type localKind int
+
+const (
+	notLocal      localKind = iota // not a private name: forwarded
+	localNXDomain                  // a private name nobody holds
+	localNoData                    // a private name, no record of the type asked
+	localA                         // a private host's address
+	localPTR                       // a private address's host
+)
+
+// localAnswer is what lookupLocal found: ip for localA, host (a fully
+// qualified name) for localPTR.
+type localAnswer struct {
+	kind localKind
+	ip   netip.Addr
+	host string
+}
+
+// lookupLocal decides what this server answers about name (lower-case,
+// fully qualified) as the authority for the private hosts and their
+// reverse zone. The UDP fast path and the general path share it, so that
+// both say the same.
+func (h *Handler) lookupLocal(name string, qtype uint16) localAnswer {
+	var label string
+	switch {
+	case qtype == dns.TypePTR && strings.HasSuffix(name, ".in-addr.arpa."):
+		ip, ok := reverseAddr(name)
+		if !ok || h.Names == nil || !h.Names.Private(ip) {
+			return localAnswer{}
+		}
+		host, found := h.Names.Reverse(ip)
+		if !found {
+			return localAnswer{kind: localNXDomain}
+		}
+		return localAnswer{kind: localPTR, host: host + "." + h.fqdn()}
+	case dns.CountLabel(name) == 1:
+		// A bare host name, for an address: answered when it is a private
+		// host's. Everything else about a single label (com. DS, test. NS)
+		// is the Internet's, and goes upstream.
+		switch qtype {
+		case dns.TypeA, dns.TypeAAAA, dns.TypeANY:
+		default:
+			return localAnswer{}
+		}
+		if h.Names == nil {
+			return localAnswer{}
+		}
+		label = name[:len(name)-1]
+		if _, found := h.Names.Lookup(label); !found {
+			return localAnswer{}
+		}
+	case h.Domain != "" && name == h.fqdn():
+		return localAnswer{kind: localNoData}
+	case h.Domain != "" && len(name) > len(h.fqdn()) && strings.HasSuffix(name, h.fqdn()) && name[len(name)-len(h.fqdn())-1] == '.':
+		label = name[:len(name)-len(h.fqdn())-1]
+	default:
+		return localAnswer{}
+	}
 	var ip netip.Addr
 	found := false
 	if h.Names != nil && !strings.Contains(label, ".") {
 		ip, found = h.Names.Lookup(label)
 	}
-	if !found {
-		m.Rcode = dns.RcodeNameError
-		return m
+	switch {
+	case !found:
+		return localAnswer{kind: localNXDomain}
+	case qtype == dns.TypeA || qtype == dns.TypeANY:
+		return localAnswer{kind: localA, ip: ip}
+	default:
+		return localAnswer{kind: localNoData}
 	}
-	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY {
-		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: LocalTTL}, A: ip.AsSlice()}}
-	}
-	return m
+}
+
+// fqdn returns the private domain, lower-case and fully qualified.
+func (h *Handler) fqdn() string {
+	h.init()
+	return h.domain
 }
 
 // reverseAddr parses d.c.b.a.in-addr.arpa.
@@ -352,6 +425,7 @@ func (h *Handler) forward(r *dns.Msg, q dns.Question, name string, tcp bool, src
 	if m := h.Cache.get(key, time.Now()); m != nil {
 		m.Id = r.Id
 		m.Question = r.Question
+		m.RecursionDesired = r.RecursionDesired
 		m.RecursionAvailable = true
 		return m
 	}
@@ -373,13 +447,13 @@ func (h *Handler) forward(r *dns.Msg, q dns.Question, name string, tcp bool, src
 	up.SetEdns0(ednsSize, key.do)
 	var lastErr error
 	for _, u := range h.Upstreams {
-		c := &dns.Client{Net: "udp", Timeout: timeout, UDPSize: ednsSize}
-		if tcp {
-			c.Net = "tcp"
+		var resp *dns.Msg
+		var err error
+		if !tcp {
+			resp, err = h.fwd.exchange(u, up, timeout)
 		}
-		resp, _, err := c.Exchange(up, u.String())
-		if err == nil && resp.Truncated && !tcp {
-			c.Net = "tcp"
+		if tcp || (err == nil && resp.Truncated) {
+			c := &dns.Client{Net: "tcp", Timeout: timeout}
 			resp, _, err = c.Exchange(up, u.String())
 		}
 		if err != nil {
@@ -409,7 +483,8 @@ func isDO(r *dns.Msg) bool {
 // Server serves a Handler on addresses, UDP and TCP, port 53 unless the
 // address says otherwise.
 type Server struct {
-	servers []*dns.Server
+	udp     []*udpServer
+	servers []*dns.Server // TCP
 }
 
 // Serve starts serving h on each of addrs. TCP connections are capped by
@@ -419,34 +494,32 @@ func Serve(h *Handler, addrs []netip.AddrPort) (*Server, error) {
 	h.init()
 	s := &Server{}
 	for _, a := range addrs {
-		for _, network := range []string{"udp", "tcp"} {
-			started := make(chan struct{})
-			srv := &dns.Server{Net: network, Handler: h, NotifyStartedFunc: func() { close(started) },
-				ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, IdleTimeout: func() time.Duration { return 8 * time.Second }}
-			if network == "udp" {
-				pc, err := net.ListenPacket("udp", a.String())
-				if err != nil {
-					s.Close()
-					return nil, fmt.Errorf("DNS on %s/%s: %w", a, network, err)
-				}
-				srv.PacketConn = pc
-			} else {
-				ln, err := net.Listen("tcp", a.String())
-				if err != nil {
-					s.Close()
-					return nil, fmt.Errorf("DNS on %s/%s: %w", a, network, err)
-				}
-				srv.Listener = connlimit.New(ln, h.Limits.TCPConns, h.Limits.TCPConnsPerClient)
-			}
-			errc := make(chan error, 1)
-			go func() { errc <- srv.ActivateAndServe() }()
-			select {
-			case <-started:
-				s.servers = append(s.servers, srv)
-			case err := <-errc:
-				s.Close()
-				return nil, fmt.Errorf("DNS on %s/%s: %w", a, network, err)
-			}
+		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(a))
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("DNS on %s/udp: %w", a, err)
+		}
+		u := newUDPServer(h, pc)
+		go u.serve()
+		s.udp = append(s.udp, u)
+
+		ln, err := net.Listen("tcp", a.String())
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("DNS on %s/tcp: %w", a, err)
+		}
+		started := make(chan struct{})
+		srv := &dns.Server{Net: "tcp", Handler: h, NotifyStartedFunc: func() { close(started) },
+			Listener:    connlimit.New(ln, h.Limits.TCPConns, h.Limits.TCPConnsPerClient),
+			ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, IdleTimeout: func() time.Duration { return 8 * time.Second }}
+		errc := make(chan error, 1)
+		go func() { errc <- srv.ActivateAndServe() }()
+		select {
+		case <-started:
+			s.servers = append(s.servers, srv)
+		case err := <-errc:
+			s.Close()
+			return nil, fmt.Errorf("DNS on %s/tcp: %w", a, err)
 		}
 	}
 	return s, nil
@@ -455,6 +528,9 @@ func Serve(h *Handler, addrs []netip.AddrPort) (*Server, error) {
 // Close stops the server.
 func (s *Server) Close() error {
 	var errs []error
+	for _, u := range s.udp {
+		errs = append(errs, u.Close())
+	}
 	for _, srv := range s.servers {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		errs = append(errs, srv.ShutdownContext(ctx))
@@ -487,8 +563,13 @@ type cacheKey struct {
 }
 
 type cacheEntry struct {
-	key     cacheKey
-	msg     *dns.Msg
+	key cacheKey
+	// wire is the answer packed, names compressed, without an EDNS
+	// record; qend is where its question ends and ttls where the TTLs of
+	// its records are, for aging them without unpacking.
+	wire    []byte
+	qend    int
+	ttls    []uint16
 	size    int
 	stored  time.Time
 	expires time.Time
@@ -509,9 +590,9 @@ type Cache struct {
 // DefaultCacheSize is the memory the DNS cache may take, in bytes.
 const DefaultCacheSize = 4 << 20
 
-// entryOverhead is what an answer costs besides its records: the map
-// entry, the list element, the message's structures.
-const entryOverhead = 400
+// entryOverhead is what an answer costs besides its bytes: the map entry,
+// the list element, the entry.
+const entryOverhead = 200
 
 // NewCache returns a cache of at most maxBytes of answers.
 func NewCache(maxBytes int) *Cache {
@@ -551,33 +632,19 @@ func min32(a, b uint32) uint32 {
 	return b
 }
 
+// get returns the cached answer for k, its TTLs aged, or nil.
 func (c *Cache) get(k cacheKey, now time.Time) *dns.Msg {
-	if c == nil {
+	e := c.lookup(k, now)
+	if e == nil {
 		return nil
 	}
-	c.mu.Lock()
-	el, ok := c.entries[k]
-	var e *cacheEntry
-	if ok {
-		e = el.Value.(*cacheEntry)
-		if !now.Before(e.expires) {
-			c.removeLocked(el)
-			ok = false
-		} else {
-			c.lru.MoveToFront(el)
-		}
+	m := new(dns.Msg)
+	if err := m.Unpack(e.wire); err != nil {
+		return nil // cannot happen: the cache packed it
 	}
-	c.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	m := e.msg.Copy()
 	age := uint32(now.Sub(e.stored) / time.Second)
 	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
 		for _, rr := range sec {
-			if rr.Header().Rrtype == dns.TypeOPT {
-				continue
-			}
 			if rr.Header().Ttl > age {
 				rr.Header().Ttl -= age
 			} else {
@@ -588,22 +655,61 @@ func (c *Cache) get(k cacheKey, now time.Time) *dns.Msg {
 	return m
 }
 
+// lookup returns the entry of k, unexpired, or nil. The entry is not to
+// be changed.
+func (c *Cache) lookup(k cacheKey, now time.Time) *cacheEntry {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[k]
+	if !ok {
+		return nil
+	}
+	e := el.Value.(*cacheEntry)
+	if !now.Before(e.expires) {
+		c.removeLocked(el)
+		return nil
+	}
+	c.lru.MoveToFront(el)
+	return e
+}
+
 func (c *Cache) removeLocked(el *list.Element) {
 	e := c.lru.Remove(el).(*cacheEntry)
 	delete(c.entries, e.key)
 	c.bytes -= e.size
 }
 
+// put keeps m, an upstream's answer to k, for its TTL: packed, without
+// its EDNS record (each client gets this server's own).
 func (c *Cache) put(k cacheKey, m *dns.Msg, now time.Time) {
-	if c == nil || m.Truncated {
+	if c == nil || m.Truncated || m.Rcode > 0xf || len(m.Question) != 1 || !strings.EqualFold(m.Question[0].Name, k.name) {
 		return
 	}
 	ttl := ttlOf(m)
 	if ttl <= 0 {
 		return
 	}
-	e := &cacheEntry{key: k, msg: m.Copy(), stored: now, expires: now.Add(ttl)}
-	e.size = m.Len() + len(k.name) + entryOverhead
+	p := *m
+	p.Extra = nil
+	for _, rr := range m.Extra {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			p.Extra = append(p.Extra, rr)
+		}
+	}
+	p.Compress = true
+	wire, err := p.Pack()
+	if err != nil {
+		return
+	}
+	ttls, qend, ok := ttlOffsets(wire)
+	if !ok {
+		return
+	}
+	e := &cacheEntry{key: k, wire: wire, qend: qend, ttls: ttls, stored: now, expires: now.Add(ttl)}
+	e.size = len(wire) + 2*len(ttls) + len(k.name) + entryOverhead
 	if e.size > c.max/8 {
 		return // one answer may take an eighth of the cache at most
 	}

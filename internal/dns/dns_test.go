@@ -136,11 +136,18 @@ func TestForwardAndCache(t *testing.T) {
 	}
 }
 
-func TestCacheTTL(t *testing.T) {
-	c := NewCache(4500) // about ten small answers
+// aAnswer is an upstream's answer to name A: one address, TTL ttl.
+func aAnswer(name string, ttl uint32) *dns.Msg {
 	m := new(dns.Msg)
-	m.SetQuestion("example.test.", dns.TypeA)
-	m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "example.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 100}, A: net.ParseIP("198.51.100.2")}}
+	m.SetQuestion(name, dns.TypeA)
+	m.Response = true
+	m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: net.ParseIP("198.51.100.2")}}
+	return m
+}
+
+func TestCacheTTL(t *testing.T) {
+	c := NewCache(2600) // about ten small answers
+	m := aAnswer("example.test.", 100)
 	k := cacheKey{name: "example.test.", qtype: dns.TypeA, qclass: dns.ClassINET}
 	t0 := time.Unix(1000, 0)
 	c.put(k, m, t0)
@@ -151,18 +158,26 @@ func TestCacheTTL(t *testing.T) {
 		t.Fatal("served after the TTL ran out")
 	}
 	// A full cache keeps its bound, and drops the least recently used.
+	key := func(i int) cacheKey {
+		return cacheKey{name: fmt.Sprintf("n%d.test.", i), qtype: dns.TypeA, qclass: dns.ClassINET}
+	}
 	for i := range 50 {
-		c.put(cacheKey{name: string(rune('a' + i)), qtype: 1}, m, t0)
-		c.get(cacheKey{name: "a", qtype: 1}, t0) // a is used all along
+		c.put(key(i), aAnswer(key(i).name, 100), t0)
+		c.get(key(0), t0) // n0 is used all along
 	}
-	if c.Bytes() > 4500 || c.Len() > 10 || c.Len() < 5 {
-		t.Fatalf("cache holds %d answers in %d bytes, bound 4500", c.Len(), c.Bytes())
+	if c.Bytes() > 2600 || c.Len() > 10 || c.Len() < 5 {
+		t.Fatalf("cache holds %d answers in %d bytes, bound 2600", c.Len(), c.Bytes())
 	}
-	if c.get(cacheKey{name: "a", qtype: 1}, t0) == nil || c.get(cacheKey{name: "b", qtype: 1}, t0) != nil {
+	if c.get(key(0), t0) == nil || c.get(key(1), t0) != nil {
 		t.Fatal("the cache did not keep the answer in use and drop the old ones")
 	}
+	// An answer to another question than its key's is not kept.
+	c.put(key(100), aAnswer("other.test.", 100), t0)
+	if c.get(key(100), t0) != nil {
+		t.Fatal("the cache kept an answer under another name")
+	}
 	c.Flush()
-	if c.Len() != 0 || c.Bytes() != 0 || c.get(cacheKey{name: "a", qtype: 1}, t0) != nil {
+	if c.Len() != 0 || c.Bytes() != 0 || c.get(key(0), t0) != nil {
 		t.Fatal("Flush left answers")
 	}
 }
@@ -327,23 +342,22 @@ func TestUpstreamQuery(t *testing.T) {
 // BenchmarkCachePut inserts into full caches of different sizes: the cost
 // of an insert, with its eviction, must not grow with the size.
 func BenchmarkCachePut(b *testing.B) {
-	m := new(dns.Msg)
-	m.SetQuestion("example.test.", dns.TypeA)
-	m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "example.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP("198.51.100.2")}}
 	t0 := time.Unix(1000, 0)
 	names := make([]string, 1<<20)
+	msgs := make([]*dns.Msg, len(names))
 	for i := range names {
 		names[i] = fmt.Sprintf("n%d.example.test.", i)
+		msgs[i] = aAnswer(names[i], 300)
 	}
 	for _, size := range []int{1 << 20, 16 << 20, 128 << 20} {
 		b.Run(fmt.Sprintf("%dMiB", size>>20), func(b *testing.B) {
 			c := NewCache(size)
 			for i := 0; c.Bytes() < size*9/10 && i < 4*len(names); i++ { // fill it
-				c.put(cacheKey{name: names[i%len(names)], qtype: uint16(1 + i/len(names)), qclass: dns.ClassINET}, m, t0)
+				c.put(cacheKey{name: names[i%len(names)], qtype: uint16(1 + i/len(names)), qclass: dns.ClassINET}, msgs[i%len(names)], t0)
 			}
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				c.put(cacheKey{name: names[i%len(names)], qtype: dns.TypeAAAA, qclass: dns.ClassINET}, m, t0)
+				c.put(cacheKey{name: names[i%len(names)], qtype: dns.TypeAAAA, qclass: dns.ClassINET}, msgs[i%len(names)], t0)
 			}
 		})
 	}
