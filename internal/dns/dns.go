@@ -10,6 +10,11 @@
 // gets a quick SERVFAIL), capped TCP connections, and UDP answers that fit
 // 512 bytes or the client's EDNS size, truncated with TC set otherwise, so
 // that it amplifies nothing.
+//
+// Over UDP, queries are read and answered in batches; a question for a
+// private name or a cached one is answered from its wire bytes (wire.go),
+// and the rest are unpacked and answered by the Handler (udp.go). Forwarded
+// queries share a few sockets to each upstream (upstream.go).
 package dns
 
 import (
