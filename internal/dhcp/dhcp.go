@@ -79,7 +79,12 @@ type Prober interface {
 
 // Timing and sizes.
 const (
-	offerHold   = 30 * time.Second // an offer keeps its address for this long, unless the pool runs short
+	offerHold = 30 * time.Second // an offer keeps its address for this long, unless the pool runs short
+	// offerYoung is how long an offer is safe from a takeover by a client
+	// that has not yet waited for a probe round: a real client asks for
+	// its offer within it, so a burst of new clients does not take each
+	// other's addresses, while a flood's offers, never asked for, age.
+	offerYoung  = time.Second
 	declineHold = 10 * time.Minute // a declined address rests for this long
 	// probeFresh is how long a probe that found an address free is
 	// trusted: an address probed longer ago is probed again before it is
@@ -120,7 +125,7 @@ type Allocator struct {
 	ready   []netip.Addr
 	isReady map[netip.Addr]time.Time
 	taken   int        // addresses taken from ready since the last round
-	short   bool       // a client found nothing ready since the last round
+	missed  int        // clients that found nothing ready since the last round
 	target  int        // how many probed addresses the rounds keep ready
 	cursor  netip.Addr // where the next round's scan of the pool starts
 	kick    chan struct{}
@@ -300,9 +305,10 @@ func (a *Allocator) probedLocked(ip netip.Addr, now time.Time) bool {
 // chooseLocked picks the address to offer mac: its reservation, its
 // offer, its current or last address, the address it asks for if a probe
 // found it free, the oldest address a probe found free, or else the
-// address of the oldest offer. It never waits: when nothing is ready it
-// wakes the prober and returns false.
-func (a *Allocator) chooseLocked(mac string, requested netip.Addr, now time.Time) (netip.Addr, bool) {
+// address of the oldest offer (only of one older than offerYoung when
+// patient). It never waits: when nothing is ready it wakes the prober
+// and returns false.
+func (a *Allocator) chooseLocked(mac string, requested netip.Addr, now time.Time, patient bool) (netip.Addr, bool) {
 	if r, ok := a.reservationLocked(mac, netip.Addr{}); ok {
 		return r.IP, true
 	}
@@ -334,15 +340,20 @@ func (a *Allocator) chooseLocked(mac string, requested netip.Addr, now time.Time
 		}
 		return ip, true
 	}
-	a.short = true
+	a.missed++
 	a.wake()
 	// The pool is short of probed addresses: take over the oldest offer.
 	for len(a.offerQ) > 0 {
 		ip := a.offerQ[0]
-		a.offerQ = a.offerQ[1:]
-		if m, ok := a.offered[ip]; !ok || m == mac || !a.inPool(ip) || !a.freeForLocked(mac, ip, now) {
+		m, ok := a.offered[ip]
+		if !ok || m == mac || !a.inPool(ip) || !a.freeForLocked(mac, ip, now) {
+			a.offerQ = a.offerQ[1:]
 			continue
 		}
+		if patient && now.Before(a.offers[m].until.Add(offerYoung-offerHold)) {
+			break // the oldest offer is young: wait for the probes
+		}
+		a.offerQ = a.offerQ[1:]
 		return ip, true
 	}
 	return netip.Addr{}, false
@@ -456,16 +467,16 @@ func (a *Allocator) ProbeRound(ctx context.Context) (int, error) {
 			live++
 		}
 	}
-	// Keep twice what the last round saw taken; when clients found
-	// nothing ready, double what was kept, until demand is met.
-	switch {
-	case a.short:
-		a.target = min(readyMax, max(2*a.target, 2*a.taken, readyMin))
+	// Keep twice what the last round saw asked for; when clients found
+	// nothing ready, at least double what was kept, until demand is met.
+	switch demand := a.taken + a.missed; {
+	case a.missed > 0:
+		a.target = min(readyMax, max(2*a.target, 2*demand, readyMin))
 	default:
-		a.target = max(readyMin, 2*a.taken, a.target*3/4)
+		a.target = max(readyMin, 2*demand, a.target*3/4)
 	}
 	target := a.target
-	a.taken, a.short = 0, false
+	a.taken, a.missed = 0, 0
 	var ips []netip.Addr
 	if live < target {
 		ips = a.candidatesLocked(now, target-live)
@@ -521,15 +532,23 @@ func (a *Allocator) expireLocked(now time.Time) {
 // probe; it writes to the Store (for a lease, a release or a decline)
 // without holding the lock.
 func (a *Allocator) Handle(ctx context.Context, req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
+	resp, _ := a.handle(ctx, req, false)
+	return resp
+}
+
+// handle is Handle; patient says that a DISCOVER may wait for the next
+// probe round rather than take over a young offer, and short that it
+// should: nothing was ready for it.
+func (a *Allocator) handle(ctx context.Context, req *dhcpv4.DHCPv4, patient bool) (resp *dhcpv4.DHCPv4, short bool) {
 	if req == nil || req.OpCode != dhcpv4.OpcodeBootRequest || len(req.ClientHWAddr) != 6 {
-		return nil
+		return nil, false
 	}
 	mac := req.ClientHWAddr.String()
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
-		return a.discover(req, mac)
+		return a.discover(req, mac, patient)
 	case dhcpv4.MessageTypeRequest:
-		return a.request(req, mac)
+		return a.request(req, mac), false
 	case dhcpv4.MessageTypeRelease:
 		a.release(req, mac)
 	case dhcpv4.MessageTypeDecline:
@@ -537,9 +556,9 @@ func (a *Allocator) Handle(ctx context.Context, req *dhcpv4.DHCPv4) *dhcpv4.DHCP
 	case dhcpv4.MessageTypeInform:
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		return a.replyLocked(req, dhcpv4.MessageTypeAck, netip.Addr{}, 0)
+		return a.replyLocked(req, dhcpv4.MessageTypeAck, netip.Addr{}, 0), false
 	}
-	return nil
+	return nil, false
 }
 
 func addrOf(ip net.IP) netip.Addr {
@@ -550,17 +569,19 @@ func addrOf(ip net.IP) netip.Addr {
 	return a
 }
 
-func (a *Allocator) discover(req *dhcpv4.DHCPv4, mac string) *dhcpv4.DHCPv4 {
+func (a *Allocator) discover(req *dhcpv4.DHCPv4, mac string, patient bool) (*dhcpv4.DHCPv4, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
-	ip, ok := a.chooseLocked(mac, addrOf(req.RequestedIPAddress()), now)
+	ip, ok := a.chooseLocked(mac, addrOf(req.RequestedIPAddress()), now, patient)
 	if !ok {
-		a.warn("no probed address ready to offer; probing more", "mac", mac)
-		return nil
+		if !patient {
+			a.warn("no probed address ready to offer; probing more", "mac", mac)
+		}
+		return nil, true
 	}
 	a.offerLocked(mac, ip, now)
-	return a.replyLocked(req, dhcpv4.MessageTypeOffer, ip, a.cfg.LeaseTime)
+	return a.replyLocked(req, dhcpv4.MessageTypeOffer, ip, a.cfg.LeaseTime), false
 }
 
 // warn logs at most a few lines a second, saying how many it left out.

@@ -3,6 +3,7 @@ package dhcp
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -268,5 +269,105 @@ func TestRecentFilter(t *testing.T) {
 	}
 	if len(f.slots) != recentSlots {
 		t.Errorf("%d slots", len(f.slots))
+	}
+}
+
+// TestBurstWaitsForProbesNotForOthersOffers: a burst of new clients larger
+// than what is ready does not take over the young offers of the clients
+// before it (who would be refused when they ask for them); the clients
+// beyond wait for the next round, which probes for the whole burst. A
+// flood's offers, never asked for, are taken over once they are older
+// than offerYoung.
+func TestBurstWaitsForProbesNotForOthersOffers(t *testing.T) {
+	f := newFixture(t)
+	cfg := testConfig()
+	cfg.PoolEnd = netip.MustParseAddr("192.168.137.250")
+	f.a = NewAllocator(cfg, nil, nil, f.st, f.probe, nil, f.clock.now)
+	f.round()
+	offers := map[string]string{} // mac -> ip
+	var waiting []net.HardwareAddr
+	for i := range 50 {
+		mac := randomMAC(i)
+		r, short := f.a.handle(ctx, msg(t, dhcpv4.MessageTypeDiscover, mac), true)
+		switch {
+		case r != nil:
+			offers[mac.String()] = r.YourIPAddr.String()
+		case short:
+			waiting = append(waiting, mac)
+		default:
+			t.Fatalf("client %d: neither an offer nor told to wait", i)
+		}
+	}
+	if len(offers) != readyMin || len(waiting) != 50-readyMin {
+		t.Fatalf("%d offers, %d waiting; want %d offers (what was ready), the rest waiting", len(offers), len(waiting), readyMin)
+	}
+	if n, _ := f.a.ProbeRound(ctx); n < len(waiting) {
+		t.Fatalf("the round after the burst probed %d addresses for %d waiting clients", n, len(waiting))
+	}
+	for _, mac := range waiting {
+		r, _ := f.a.handle(ctx, msg(t, dhcpv4.MessageTypeDiscover, mac), false)
+		if r == nil {
+			t.Fatalf("%s: no offer after the round", mac)
+		}
+		offers[mac.String()] = r.YourIPAddr.String()
+	}
+	seen := map[string]bool{}
+	for mac, ip := range offers {
+		if seen[ip] {
+			t.Fatalf("%s offered twice", ip)
+		}
+		seen[ip] = true
+		hw, _ := net.ParseMAC(mac)
+		f.want(f.a.Handle(ctx, msg(t, dhcpv4.MessageTypeRequest, hw, requested(ip), serverID(server))), dhcpv4.MessageTypeAck, ip)
+	}
+
+	// A flood's offers age: once older than offerYoung, a patient client
+	// takes the oldest rather than wait.
+	for i := range 300 {
+		f.a.handle(ctx, msg(t, dhcpv4.MessageTypeDiscover, randomMAC(1000+i)), false)
+	}
+	f.clock.t = f.clock.t.Add(offerYoung)
+	if r, short := f.a.handle(ctx, msg(t, dhcpv4.MessageTypeDiscover, macA), true); r == nil || short {
+		t.Fatal("a patient client waited behind a flood's old offers")
+	}
+}
+
+// slowProbe takes a while to answer, as an ARP probe does.
+type slowProbe struct{ d time.Duration }
+
+func (p slowProbe) InUse(ctx context.Context, ips []netip.Addr) (map[netip.Addr]bool, error) {
+	time.Sleep(p.d)
+	return map[netip.Addr]bool{}, nil
+}
+
+// TestServerBurstOfNewClients: 100 new clients at once, against a server
+// whose probes take 100 ms and that has 8 addresses ready: each is
+// answered at its first DISCOVER (the clients here would try again only
+// after 4 s), those beyond what was ready after a probe round.
+func TestServerBurstOfNewClients(t *testing.T) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.PoolEnd = netip.MustParseAddr("192.168.137.250")
+	st := &lockedStore{memStore: memStore{leases: map[string]Lease{}, declined: map[netip.Addr]time.Time{}}}
+	s := serveConn(conn, NewAllocator(cfg, nil, nil, st, slowProbe{100 * time.Millisecond}, nil, nil), Limits{}, nil)
+	t.Cleanup(func() { s.Close() })
+	time.Sleep(300 * time.Millisecond) // the first round: readyMin addresses
+	addr := conn.LocalAddr().(*net.UDPAddr)
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 100 {
+		wg.Go(func() {
+			if _, err := client(t, addr, randomMAC(5000+i), 4*time.Second, 3*time.Second); err != nil {
+				errs <- fmt.Errorf("client %d: %w", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

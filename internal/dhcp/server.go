@@ -71,6 +71,10 @@ type Server struct {
 
 	known, fresh chan *datagram
 	free         chan *datagram
+	// parked holds DISCOVERs that found no probed address ready; they
+	// are answered after the next probe round, a few hundred milliseconds
+	// on, where a client would try again after seconds.
+	parked chan *datagram
 
 	received, answered, malformed, limited, full atomic.Uint64
 
@@ -119,6 +123,7 @@ func serveConn(conn *net.UDPConn, a *Allocator, lim Limits, log *slog.Logger) *S
 		known:     make(chan *datagram, lim.Queue),
 		fresh:     make(chan *datagram, lim.Queue),
 		free:      make(chan *datagram, 2*lim.Queue+lim.Workers),
+		parked:    make(chan *datagram, lim.Queue),
 		stop:      make(chan struct{}),
 		cancel:    cancel,
 	}
@@ -277,12 +282,14 @@ func (s *Server) work() {
 				return
 			}
 		}
-		s.answer(p)
+		s.answer(p, true)
 		s.free <- p
 	}
 }
 
-func (s *Server) answer(p *datagram) {
+// answer answers p; patient lets a DISCOVER that finds nothing ready
+// wait for the next probe round.
+func (s *Server) answer(p *datagram, patient bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("DHCP request dropped: handler panic", "panic", r)
@@ -293,8 +300,16 @@ func (s *Server) answer(p *datagram) {
 		s.malformed.Add(1)
 		return
 	}
-	resp := s.a.Handle(context.Background(), m)
+	resp, short := s.a.handle(context.Background(), m, patient)
 	if resp == nil {
+		if short && patient {
+			w := *p
+			select {
+			case s.parked <- &w:
+			default:
+				s.full.Add(1)
+			}
+		}
 		return
 	}
 	to := p.peer
@@ -318,14 +333,29 @@ func (s *Server) answer(p *datagram) {
 func (s *Server) probe(ctx context.Context) {
 	defer s.wg.Done()
 	for {
+		waiting := len(s.parked) // parked before this round: it counted them
 		if _, err := s.a.ProbeRound(ctx); err != nil && ctx.Err() == nil {
 			s.a.warn("probing addresses before offering them", "err", err)
 		}
+		s.unpark(waiting)
 		select {
 		case <-s.stop:
 			return
 		case <-s.a.Kick():
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// unpark answers the n DISCOVERs parked first, at last taking over the
+// oldest offer if still nothing is ready for them.
+func (s *Server) unpark(n int) {
+	for range n {
+		select {
+		case p := <-s.parked:
+			s.answer(p, false)
+		default:
+			return
 		}
 	}
 }
