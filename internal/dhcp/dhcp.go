@@ -10,7 +10,9 @@
 // hold their address softly, so that forged DISCOVERs cannot exhaust the
 // pool. The Server bounds what a flood costs: a rate per client and for
 // unknown clients, known clients served first, fixed queues and buffers,
-// drops counted and logged.
+// drops counted and logged. A new client that finds no probed address
+// ready waits, parked, for the next probe round (a few hundred
+// milliseconds), which probes for every client that asked.
 package dhcp
 
 import (
@@ -114,9 +116,10 @@ type Allocator struct {
 	declined map[netip.Addr]time.Time
 	binding  map[netip.Addr]string // addresses being written to the Store, and for whom
 	// Offers hold their address softly: a new client takes the address
-	// of the oldest offer when no probed address is ready, so that
-	// DISCOVERs, which cost a client nothing, never exhaust the pool. A
-	// REQUEST is granted for any free address, offered or not.
+	// of the oldest offer when no probed address is ready (an offer older
+	// than offerYoung, or any once the client has waited a probe round),
+	// so that DISCOVERs, which cost a client nothing, never exhaust the
+	// pool. A REQUEST is granted for any free address, offered or not.
 	offers  map[string]offer      // by MAC
 	offered map[netip.Addr]string // the MAC each offered address went to
 	offerQ  []netip.Addr          // offered addresses, oldest first (some stale)
