@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/lab"
 )
@@ -118,6 +120,16 @@ func RunLAN(ctx context.Context, o LANOptions) (*LANResults, error) {
 	r.Options = string(opts)
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
+	}
+	// One bench at a time in a directory: another would remove this one's
+	// files and namespaces when it ends.
+	lock, err := os.OpenFile(filepath.Join(o.Dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil, fmt.Errorf("another LAN bench is running in %s (%w); wait for it, or give --dir another directory", o.Dir, err)
 	}
 	var id [3]byte
 	rand.Read(id[:])
