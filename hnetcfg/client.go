@@ -66,13 +66,13 @@ func (m *SharingManager) do(ctx context.Context, method, path string, in, out an
 	if in != nil {
 		data, err := json.Marshal(in)
 		if err != nil {
-			return hresult.New(hresult.InvalidArg, "encoding the request: %v", err)
+			return hresult.New(hresult.InvalidArg, "encoding the request: %w", err)
 		}
 		body = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://netshare"+path, body)
 	if err != nil {
-		return hresult.New(hresult.InvalidArg, "building the request: %v", err)
+		return hresult.New(hresult.InvalidArg, "building the request: %w", err)
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -80,14 +80,14 @@ func (m *SharingManager) do(ctx context.Context, method, path string, in, out an
 	resp, err := m.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return hresult.New(hresult.Abort, "%s %s: %v", method, path, ctx.Err())
+			return hresult.New(hresult.Abort, "%s %s: %w", method, path, ctx.Err())
 		}
-		return hresult.New(hresult.Fail, "cannot reach the netshare daemon at %s: %v (is 'netshare serve' running? --socket or NETSHARE_SOCKET chooses the socket)", m.socket, unwrapURL(err))
+		return hresult.New(hresult.Fail, "cannot reach the netshare daemon at %s: %w (is 'netshare serve' running? --socket or NETSHARE_SOCKET chooses the socket)", m.socket, unwrapURL(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return hresult.New(hresult.Fail, "reading the daemon's answer: %v", err)
+		return hresult.New(hresult.Fail, "reading the daemon's answer: %w", err)
 	}
 	if resp.StatusCode >= 300 {
 		var e hresult.Error
@@ -100,7 +100,7 @@ func (m *SharingManager) do(ctx context.Context, method, path string, in, out an
 		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return hresult.New(hresult.Unexpected, "decoding the daemon's answer: %v", err)
+		return hresult.New(hresult.Unexpected, "decoding the daemon's answer: %w", err)
 	}
 	return nil
 }

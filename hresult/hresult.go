@@ -57,29 +57,56 @@ type Error struct {
 	// names it (a UI shows the message next to that field).
 	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
+	// cause is what the message's %w verbs wrapped, or the error From
+	// was given: errors.Is and errors.As see through to it. It does not
+	// cross the API.
+	cause error
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
-// New returns an error with the given code and a formatted message.
+// Unwrap returns the error's cause, if any.
+func (e *Error) Unwrap() error { return e.cause }
+
+// New returns an error with the given code and a message formatted as
+// fmt.Errorf formats it: errors wrapped with %w stay its cause.
 func New(code Code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	w := fmt.Errorf(format, args...)
+	return &Error{Code: code, Message: w.Error(), cause: causeOf(w)}
+}
+
+// causeOf returns what w, made by fmt.Errorf, wraps: nil, one error, or
+// several joined.
+func causeOf(w error) error {
+	switch u := w.(type) {
+	case interface{ Unwrap() error }:
+		return u.Unwrap()
+	case interface{ Unwrap() []error }:
+		return errors.Join(u.Unwrap()...)
+	}
+	return nil
 }
 
 // Invalid returns an E_INVALIDARG error about one field of the input.
 func Invalid(field, format string, args ...any) *Error {
-	return &Error{Code: InvalidArg, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+	e := New(InvalidArg, format, args...)
+	e.Field, e.Message = field, field+": "+e.Message
+	return e
 }
 
 // Missing returns an E_INVALIDARG error for an object that does not exist.
 func Missing(format string, args ...any) *Error {
-	return &Error{Code: InvalidArg, Reason: NotFound, Message: fmt.Sprintf(format, args...)}
+	e := New(InvalidArg, format, args...)
+	e.Reason = NotFound
+	return e
 }
 
 // Clash returns an E_INVALIDARG error for input that collides with an
 // existing object.
 func Clash(field, format string, args ...any) *Error {
-	return &Error{Code: InvalidArg, Reason: Conflict, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+	e := Invalid(field, format, args...)
+	e.Reason = Conflict
+	return e
 }
 
 // From returns err as an *Error: itself if it is one (or wraps one),
@@ -92,7 +119,7 @@ func From(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Code: Fail, Message: err.Error()}
+	return &Error{Code: Fail, Message: err.Error(), cause: err}
 }
 
 // CodeOf returns the code of err, E_FAIL for an error without one, and ""

@@ -278,7 +278,7 @@ func decode(r *http.Request, v any) error {
 	case errors.As(err, &ne) && ne.Timeout():
 		return hresult.New(hresult.InvalidArg, "request body: not received within %v", ReadTimeout)
 	case err != nil:
-		return hresult.New(hresult.InvalidArg, "request body: %v (%d bytes received)", err, len(body))
+		return hresult.New(hresult.InvalidArg, "request body: %w (%d bytes received)", err, len(body))
 	case !utf8.Valid(body):
 		off := invalidUTF8(body)
 		if field := fieldAt(body, off); field != "" {

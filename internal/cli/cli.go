@@ -75,7 +75,7 @@ func isHresult(err error) bool {
 	return errors.As(err, &e)
 }
 
-func hresultFail(err error) error { return hresult.New(hresult.Fail, "%v", err) }
+func hresultFail(err error) error { return hresult.New(hresult.Fail, "%w", err) }
 
 // SignalContext returns a context that is cancelled on SIGINT or SIGTERM.
 func SignalContext() (context.Context, context.CancelFunc) {

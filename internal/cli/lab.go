@@ -22,7 +22,7 @@ func (a *app) labCmd() *cobra.Command {
 		if err == nil {
 			return nil
 		}
-		return hresult.New(hresult.Fail, "%v", err)
+		return hresult.New(hresult.Fail, "%w", err)
 	}
 	up := &cobra.Command{
 		Use:   "up [--dir DIR]",

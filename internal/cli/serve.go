@@ -48,7 +48,7 @@ Logging in needs the token kept in DIR/ui-token (made at first start, mode
 				}
 				ln, err := net.FileListener(os.NewFile(uintptr(httpFD), "http"))
 				if err != nil {
-					return usageError{fmt.Errorf("--http-fd %d: not a listening socket: %v", httpFD, err)}
+					return usageError{fmt.Errorf("--http-fd %d: not a listening socket: %w", httpFD, err)}
 				}
 				httpCfg.Listener = ln
 			}
@@ -70,7 +70,7 @@ Logging in needs the token kept in DIR/ui-token (made at first start, mode
 				DNSCacheSize: cacheSize,
 			})
 			if err != nil {
-				return hresult.New(hresult.Fail, "%v", err)
+				return hresult.New(hresult.Fail, "%w", err)
 			}
 			return nil
 		},

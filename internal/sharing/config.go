@@ -234,7 +234,7 @@ func (m *Manager) addAddrStep(iface string, p netip.Prefix) step {
 	return step{
 		do: func(ctx context.Context) error {
 			if err := m.links.AddAddr(ctx, iface, p); err != nil {
-				return hresult.New(hresult.Fail, "adding address %s to %s: %v", p, iface, err)
+				return hresult.New(hresult.Fail, "adding address %s to %s: %w", p, iface, err)
 			}
 			return nil
 		},
@@ -247,7 +247,7 @@ func (m *Manager) delAddrStep(iface string, p netip.Prefix) step {
 	return step{
 		do: func(ctx context.Context) error {
 			if err := m.links.DelAddr(ctx, iface, p); err != nil {
-				return hresult.New(hresult.Fail, "removing address %s from %s: %v", p, iface, err)
+				return hresult.New(hresult.Fail, "removing address %s from %s: %w", p, iface, err)
 			}
 			return nil
 		},
@@ -275,7 +275,7 @@ func (m *Manager) forwardingLocked(ctx context.Context, ch *change) {
 		was, err := m.links.IPv4Forwarding(ctx)
 		if err != nil {
 			ch.steps = append(ch.steps, step{
-				do:   func(context.Context) error { return hresult.New(hresult.Fail, "reading IPv4 forwarding: %v", err) },
+				do:   func(context.Context) error { return hresult.New(hresult.Fail, "reading IPv4 forwarding: %w", err) },
 				undo: func(context.Context) error { return nil },
 			})
 			return
@@ -292,7 +292,7 @@ func (m *Manager) forwardingStep(on, was bool) step {
 	return step{
 		do: func(ctx context.Context) error {
 			if err := m.links.SetIPv4Forwarding(ctx, on); err != nil {
-				return hresult.New(hresult.Fail, "setting IPv4 forwarding: %v", err)
+				return hresult.New(hresult.Fail, "setting IPv4 forwarding: %w", err)
 			}
 			return nil
 		},

@@ -173,7 +173,7 @@ func (m *Manager) setLink(ctx context.Context, ref, verb string, do func(context
 		return hnetcfg.ConnectionProps{}, hresult.New(hresult.Fail, "%s connection %s: its interface is not present", verb, label(c.rec))
 	}
 	if err := do(ctx, c.rec.Interface); err != nil {
-		return hnetcfg.ConnectionProps{}, hresult.New(hresult.Fail, "%s connection %s: %v", verb, label(c.rec), err)
+		return hnetcfg.ConnectionProps{}, hresult.New(hresult.Fail, "%s connection %s: %w", verb, label(c.rec), err)
 	}
 	m.log.Info(verb, "connection", c.rec.ID, "interface", c.rec.Interface)
 	if c, err = m.lookupLocked(ctx, c.rec.ID); err != nil {
@@ -215,7 +215,7 @@ func (m *Manager) Rename(ctx context.Context, ref, name string) (hnetcfg.Connect
 		ch.steps = append(ch.steps, step{
 			do: func(ctx context.Context) error {
 				if err := m.links.SetAlias(ctx, rec.Interface, rec.Name); err != nil {
-					return hresult.New(hresult.Fail, "renaming connection %s: setting the interface alias: %v", label(c.rec), err)
+					return hresult.New(hresult.Fail, "renaming connection %s: setting the interface alias: %w", label(c.rec), err)
 				}
 				return nil
 			},

@@ -297,7 +297,7 @@ func (m *Manager) setMapping(id uint64, mp *store.Mapping) {
 func (m *Manager) observeLocked(ctx context.Context) (map[string]link.Link, error) {
 	ls, err := m.links.List(ctx)
 	if err != nil {
-		return nil, hresult.New(hresult.Fail, "listing network interfaces: %v", err)
+		return nil, hresult.New(hresult.Fail, "listing network interfaces: %w", err)
 	}
 	links := make(map[string]link.Link, len(ls))
 	defer func() {
@@ -326,7 +326,7 @@ func (m *Manager) observeLocked(ctx context.Context) (map[string]link.Link, erro
 			return nil
 		})
 		if err != nil {
-			return nil, hresult.New(hresult.Fail, "recording new connections: %v", err)
+			return nil, hresult.New(hresult.Fail, "recording new connections: %w", err)
 		}
 		for _, c := range fresh {
 			m.setConn(c.ID, &c)
@@ -582,7 +582,7 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 		fwStep = step{
 			do: func(ctx context.Context) error {
 				if err := m.replaceLocked(ctx, m.fwConfigLocked()); err != nil {
-					return hresult.New(hresult.Fail, "applying the firewall state: %v", err)
+					return hresult.New(hresult.Fail, "applying the firewall state: %w", err)
 				}
 				return nil
 			},
@@ -592,7 +592,7 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 		fwStep = step{
 			do: func(ctx context.Context) error {
 				if err := m.fw.UpdateMappings(ctx, del, add); err != nil {
-					return hresult.New(hresult.Fail, "applying port mappings: %v", err)
+					return hresult.New(hresult.Fail, "applying port mappings: %w", err)
 				}
 				return nil
 			},
@@ -626,7 +626,7 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 	err := m.st.Update(func(tx *store.Tx) error {
 		for _, c := range ch.conns {
 			if err := tx.PutConnection(c); err != nil {
-				return hresult.New(hresult.Fail, "writing connection %s: %v", c.ID, err)
+				return hresult.New(hresult.Fail, "writing connection %s: %w", c.ID, err)
 			}
 		}
 		for id, mp := range ch.mappings {
@@ -637,12 +637,12 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 				err = tx.PutMapping(*mp)
 			}
 			if err != nil {
-				return hresult.New(hresult.Fail, "writing mapping %d: %v", id, err)
+				return hresult.New(hresult.Fail, "writing mapping %d: %w", id, err)
 			}
 		}
 		if ch.settings != nil {
 			if err := tx.PutSettings(*ch.settings); err != nil {
-				return hresult.New(hresult.Fail, "writing settings: %v", err)
+				return hresult.New(hresult.Fail, "writing settings: %w", err)
 			}
 		}
 		for _, s := range steps {

@@ -278,13 +278,13 @@ func (s *Store) Load() (st *State, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketMeta).Get(keySettings); v != nil {
 			if err := json.Unmarshal(v, &st.Settings); err != nil {
-				return corrupt(s.path, fmt.Errorf("settings: %v", err))
+				return corrupt(s.path, fmt.Errorf("settings: %w", err))
 			}
 		}
 		if err := tx.Bucket(bucketConnections).ForEach(func(k, v []byte) error {
 			var c Connection
 			if err := json.Unmarshal(v, &c); err != nil {
-				return corrupt(s.path, fmt.Errorf("connection %q: %v", k, err))
+				return corrupt(s.path, fmt.Errorf("connection %q: %w", k, err))
 			}
 			st.Connections = append(st.Connections, c)
 			return nil
@@ -294,7 +294,7 @@ func (s *Store) Load() (st *State, err error) {
 		if err := tx.Bucket(bucketLeases).ForEach(func(k, v []byte) error {
 			var l Lease
 			if err := json.Unmarshal(v, &l); err != nil {
-				return corrupt(s.path, fmt.Errorf("lease %q: %v", k, err))
+				return corrupt(s.path, fmt.Errorf("lease %q: %w", k, err))
 			}
 			st.Leases = append(st.Leases, l)
 			return nil
@@ -309,7 +309,7 @@ func (s *Store) Load() (st *State, err error) {
 			}
 			m, err := decodeMapping(binary.BigEndian.Uint64(k), v)
 			if err != nil {
-				return corrupt(s.path, fmt.Errorf("mapping %x: %v", k, err))
+				return corrupt(s.path, fmt.Errorf("mapping %x: %w", k, err))
 			}
 			st.Mappings = append(st.Mappings, m)
 			return nil
