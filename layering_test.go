@@ -1,0 +1,139 @@
+package netshare
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/netshare/netshare/"
+
+// layers says which packages of this module each package may import (its
+// non-test files), and which of the outside packages that mark a layer:
+// HTTP, the CLI library, the kernel's (netlink, nftables) and the store's
+// (bbolt). A package not listed may import none of them. Adding an import
+// here is a design decision: say why beside it.
+var layers = map[string][]string{
+	// The vocabulary and the public client build anywhere and know
+	// nothing of the daemon.
+	"hresult":      {},
+	"hnetcfg":      {"hresult", "net/http"},
+	"cmd/netshare": {"internal/cli"},
+
+	// Leaves: small tools with no layer of their own.
+	"internal/connlimit": {},
+	"internal/ratelimit": {},
+	"internal/trust":     {},
+	"internal/ping":      {},
+	"internal/nettest":   {},
+
+	// Kernel seams: the interface packages import nothing; their Linux
+	// backends import their interface and the kernel's libraries.
+	"internal/fw":             {},
+	"internal/fw/fwtest":      {"internal/fw"},
+	"internal/fw/nftfw":       {"internal/fw", "github.com/google/nftables", "github.com/vishvananda/netlink"},
+	"internal/link":           {},
+	"internal/link/linuxlink": {"internal/link", "github.com/vishvananda/netlink"},
+	"internal/store":          {"internal/trust", "go.etcd.io/bbolt"},
+
+	// Services of the private networks.
+	"internal/dhcp":     {"internal/ping", "internal/ratelimit"},
+	"internal/dns":      {"internal/connlimit", "internal/ratelimit"},
+	"internal/services": {"internal/dhcp", "internal/dns"},
+
+	// The model: no HTTP, no CLI, no kernel library, no store library.
+	// hnetcfg is the wire format, which the model still speaks; the core
+	// redesign (issue 11) moves the conversion into internal/api.
+	"internal/sharing": {"hnetcfg", "hresult", "internal/dhcp", "internal/dns", "internal/fw", "internal/link",
+		"internal/ratelimit", "internal/services", "internal/store"},
+
+	// The API and the web UI: HTTP over the model.
+	"internal/api":   {"hnetcfg", "hresult", "internal/sharing", "net/http"},
+	"internal/webui": {"hresult", "internal/api", "internal/connlimit", "internal/ratelimit", "internal/trust", "net/http"},
+
+	// The daemon wires everything; the CLI drives the daemon, the lab and
+	// the benches.
+	"internal/daemon": {"hnetcfg", "internal/api", "internal/connlimit", "internal/dhcp", "internal/fw", "internal/fw/nftfw",
+		"internal/link", "internal/link/linuxlink", "internal/services", "internal/sharing", "internal/store", "internal/webui", "net/http"},
+	"internal/daemon/daemontest": {"internal/daemon", "internal/fw", "internal/link", "internal/webui"},
+	"internal/cli":               {"hnetcfg", "hresult", "internal/bench", "internal/daemon", "internal/lab", "internal/webui", "github.com/spf13/cobra"},
+	"internal/lab":               {"hnetcfg", "internal/ping", "internal/trust", "github.com/vishvananda/netlink"},
+	"internal/bench":             {"hnetcfg", "internal/fw", "internal/fw/nftfw", "internal/lab", "internal/store", "github.com/google/nftables"},
+}
+
+// marked says whether an import path is one the layers table governs:
+// this module's packages and the outside packages that mark a layer.
+func marked(path string) (string, bool) {
+	if p, ok := strings.CutPrefix(path, module); ok {
+		return p, true
+	}
+	for _, m := range []string{"net/http", "github.com/spf13/cobra", "github.com/google/nftables", "github.com/vishvananda/netlink", "go.etcd.io/bbolt"} {
+		if path == m || strings.HasPrefix(path, m+"/") {
+			return m, true
+		}
+	}
+	return "", false
+}
+
+// TestLayering checks every package's imports against layers.
+func TestLayering(t *testing.T) {
+	imports := map[string]map[string]bool{} // package -> marked imports
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		pkg := filepath.ToSlash(filepath.Dir(path))
+		if pkg == "." {
+			return nil
+		}
+		if imports[pkg] == nil {
+			imports[pkg] = map[string]bool{}
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if m, ok := marked(p); ok {
+				imports[pkg][m] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pkg, imps := range imports {
+		allowed, listed := layers[pkg]
+		if !listed {
+			t.Errorf("%s is not in the layers table: say what it may import", pkg)
+			continue
+		}
+		for imp := range imps {
+			if !slices.Contains(allowed, imp) {
+				t.Errorf("%s imports %s, which its layer does not allow", pkg, imp)
+			}
+		}
+	}
+	for pkg := range layers {
+		if imports[pkg] == nil {
+			t.Errorf("layers lists %s, which has no Go files", pkg)
+		}
+	}
+}
