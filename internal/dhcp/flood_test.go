@@ -345,17 +345,8 @@ func (p slowProbe) InUse(ctx context.Context, ips []netip.Addr) (map[netip.Addr]
 // answered at its first DISCOVER (the clients here would try again only
 // after 4 s), those beyond what was ready after a probe round.
 func TestServerBurstOfNewClients(t *testing.T) {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig()
-	cfg.PoolEnd = netip.MustParseAddr("192.168.137.250")
-	st := &lockedStore{memStore: memStore{leases: map[string]Lease{}, declined: map[netip.Addr]time.Time{}}}
-	s := serveConn(conn, NewAllocator(cfg, nil, nil, st, slowProbe{100 * time.Millisecond}, nil, nil), Limits{}, nil)
-	t.Cleanup(func() { s.Close() })
+	_, addr := startServerProbing(t, Limits{}, slowProbe{100 * time.Millisecond})
 	time.Sleep(300 * time.Millisecond) // the first round: readyMin addresses
-	addr := conn.LocalAddr().(*net.UDPAddr)
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
 	for i := range 100 {

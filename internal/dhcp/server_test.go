@@ -39,6 +39,11 @@ func (s *lockedStore) Decline(ip netip.Addr, until time.Time) error {
 // startServer serves an allocator on a loopback socket; replies go back
 // to the sender's address.
 func startServer(t *testing.T, lim Limits) (*Server, *net.UDPAddr) {
+	return startServerProbing(t, lim, probeSet{})
+}
+
+// startServerProbing is startServer with a Prober of the test's.
+func startServerProbing(t *testing.T, lim Limits, probe Prober) (*Server, *net.UDPAddr) {
 	t.Helper()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -47,7 +52,7 @@ func startServer(t *testing.T, lim Limits) (*Server, *net.UDPAddr) {
 	cfg := testConfig()
 	cfg.PoolEnd = netip.MustParseAddr("192.168.137.200")
 	st := &lockedStore{memStore: memStore{leases: map[string]Lease{}, declined: map[netip.Addr]time.Time{}}}
-	a := NewAllocator(cfg, nil, nil, st, probeSet{}, nil, nil)
+	a := NewAllocator(cfg, nil, nil, st, probe, nil, nil)
 	s := serveConn(conn, a, lim, nil)
 	t.Cleanup(func() { s.Close() })
 	return s, conn.LocalAddr().(*net.UDPAddr)

@@ -63,16 +63,7 @@ func (u *udpServer) serve() {
 			b.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 			b.hdrs[i].hdr.Flags = 0
 		}
-		var n int
-		var errno syscall.Errno
-		err := rc.Read(func(fd uintptr) bool {
-			r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), batchLen, unix.MSG_DONTWAIT, 0, 0)
-			if e == unix.EAGAIN {
-				return false
-			}
-			n, errno = int(r), e
-			return true
-		})
+		n, errno, err := mmsg(rc.Read, unix.SYS_RECVMMSG, b.hdrs[:])
 		if err != nil {
 			return // closed
 		}
@@ -118,16 +109,7 @@ func (u *udpServer) serve() {
 // refuses is skipped.
 func (u *udpServer) send(rc syscall.RawConn, hdrs []mmsghdr) {
 	for len(hdrs) > 0 {
-		sent := 0
-		var errno syscall.Errno
-		err := rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
-			if e == unix.EAGAIN {
-				return false
-			}
-			sent, errno = int(r), e
-			return true
-		})
+		sent, errno, err := mmsg(rc.Write, unix.SYS_SENDMMSG, hdrs)
 		if err != nil {
 			return // closed
 		}
@@ -139,6 +121,21 @@ func (u *udpServer) send(rc syscall.RawConn, hdrs []mmsghdr) {
 		}
 		hdrs = hdrs[sent:]
 	}
+}
+
+// mmsg makes the system call trap (recvmmsg or sendmmsg) on hdrs through
+// wait (a RawConn's Read or Write), which parks the goroutine until the
+// socket is ready. err is set when the socket is closed.
+func mmsg(wait func(func(uintptr) bool) error, trap uintptr, hdrs []mmsghdr) (n int, errno syscall.Errno, err error) {
+	err = wait(func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EAGAIN {
+			return false
+		}
+		n, errno = int(r), e
+		return true
+	})
+	return n, errno, err
 }
 
 // sockaddrAddrPort reads a source address the kernel wrote.
