@@ -2,7 +2,6 @@ package dns
 
 import (
 	"encoding/binary"
-	"net/netip"
 	"time"
 
 	"github.com/miekg/dns"
@@ -298,6 +297,3 @@ func skipName(w []byte, off int) int {
 	}
 	return -1
 }
-
-// addrOf returns the address of a query's source, IPv4 unmapped.
-func addrOf(ap netip.AddrPort) netip.Addr { return ap.Addr().Unmap() }
