@@ -45,6 +45,12 @@ func upstream(t testing.TB) (netip.AddrPort, *atomic.Int32) {
 		}
 		w.WriteMsg(m)
 	})
+	return serveUDP(t, h), &count
+}
+
+// serveUDP serves h over UDP on loopback until the test ends.
+func serveUDP(t testing.TB, h dns.Handler) netip.AddrPort {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +58,7 @@ func upstream(t testing.TB) (netip.AddrPort, *atomic.Int32) {
 	srv := &dns.Server{PacketConn: pc, Handler: h}
 	go srv.ActivateAndServe()
 	t.Cleanup(func() { srv.Shutdown() })
-	return netip.MustParseAddrPort(pc.LocalAddr().String()), &count
+	return netip.MustParseAddrPort(pc.LocalAddr().String())
 }
 
 // silent returns a UDP address that never answers.
@@ -308,14 +314,7 @@ func TestUpstreamQuery(t *testing.T) {
 		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP("198.51.100.2")}}
 		w.WriteMsg(m)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: h}
-	go srv.ActivateAndServe()
-	defer srv.Shutdown()
-	fwd := newHandler(t, netip.MustParseAddrPort(pc.LocalAddr().String()))
+	fwd := newHandler(t, serveUDP(t, h))
 	for _, c := range []struct{ do, cd bool }{{false, false}, {true, false}, {true, true}, {true, true}} {
 		r := new(dns.Msg)
 		r.SetQuestion("example.test.", dns.TypeA)
