@@ -97,10 +97,9 @@ type LANResults struct {
 
 // server is one side of the comparison.
 type server struct {
-	name     string
-	gw, cli  string // namespaces
-	pid      func() int
-	upstream string
+	name    string
+	gw, cli string // namespaces
+	pid     func() int
 }
 
 // RunLAN builds the bench's namespaces, measures, and removes them.

@@ -17,16 +17,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/api"
 	"github.com/netshare/netshare/internal/connlimit"
 	"github.com/netshare/netshare/internal/dhcp"
 	"github.com/netshare/netshare/internal/fw"
-	"github.com/netshare/netshare/internal/fw/nftfw"
 	"github.com/netshare/netshare/internal/link"
-	"github.com/netshare/netshare/internal/link/linuxlink"
 	"github.com/netshare/netshare/internal/services"
 	"github.com/netshare/netshare/internal/sharing"
 	"github.com/netshare/netshare/internal/store"
@@ -111,22 +107,13 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := guardHostNetNS(); err != nil {
 			return err
 		}
-		if links == nil {
-			l, err := linuxlink.New(netns.None())
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			links = l
+		var closeKernel func()
+		var err error
+		links, firewall, closeKernel, err = kernelBackends(links, firewall, log)
+		if err != nil {
+			return err
 		}
-		if firewall == nil {
-			f, err := nftfw.New(netns.None(), log.With("component", "nftables"))
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			firewall = f
-		}
+		defer closeKernel()
 	default:
 		return fmt.Errorf("--backend: %q is not a backend; use kernel or fake", cfg.Backend)
 	}

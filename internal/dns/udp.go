@@ -2,7 +2,6 @@ package dns
 
 import (
 	"encoding/binary"
-	"errors"
 	"net"
 	"net/netip"
 	"time"
@@ -119,5 +118,3 @@ func (u *udpServer) Close() error {
 	<-u.done
 	return err
 }
-
-func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }

@@ -2,7 +2,11 @@
 
 package dns
 
-import "time"
+import (
+	"errors"
+	"net"
+	"time"
+)
 
 // serve reads and answers one query at a time.
 func (u *udpServer) serve() {
@@ -13,7 +17,7 @@ func (u *udpServer) serve() {
 	for {
 		n, src, err := u.conn.ReadFromUDPAddrPort(in)
 		if err != nil {
-			if isClosed(err) {
+			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue

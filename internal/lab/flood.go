@@ -12,13 +12,11 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
-	"golang.org/x/sys/unix"
 )
 
 // DHCPFlood sends DHCP DISCOVERs from forged hardware addresses, each
@@ -29,18 +27,7 @@ func DHCPFlood(ctx context.Context, iface string, rate int, duration time.Durati
 	if rate <= 0 || rate > 1_000_000 || duration <= 0 || duration > time.Minute {
 		return fmt.Errorf("dhcp-flood: a rate of 1 to 1,000,000 a second for at most a minute")
 	}
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1); serr == nil {
-				serr = unix.BindToDevice(int(fd), iface)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
+	lc := net.ListenConfig{Control: broadcastOn(iface)}
 	pc, err := lc.ListenPacket(ctx, "udp4", "0.0.0.0:0")
 	if err != nil {
 		return fmt.Errorf("dhcp-flood on %s: %w", iface, err)

@@ -771,6 +771,9 @@ func TestPrivateAddressAndForwarding(t *testing.T) {
 			t.Errorf("EnableSharing(%s, %+v) = %v, want E_INVALIDARG with %q", tt.ref, tt.req, err, tt.want)
 		}
 	}
+	if got := h.state(); got != before {
+		t.Fatalf("refused overlaps changed the state:\n%s\nwant\n%s", got, before)
+	}
 	// A public connection whose network overlaps a private one.
 	h.links.Add(link.Link{Name: "wan1", Kind: "device", Up: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.137.200/24")}})
 	h.m.EnumEveryConnection(ctx) // records wan1

@@ -191,7 +191,7 @@ func TestSocketOnlyPaths(t *testing.T) {
 
 func TestSessionsEndAndAreBounded(t *testing.T) {
 	f := newFixture(t)
-	c, csrf := f.login(t)
+	c, _ := f.login(t)
 	f.now = f.now.Add(SessionLifetime - time.Minute)
 	if w := f.do("GET", "/v1/connections", "", c); w.Code != http.StatusOK {
 		t.Fatalf("a session used within its lifetime: %d", w.Code)
@@ -201,7 +201,7 @@ func TestSessionsEndAndAreBounded(t *testing.T) {
 		t.Errorf("an idle session after its lifetime: %d; want 401", w.Code)
 	}
 
-	c, csrf = f.login(t)
+	c, csrf := f.login(t)
 	if w := f.do("POST", "/ui/logout", "", c, CSRFHeader, csrf); w.Code != http.StatusNoContent {
 		t.Fatalf("logout: %d %s", w.Code, w.Body)
 	}

@@ -1,5 +1,3 @@
-// Package linuxlink is the kernel's link.Backend: it lists, raises, lowers
-// and names the links of one network namespace over netlink.
 package linuxlink
 
 import (
