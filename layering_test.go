@@ -34,12 +34,13 @@ var layers = map[string][]string{
 
 	// Kernel seams: the interface packages import nothing; their Linux
 	// backends import their interface and the kernel's libraries.
-	"internal/fw":             {},
-	"internal/fw/fwtest":      {"internal/fw"},
-	"internal/fw/nftfw":       {"internal/fw", "github.com/google/nftables", "github.com/vishvananda/netlink"},
-	"internal/link":           {},
-	"internal/link/linuxlink": {"internal/link", "github.com/vishvananda/netlink"},
-	"internal/store":          {"internal/trust", "go.etcd.io/bbolt"},
+	"internal/fw":              {},
+	"internal/fw/fwtest":       {"internal/fw"},
+	"internal/fw/nftfw":        {"internal/fw", "github.com/google/nftables", "github.com/vishvananda/netlink"},
+	"internal/link":            {},
+	"internal/link/linuxlink":  {"internal/link", "github.com/vishvananda/netlink"},
+	"internal/store":           {"internal/trust", "go.etcd.io/bbolt"},
+	"internal/store/storetest": {"internal/store"},
 
 	// Services of the private networks.
 	"internal/dhcp":     {"internal/ping", "internal/ratelimit"},

@@ -123,7 +123,7 @@ func newServer(t testing.TB) *Server {
 		link.Link{Name: "wan0", Kind: "device", Up: true, Carrier: true},
 		link.Link{Name: "lan0", Kind: "device", Up: true, Carrier: true},
 	)
-	m, err := sharing.New(context.Background(), sharing.Options{Store: st, Links: links, Firewall: fw.NewFake()})
+	m, err := sharing.New(context.Background(), sharing.Options{Desired: st.Desired, Runtime: st.Runtime, Links: links, Firewall: fw.NewFake()})
 	if err != nil {
 		t.Fatal(err)
 	}

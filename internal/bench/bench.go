@@ -160,12 +160,13 @@ func union(lists ...[]int) []int {
 // fill replaces the stored mappings with n enabled ones on wan0 (the
 // traffic mapping, tcp and udp, counts for one), with the daemon stopped.
 func fill(l *lab.Lab, n int) error {
+	ctx := context.Background()
 	st, err := store.Open(l.StateDir())
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	state, err := st.Load()
+	state, err := store.LoadState(ctx, st.Desired, st.Runtime)
 	if err != nil {
 		return err
 	}
@@ -178,33 +179,30 @@ func fill(l *lab.Lab, n int) error {
 	if wan == "" {
 		return fmt.Errorf("no wan0 connection in the store")
 	}
-	return st.Update(func(tx *store.Tx) error {
-		for _, mp := range state.Mappings {
-			if err := tx.DeleteMapping(mp.ID); err != nil {
-				return err
-			}
-		}
-		id := state.LastMappingID
-		put := func(name, proto string, ext int) error {
-			id++
-			return tx.PutMapping(store.Mapping{ID: id, Connection: wan, Name: name, Protocol: proto,
-				ExternalPort: uint16(ext), InternalPort: serverPort, TargetIP: lab.LANHost, Enabled: true})
-		}
-		if n > 0 {
-			if err := put("test-tcp", "tcp", testPort); err != nil {
-				return err
-			}
-			if err := put("test-udp", "udp", testPort); err != nil {
-				return err
-			}
-		}
-		for i := range max(n-1, 0) {
-			if err := put(fmt.Sprintf("fill-%d", i), "tcp", fillPort+i); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	var b store.Batch
+	for _, mp := range state.Mappings {
+		b.DeleteMapping(mp.ID)
+	}
+	id := state.LastMappingID
+	put := func(name, proto string, ext int) {
+		id++
+		b.PutMapping(store.Mapping{ID: id, Connection: wan, Name: name, Protocol: proto,
+			ExternalPort: uint16(ext), InternalPort: serverPort, TargetIP: lab.LANHost, Enabled: true})
+	}
+	if n > 0 {
+		put("test-tcp", "tcp", testPort)
+		put("test-udp", "udp", testPort)
+	}
+	for i := range max(n-1, 0) {
+		put(fmt.Sprintf("fill-%d", i), "tcp", fillPort+i)
+	}
+	b.SetLastMappingID(id)
+	recs, err := b.Records()
+	if err != nil {
+		return err
+	}
+	_, err = st.Desired.Commit(ctx, state.Rev, recs)
+	return err
 }
 
 // restart restarts the daemon with n mappings and returns how long it took

@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// the netlink batch of every element): collect more often while it
 	// runs, to keep the peak of resident memory down.
 	gc := debug.SetGCPercent(25)
-	opts := sharing.Options{Store: st, Links: links, Firewall: firewall, Logger: log.With("component", "sharing"), GatewayNames: gatewayNames()}
+	opts := sharing.Options{Desired: st.Desired, Runtime: st.Runtime, Links: links, Firewall: firewall, Logger: log.With("component", "sharing"), GatewayNames: gatewayNames()}
 	if cfg.Backend != BackendFake {
 		opts.ResolvConf = "/etc/resolv.conf"
 	}

@@ -1,6 +1,7 @@
 package sharing
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"strings"
@@ -43,15 +44,12 @@ func (m *Manager) Leases(conn string) ([]dhcp.Lease, map[netip.Addr]time.Time) {
 // putLease writes l, then takes it into the names. Leases written at once
 // (by several DHCP servers, or one serving many clients) share a commit.
 func (m *Manager) putLease(l store.Lease, drop ...string) error {
-	err := m.st.Batch(func(tx *store.Tx) error {
-		for _, k := range drop {
-			if err := tx.DeleteLease(k); err != nil {
-				return err
-			}
-		}
-		return tx.PutLease(l)
-	})
-	if err != nil {
+	var b store.Batch
+	for _, k := range drop {
+		b.DeleteLease(k)
+	}
+	b.PutLease(l)
+	if err := m.commitLeases(&b); err != nil {
 		return err
 	}
 	m.leaseMu.Lock()
@@ -195,15 +193,11 @@ func (m *Manager) expireLeasesLocked() {
 		return
 	}
 	slices.Sort(gone)
-	err := m.st.Update(func(tx *store.Tx) error {
-		for _, k := range gone {
-			if err := tx.DeleteLease(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	var b store.Batch
+	for _, k := range gone {
+		b.DeleteLease(k)
+	}
+	if err := m.commitLeases(&b); err != nil {
 		m.log.Error("dropping old leases", "err", err)
 		return
 	}
@@ -211,4 +205,17 @@ func (m *Manager) expireLeasesLocked() {
 		m.dropLeaseLocked(k)
 	}
 	m.gen.Add(1)
+}
+
+// commitLeases writes b to the runtime state. Leases have one writer each
+// (the DHCP server of their connection, which holds the client's lock),
+// so they are written whatever the revision; writes made at once share a
+// commit.
+func (m *Manager) commitLeases(b *store.Batch) error {
+	recs, err := b.Records()
+	if err != nil {
+		return err
+	}
+	_, err = m.runtime.Commit(context.Background(), store.Any, recs)
+	return err
 }

@@ -30,9 +30,13 @@ import (
 	"github.com/netshare/netshare/internal/store"
 )
 
-// Options configure a Manager. Store, Links and Firewall are required.
+// Options configure a Manager. Desired, Runtime, Links and Firewall are
+// required.
 type Options struct {
-	Store    *store.Store
+	// Desired keeps the connections, mappings and settings; Runtime keeps
+	// the DHCP leases.
+	Desired  store.Store
+	Runtime  store.Store
 	Links    link.Backend
 	Firewall fw.Backend
 	// Services runs DHCP and DNS on the private networks; nil means none.
@@ -60,10 +64,11 @@ type protoPort struct {
 // Manager holds the model. Its methods are safe for concurrent use; they are
 // carried out one at a time.
 type Manager struct {
-	st    *store.Store
-	links link.Backend
-	fw    fw.Backend
-	log   *slog.Logger
+	st      store.Store // the desired state
+	runtime store.Store // the leases
+	links   link.Backend
+	fw      fw.Backend
+	log     *slog.Logger
 
 	mu        sync.Mutex // guards the fields below
 	conns     map[string]*store.Connection
@@ -71,6 +76,7 @@ type Manager struct {
 	mappings  map[uint64]*store.Mapping
 	byConn    map[string]map[protoPort]uint64 // connection id -> key -> mapping id
 	lastID    uint64                          // the highest mapping id ever stored
+	rev       store.Rev                       // the desired state's revision in memory
 	settings  store.Settings
 	seen      map[string]link.Link  // the links as last observed, by name
 	fwTargets map[string]netip.Addr // where each target name points in the firewall (invalid: unresolved)
@@ -126,13 +132,13 @@ func (m *Manager) PublicInterface() string {
 // stored state to the firewall backend, so that a restart brings back what
 // was there before.
 func New(ctx context.Context, o Options) (*Manager, error) {
-	if o.Store == nil || o.Links == nil || o.Firewall == nil {
-		return nil, errors.New("sharing.New: Store, Links and Firewall are required")
+	if o.Desired == nil || o.Runtime == nil || o.Links == nil || o.Firewall == nil {
+		return nil, errors.New("sharing.New: Desired, Runtime, Links and Firewall are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	st, err := o.Store.Load()
+	st, err := store.LoadState(ctx, o.Desired, o.Runtime)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +149,9 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		o.Services = &services.Fake{}
 	}
 	m := &Manager{
-		st:           o.Store,
+		st:           o.Desired,
+		runtime:      o.Runtime,
+		rev:          st.Rev,
 		links:        o.Links,
 		fw:           o.Firewall,
 		log:          o.Logger,
@@ -178,7 +186,7 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	}
 	for _, mp := range st.Mappings {
 		if m.conns[mp.Connection] == nil {
-			return nil, fmt.Errorf("state file %s: mapping %d belongs to unknown connection %s", o.Store.Path(), mp.ID, mp.Connection)
+			return nil, fmt.Errorf("stored state: mapping %d belongs to unknown connection %s", mp.ID, mp.Connection)
 		}
 		m.setMapping(mp.ID, &mp)
 	}
@@ -317,15 +325,11 @@ func (m *Manager) observeLocked(ctx context.Context) (map[string]link.Link, erro
 		}
 	}
 	if len(fresh) > 0 {
-		err := m.st.Update(func(tx *store.Tx) error {
-			for _, c := range fresh {
-				if err := tx.PutConnection(c); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		var b store.Batch
+		for _, c := range fresh {
+			b.PutConnection(c)
+		}
+		if err := m.commitRecordsLocked(ctx, &b); err != nil {
 			return nil, hresult.New(hresult.Fail, "recording new connections: %w", err)
 		}
 		for _, c := range fresh {
@@ -603,7 +607,7 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 	if fwStep.do != nil {
 		steps = append([]step{fwStep}, steps...)
 	}
-	oldSettings := m.settings
+	oldSettings, oldLastID := m.settings, m.lastID
 	for _, c := range ch.conns {
 		m.setConn(c.ID, &c)
 	}
@@ -623,36 +627,36 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 			}
 		}
 	}()
-	err := m.st.Update(func(tx *store.Tx) error {
+	// The kernel first, then the store: no kernel call happens while a
+	// store write is open, and a change the kernel refused is never
+	// written.
+	var err error
+	for _, s := range steps {
+		if err = s.do(ctx); err != nil {
+			break
+		}
+		done = append(done, s)
+	}
+	if err == nil {
+		var b store.Batch
 		for _, c := range ch.conns {
-			if err := tx.PutConnection(c); err != nil {
-				return hresult.New(hresult.Fail, "writing connection %s: %w", c.ID, err)
+			b.PutConnection(c)
+		}
+		for _, id := range slices.Sorted(maps.Keys(ch.mappings)) {
+			if mp := ch.mappings[id]; mp == nil {
+				b.DeleteMapping(id)
+			} else {
+				b.PutMapping(*mp)
 			}
 		}
-		for id, mp := range ch.mappings {
-			var err error
-			if mp == nil {
-				err = tx.DeleteMapping(id)
-			} else {
-				err = tx.PutMapping(*mp)
-			}
-			if err != nil {
-				return hresult.New(hresult.Fail, "writing mapping %d: %w", id, err)
-			}
+		if m.lastID > oldLastID {
+			b.SetLastMappingID(m.lastID)
 		}
 		if ch.settings != nil {
-			if err := tx.PutSettings(*ch.settings); err != nil {
-				return hresult.New(hresult.Fail, "writing settings: %w", err)
-			}
+			b.PutSettings(*ch.settings)
 		}
-		for _, s := range steps {
-			if err := s.do(ctx); err != nil {
-				return err
-			}
-			done = append(done, s)
-		}
-		return nil
-	})
+		err = m.commitRecordsLocked(ctx, &b)
+	}
 	if err == nil {
 		if len(ch.conns) > 0 || ch.settings != nil {
 			m.setNameSourceLocked()
@@ -667,6 +671,7 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 	for id, mp := range oldMappings {
 		m.setMapping(id, mp)
 	}
+	m.lastID = oldLastID
 	m.settings = oldSettings
 	undoFailed := false
 	for i := len(done) - 1; i >= 0; i-- {
@@ -682,6 +687,21 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 		}
 	}
 	return hresult.From(err)
+}
+
+// commitRecordsLocked writes b to the desired state, on the revision in
+// memory, and moves that revision on.
+func (m *Manager) commitRecordsLocked(ctx context.Context, b *store.Batch) error {
+	recs, err := b.Records()
+	if err != nil {
+		return hresult.New(hresult.Fail, "writing the state: %w", err)
+	}
+	rev, err := m.st.Commit(ctx, m.rev, recs)
+	if err != nil {
+		return hresult.New(hresult.Fail, "writing the state: %w", err)
+	}
+	m.rev = rev
+	return nil
 }
 
 // conn is a connection record with its link, if present.

@@ -30,7 +30,7 @@ var (
 type harness struct {
 	t     testing.TB
 	dir   string
-	st    *store.Store
+	st    *store.File
 	links *link.Fake
 	fw    *fw.Fake
 	m     *Manager
@@ -64,7 +64,7 @@ func (h *harness) start() {
 	}
 	h.st = st
 	h.fw = fw.NewFake()
-	m, err := New(ctx, Options{Store: st, Links: h.links, Firewall: h.fw})
+	m, err := New(ctx, Options{Desired: st.Desired, Runtime: st.Runtime, Links: h.links, Firewall: h.fw})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func (h *harness) check() {
 
 // dumpLocked renders the records in memory.
 func (m *Manager) dumpLocked() string {
-	st := &store.State{LastMappingID: m.lastID, Settings: m.settings}
+	st := &store.State{Rev: m.rev, LastMappingID: m.lastID, Settings: m.settings}
 	for _, c := range m.conns {
 		st.Connections = append(st.Connections, *c)
 	}
@@ -125,10 +125,11 @@ func dump(st *store.State) string {
 // stored renders the store's records.
 func (h *harness) stored() string {
 	h.t.Helper()
-	st, err := h.st.Load()
+	st, err := store.LoadState(ctx, h.st.Desired, h.st.Runtime)
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	st.RuntimeRev = 0 // the leases' revision is the store's alone
 	return dump(st)
 }
 

@@ -1,146 +1,170 @@
 package store
 
 import (
-	"bytes"
-	"crypto/rand"
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-func TestRoundTrip(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := Connection{ID: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Interface: "wan0", Name: "Upstream", Role: RolePublic, Firewall: true}
-	m := Mapping{ID: 7, Connection: c.ID, Name: "web", Protocol: "tcp", ExternalPort: 80, InternalPort: 8080, TargetIP: "192.168.137.10", Enabled: true}
-	if err := s.Update(func(tx *Tx) error {
-		if err := tx.PutConnection(c); err != nil {
-			return err
-		}
-		return tx.PutMapping(m)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	// A failing transaction leaves nothing behind.
-	boom := errors.New("boom")
-	if err := s.Update(func(tx *Tx) error {
-		tx.PutMapping(Mapping{ID: 9, Connection: c.ID, Protocol: "tcp", TargetIP: "10.0.0.1"})
-		tx.DeleteMapping(7)
-		return boom
-	}); err != boom {
-		t.Fatalf("Update = %v, want boom", err)
-	}
-	s.Close()
-	s, err = Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	st, err := s.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(st.Connections) != 1 || !reflect.DeepEqual(st.Connections[0], c) || len(st.Mappings) != 1 || st.Mappings[0] != m || st.LastMappingID != 7 {
-		t.Fatalf("loaded %+v", st)
-	}
-	// Deleting keeps the id used.
-	if err := s.Update(func(tx *Tx) error { return tx.DeleteMapping(7) }); err != nil {
-		t.Fatal(err)
-	}
-	if st, _ := s.Load(); len(st.Mappings) != 0 || st.LastMappingID != 7 {
-		t.Fatalf("after delete: %+v", st)
-	}
-}
-
-// refused opens dir and wants an error containing want, with the file left
-// byte for byte as it was.
-func refused(t *testing.T, dir, want string) {
+func mustOpen(t *testing.T, dir string) *File {
 	t.Helper()
-	path := filepath.Join(dir, FileName)
-	before, _ := os.ReadFile(path)
-	s, err := Open(dir)
-	if err == nil {
-		s.Close()
-		t.Fatalf("Open succeeded, want an error about %q", want)
-	}
-	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("Open = %v, want an error naming %s and saying %q", err, path, want)
-	}
-	after, _ := os.ReadFile(path)
-	if !bytes.Equal(before, after) {
-		t.Fatal("the refused file was changed")
-	}
-}
-
-func TestCorruptFileRefused(t *testing.T) {
-	dir := t.TempDir()
-	junk := make([]byte, 64<<10)
-	rand.Read(junk)
-	os.WriteFile(filepath.Join(dir, FileName), junk, 0o600)
-	refused(t, dir, "unreadable")
-
-	// A text file where the database should be.
-	dir = t.TempDir()
-	os.WriteFile(filepath.Join(dir, FileName), []byte(strings.Repeat("not a database\n", 1000)), 0o600)
-	refused(t, dir, "unreadable")
-}
-
-func TestTruncatedFileRefused(t *testing.T) {
-	dir := t.TempDir()
 	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+func commitBatch(t *testing.T, s Store, read Rev, b *Batch) Rev {
+	t.Helper()
+	recs, err := b.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := s.Commit(context.Background(), read, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rev
+}
+
+func TestTypedRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	c := Connection{ID: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Interface: "wan0", Name: "Upstream", Role: RolePublic, Firewall: true,
+		DHCP: &DHCP{PoolStart: "192.168.137.10", Reservations: []Reservation{{MAC: "02:00:00:00:00:01", IP: "192.168.137.5", Name: "nas"}}}}
+	m := Mapping{ID: 7, Connection: c.ID, Name: "web", Protocol: "tcp", ExternalPort: 80, InternalPort: 8080, TargetIP: "192.168.137.10", Enabled: true}
+	l := Lease{Connection: c.ID, MAC: "02:00:00:00:00:02", IP: "192.168.137.20", Hostname: "pc", Expiry: 1234}
+	set := Settings{ForwardingSaved: true, Upstreams: []string{"192.0.2.53"}, Hosts: map[string]string{"nas": "192.168.137.5"}}
+	var b, lb Batch
+	b.PutConnection(c)
+	b.PutMapping(m)
+	b.SetLastMappingID(7)
+	b.PutSettings(set)
+	rev := commitBatch(t, s.Desired, 0, &b)
+	lb.PutLease(l)
+	commitBatch(t, s.Runtime, 0, &lb)
 	s.Close()
-	path := filepath.Join(dir, FileName)
-	data, _ := os.ReadFile(path)
-	os.WriteFile(path, data[:5000], 0o600)
-	refused(t, dir, "unreadable")
-}
-
-func TestNewerSchemaRefused(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir)
+	s = mustOpen(t, dir)
+	defer s.Close()
+	st, err := LoadState(context.Background(), s.Desired, s.Runtime)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte("99")) })
+	want := &State{Rev: rev, RuntimeRev: 1, Settings: set, Connections: []Connection{c}, Mappings: []Mapping{m}, Leases: []Lease{l}, LastMappingID: 7}
+	if !reflect.DeepEqual(st, want) {
+		t.Fatalf("loaded\n%+v\nwant\n%+v", st, want)
+	}
+	// Deleting keeps the id used; ids sort as numbers in the state.
+	b = Batch{}
+	b.DeleteMapping(7)
+	b.PutMapping(Mapping{ID: 10, Connection: c.ID, Name: "b", Protocol: "udp", ExternalPort: 1, InternalPort: 1, TargetName: "nas"})
+	b.PutMapping(Mapping{ID: 9, Connection: c.ID, Name: "a", Protocol: "udp", ExternalPort: 2, InternalPort: 2, TargetName: "nas"})
+	b.SetLastMappingID(10)
+	commitBatch(t, s.Desired, rev, &b)
+	b = Batch{}
+	b.DeleteMapping(10)
+	commitBatch(t, s.Desired, Any, &b)
+	if st, _ := LoadState(context.Background(), s.Desired, s.Runtime); len(st.Mappings) != 1 || st.Mappings[0].ID != 9 || st.LastMappingID != 10 {
+		t.Fatalf("after deletes: %+v", st)
+	}
+}
+
+// A bad record is refused, naming its key; nothing takes a default.
+func TestDecodeRefusesBadRecords(t *testing.T) {
+	good, _ := encodeMapping(Mapping{ID: 1, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: "tcp", TargetIP: "10.0.0.1"})
+	for _, tt := range []struct {
+		rec  Record
+		want string
+	}{
+		{Record{Key: "connections/a", Value: []byte(`{"id":"b"}`)}, `record "connections/a": holds connection "b"`},
+		{Record{Key: "connections/a", Value: []byte(`{"id":"a"} {}`)}, `record "connections/a": trailing data`},
+		{Record{Key: "connections/a", Value: []byte(`{"id":`)}, `record "connections/a"`},
+		{Record{Key: "leases/x", Value: []byte(`{"connection":"c","mac":"m"}`)}, `record "leases/x": holds lease "c|m"`},
+		{Record{Key: "settings", Value: []byte(`{"upstreams":"1.2.3.4"}`)}, `record "settings"`},
+		{Record{Key: "mappings/x", Value: good}, `record "mappings/x": not a mapping id`},
+		{Record{Key: "mappings/2", Value: good[:10]}, `record "mappings/2": record too short`},
+		{Record{Key: "counters/mappings", Value: []byte{1}}, `record "counters/mappings": 1 bytes, want 8`},
+		{Record{Key: "other", Value: []byte{1}}, `record "other": not a key netshare knows`},
+	} {
+		t.Run(tt.rec.Key, func(t *testing.T) {
+			_, err := Decode(Snapshot{Records: []Record{tt.rec}})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Decode = %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// A file from before revisions were kept opens at revision 0 with its
+// records.
+func TestFileWithoutRevision(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	var b Batch
+	b.PutConnection(Connection{ID: "a", Interface: "eth0"})
+	commitBatch(t, s.Desired, 0, &b)
+	s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyRev) })
 	s.Close()
-	refused(t, dir, "schema version 99, newer than the 1")
+	s = mustOpen(t, dir)
+	defer s.Close()
+	st, err := LoadState(context.Background(), s.Desired, s.Runtime)
+	if err != nil || st.Rev != 0 || len(st.Connections) != 1 {
+		t.Fatalf("LoadState = %+v, %v", st, err)
+	}
+	commitBatch(t, s.Desired, 0, &b)
 }
 
-func TestForeignFileRefused(t *testing.T) {
-	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
+// Concurrent commits share transactions (and so fsyncs).
+func TestGroupCommit(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	defer s.Close()
+	const writers, each = 32, 20
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				var b Batch
+				b.PutLease(Lease{Connection: "c", MAC: fmt.Sprintf("%d-%d", w, i), IP: "10.0.0.1"})
+				recs, _ := b.Records()
+				if _, err := s.Runtime.Commit(context.Background(), Any, recs); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
 	}
-	db.Update(func(tx *bolt.Tx) error {
-		b, _ := tx.CreateBucket([]byte("other"))
-		return b.Put([]byte("k"), []byte("v"))
-	})
-	db.Close()
-	refused(t, dir, "not written by netshare")
+	wg.Wait()
+	if g := s.groups.Load(); g >= writers*each/2 {
+		t.Errorf("%d commits took %d transactions; want them to share", writers*each, g)
+	}
+	t.Logf("%d commits in %d transactions", writers*each, s.groups.Load())
 }
 
 func TestLockedFileRefused(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, dir)
 	defer s.Close()
-	_, err = Open(dir)
+	_, err := Open(dir)
 	if err == nil || !strings.Contains(err.Error(), "locked by another process") {
 		t.Fatalf("second Open = %v, want a lock error", err)
+	}
+}
+
+func TestCorruptCauseUnwraps(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, FileName), []byte(strings.Repeat("x", 8192)), 0o600)
+	_, err := Open(dir)
+	if err == nil || errors.Unwrap(err) == nil {
+		t.Fatalf("Open = %v, want an error with a cause", err)
 	}
 }
 

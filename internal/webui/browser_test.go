@@ -97,9 +97,12 @@ func seedLease(t *testing.T, ctx context.Context, d *daemontest.Daemon) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = st.Update(func(tx *store.Tx) error {
-		return tx.PutLease(store.Lease{Connection: lan.ID(), MAC: "02:00:00:00:00:42", IP: "192.168.137.42", Hostname: "laptop", Expiry: time.Now().Add(time.Hour).Unix()})
-	})
+	var b store.Batch
+	b.PutLease(store.Lease{Connection: lan.ID(), MAC: "02:00:00:00:00:42", IP: "192.168.137.42", Hostname: "laptop", Expiry: time.Now().Add(time.Hour).Unix()})
+	recs, err := b.Records()
+	if err == nil {
+		_, err = st.Runtime.Commit(ctx, store.Any, recs)
+	}
 	st.Close()
 	if err != nil {
 		t.Fatal(err)

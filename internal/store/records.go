@@ -1,0 +1,286 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// The keys of the records. Each kind of record has a prefix; the rest of
+// the key is the record's id.
+const (
+	// KeySettings holds the Settings (JSON).
+	KeySettings = "settings"
+	// KeyLastMappingID holds the highest mapping id ever used, deleted
+	// ones included, as 8 big-endian bytes: ids are never reused. The
+	// store keeps what it is given; the model only ever raises it.
+	KeyLastMappingID = "counters/mappings"
+	// PrefixConnection, then the connection's id: a Connection (JSON).
+	PrefixConnection = "connections/"
+	// PrefixMapping, then the mapping's id in decimal: a Mapping in its
+	// binary record (see mapping.go).
+	PrefixMapping = "mappings/"
+	// PrefixLease, then Lease.Key(): a Lease (JSON).
+	PrefixLease = "leases/"
+)
+
+// Role is the sharing role of a connection.
+type Role string
+
+// Roles. RoleNone is a connection that is not shared.
+const (
+	RoleNone    Role = ""
+	RolePublic  Role = "public"
+	RolePrivate Role = "private"
+)
+
+// Connection is the stored part of a connection: what netshare decided
+// about it, not what the kernel reports.
+type Connection struct {
+	ID        string `json:"id"`
+	Interface string `json:"interface"`
+	// Name is the friendly name; "" means the interface name.
+	Name     string `json:"name,omitempty"`
+	Role     Role   `json:"role,omitempty"`
+	Firewall bool   `json:"firewall,omitempty"`
+	// AllowPing lets a firewalled connection answer ping.
+	AllowPing bool `json:"allowPing,omitempty"`
+	// PrivateAddress is the address (with prefix) the connection has while
+	// shared as private; "" means the default.
+	PrivateAddress string `json:"privateAddress,omitempty"`
+	// SavedAddrs are the IPv4 addresses the link had before it was shared
+	// as private, put back when sharing stops; nil when none are kept.
+	SavedAddrs []string `json:"savedAddrs,omitempty"`
+	// DHCP configures the DHCP server of a private connection; nil means
+	// the defaults.
+	DHCP *DHCP `json:"dhcp,omitempty"`
+}
+
+// DHCP is the stored DHCP configuration of a private connection. Empty
+// fields take the defaults.
+type DHCP struct {
+	PoolStart    string        `json:"poolStart,omitempty"`
+	PoolEnd      string        `json:"poolEnd,omitempty"`
+	LeaseSeconds int64         `json:"leaseSeconds,omitempty"`
+	Domain       string        `json:"domain,omitempty"`
+	Router       string        `json:"router,omitempty"`
+	DNSServer    string        `json:"dnsServer,omitempty"`
+	Reservations []Reservation `json:"reservations,omitempty"`
+}
+
+// Reservation gives a hardware address a fixed address and a name.
+type Reservation struct {
+	MAC  string `json:"mac"`
+	IP   string `json:"ip"`
+	Name string `json:"name,omitempty"`
+}
+
+// Lease is a DHCP lease, or (Declined) an address a client found in use,
+// set aside until Expiry.
+type Lease struct {
+	Connection string `json:"connection"`
+	MAC        string `json:"mac,omitempty"`
+	IP         string `json:"ip"`
+	Hostname   string `json:"hostname,omitempty"`
+	Expiry     int64  `json:"expiry"` // Unix seconds
+	Declined   bool   `json:"declined,omitempty"`
+}
+
+// Key returns the lease's key: one lease per client and connection, one
+// declined record per address and connection.
+func (l Lease) Key() string {
+	if l.Declined {
+		return l.Connection + "|declined|" + l.IP
+	}
+	return l.Connection + "|" + l.MAC
+}
+
+// Mapping is a stored port mapping. Exactly one of TargetName and
+// TargetIP is set.
+type Mapping struct {
+	ID           uint64 `json:"id"`
+	Connection   string `json:"connection"`
+	Name         string `json:"name"`
+	Protocol     string `json:"protocol"`
+	ExternalPort uint16 `json:"externalPort"`
+	InternalPort uint16 `json:"internalPort"`
+	Options      uint32 `json:"options,omitempty"`
+	TargetName   string `json:"targetName,omitempty"`
+	TargetIP     string `json:"targetIP,omitempty"`
+	Enabled      bool   `json:"enabled,omitempty"`
+}
+
+// Settings are the namespace-wide things netshare keeps.
+type Settings struct {
+	// ForwardingSaved is set while netshare has IPv4 forwarding on
+	// because of sharing; ForwardingWas is the value it had before, put
+	// back when the last sharing stops.
+	ForwardingSaved bool `json:"forwardingSaved,omitempty"`
+	ForwardingWas   bool `json:"forwardingWas,omitempty"`
+	// Upstreams are the DNS servers the forwarder asks; none means those
+	// of the namespace's resolv.conf.
+	Upstreams []string `json:"upstreams,omitempty"`
+	// Hosts are static DNS entries, name to IPv4 address.
+	Hosts map[string]string `json:"hosts,omitempty"`
+}
+
+// State is everything the stores hold, decoded.
+type State struct {
+	// Rev is the desired state's revision, RuntimeRev the leases'.
+	Rev         Rev
+	RuntimeRev  Rev
+	Settings    Settings
+	Connections []Connection
+	Mappings    []Mapping
+	Leases      []Lease
+	// LastMappingID is the highest mapping id ever stored, deleted ones
+	// included, so that ids are never reused.
+	LastMappingID uint64
+}
+
+// MappingKey returns the key of mapping id.
+func MappingKey(id uint64) string { return PrefixMapping + strconv.FormatUint(id, 10) }
+
+// Batch collects the record changes of one commit. The first error of an
+// encoding sticks, and Records returns it.
+type Batch struct {
+	recs []Record
+	err  error
+}
+
+// Len returns the number of changes in the batch.
+func (b *Batch) Len() int { return len(b.recs) }
+
+// Records returns the batch's changes, or the first encoding error.
+func (b *Batch) Records() ([]Record, error) { return b.recs, b.err }
+
+func (b *Batch) putJSON(key string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil && b.err == nil {
+		b.err = fmt.Errorf("encoding %s: %w", key, err)
+	}
+	b.recs = append(b.recs, Record{Key: key, Value: data})
+}
+
+// PutConnection writes c.
+func (b *Batch) PutConnection(c Connection) { b.putJSON(PrefixConnection+c.ID, c) }
+
+// PutLease writes l.
+func (b *Batch) PutLease(l Lease) { b.putJSON(PrefixLease+l.Key(), l) }
+
+// DeleteLease deletes the lease with the given key.
+func (b *Batch) DeleteLease(key string) { b.recs = append(b.recs, Record{Key: PrefixLease + key}) }
+
+// PutSettings writes the settings.
+func (b *Batch) PutSettings(s Settings) { b.putJSON(KeySettings, s) }
+
+// PutMapping writes m. A new mapping's id is recorded as used with
+// SetLastMappingID in the same batch.
+func (b *Batch) PutMapping(m Mapping) {
+	v, err := encodeMapping(m)
+	if err != nil && b.err == nil {
+		b.err = err
+	}
+	b.recs = append(b.recs, Record{Key: MappingKey(m.ID), Value: v})
+}
+
+// DeleteMapping deletes mapping id.
+func (b *Batch) DeleteMapping(id uint64) { b.recs = append(b.recs, Record{Key: MappingKey(id)}) }
+
+// SetLastMappingID records id as the highest mapping id ever used.
+func (b *Batch) SetLastMappingID(id uint64) {
+	b.recs = append(b.recs, Record{Key: KeyLastMappingID, Value: binary.BigEndian.AppendUint64(nil, id)})
+}
+
+// Decode parses a snapshot. A record that does not parse is refused with
+// an error naming its key; nothing is replaced by a default.
+func Decode(snap Snapshot) (*State, error) {
+	st := &State{Rev: snap.Rev}
+	for _, r := range snap.Records {
+		if err := st.decode(r); err != nil {
+			return nil, fmt.Errorf("record %q: %w", r.Key, err)
+		}
+	}
+	for _, m := range st.Mappings {
+		st.LastMappingID = max(st.LastMappingID, m.ID)
+	}
+	return st, nil
+}
+
+func (st *State) decode(r Record) error {
+	k, v := r.Key, r.Value
+	switch {
+	case k == KeySettings:
+		return strictJSON(v, &st.Settings)
+	case k == KeyLastMappingID:
+		if len(v) != 8 {
+			return fmt.Errorf("%d bytes, want 8", len(v))
+		}
+		st.LastMappingID = max(st.LastMappingID, binary.BigEndian.Uint64(v))
+	case strings.HasPrefix(k, PrefixConnection):
+		var c Connection
+		if err := strictJSON(v, &c); err != nil {
+			return err
+		}
+		if c.ID != k[len(PrefixConnection):] {
+			return fmt.Errorf("holds connection %q", c.ID)
+		}
+		st.Connections = append(st.Connections, c)
+	case strings.HasPrefix(k, PrefixMapping):
+		id, err := strconv.ParseUint(k[len(PrefixMapping):], 10, 64)
+		if err != nil || id == 0 {
+			return fmt.Errorf("not a mapping id")
+		}
+		m, err := decodeMapping(id, v)
+		if err != nil {
+			return err
+		}
+		st.Mappings = append(st.Mappings, m)
+	case strings.HasPrefix(k, PrefixLease):
+		var l Lease
+		if err := strictJSON(v, &l); err != nil {
+			return err
+		}
+		if l.Key() != k[len(PrefixLease):] {
+			return fmt.Errorf("holds lease %q", l.Key())
+		}
+		st.Leases = append(st.Leases, l)
+	default:
+		return fmt.Errorf("not a key netshare knows")
+	}
+	return nil
+}
+
+// strictJSON decodes one JSON value, refusing trailing data.
+func strictJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// LoadState loads and decodes the desired state and the runtime state.
+func LoadState(ctx context.Context, desired, runtime Store) (*State, error) {
+	d, err := desired.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := runtime.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := Decode(Snapshot{Rev: d.Rev, Records: append(d.Records, r.Records...)})
+	if err != nil {
+		return nil, err
+	}
+	st.RuntimeRev = r.Rev
+	return st, nil
+}
