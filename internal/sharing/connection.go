@@ -104,12 +104,9 @@ func (m *Manager) EnumPrivateConnections(ctx context.Context) ([]hnetcfg.Connect
 }
 
 func (m *Manager) enum(ctx context.Context, keep func(*store.Connection) bool) ([]hnetcfg.ConnectionProps, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cs, err := m.listLocked(ctx)
-	if err != nil {
-		return nil, err
-	}
+	m.view.RLock()
+	defer m.view.RUnlock()
+	cs := m.listLocked()
 	out := []hnetcfg.ConnectionProps{}
 	for _, c := range cs {
 		if keep(c.rec) {
@@ -122,12 +119,9 @@ func (m *Manager) enum(ctx context.Context, keep func(*store.Connection) bool) (
 // Sharing returns the manager's overview: whether sharing is installed and
 // which connections are public and private.
 func (m *Manager) Sharing(ctx context.Context) (hnetcfg.SharingOverview, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cs, err := m.listLocked(ctx)
-	if err != nil {
-		return hnetcfg.SharingOverview{}, err
-	}
+	m.view.RLock()
+	defer m.view.RUnlock()
+	cs := m.listLocked()
 	o := hnetcfg.SharingOverview{Installed: true, Public: []hnetcfg.ConnectionProps{}, Private: []hnetcfg.ConnectionProps{}}
 	for _, c := range cs {
 		switch c.rec.Role {
@@ -143,9 +137,9 @@ func (m *Manager) Sharing(ctx context.Context) (hnetcfg.SharingOverview, error) 
 // NetConnectionProps returns the properties of the connection ref names
 // (an id, an interface name or a friendly name).
 func (m *Manager) NetConnectionProps(ctx context.Context, ref string) (hnetcfg.ConnectionProps, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, err := m.lookupLocked(ctx, ref)
+	m.view.RLock()
+	defer m.view.RUnlock()
+	c, err := m.findLocked(ref)
 	if err != nil {
 		return hnetcfg.ConnectionProps{}, err
 	}

@@ -38,9 +38,9 @@ func (m *Manager) dhcpSettingsLocked(c *store.Connection) hnetcfg.DHCPSettings {
 // DHCPSettings returns the DHCP configuration of a connection. It applies
 // while the connection is shared as private.
 func (m *Manager) DHCPSettings(ctx context.Context, ref string) (hnetcfg.DHCPSettings, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, err := m.lookupLocked(ctx, ref)
+	m.view.RLock()
+	defer m.view.RUnlock()
+	c, err := m.findLocked(ref)
 	if err != nil {
 		return hnetcfg.DHCPSettings{}, err
 	}
@@ -245,8 +245,8 @@ func (m *Manager) Unreserve(ctx context.Context, ref, macText string) (hnetcfg.D
 // LeaseList returns the DHCP leases of every connection, active first,
 // then by address.
 func (m *Manager) LeaseList(ctx context.Context) ([]hnetcfg.LeaseInfo, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.view.RLock()
+	defer m.view.RUnlock()
 	m.leaseMu.Lock()
 	defer m.leaseMu.Unlock()
 	now := m.now()
@@ -278,8 +278,8 @@ func (m *Manager) LeaseList(ctx context.Context) ([]hnetcfg.LeaseInfo, error) {
 
 // DNSSettings returns the forwarder's configuration.
 func (m *Manager) DNSSettings(ctx context.Context) (hnetcfg.DNSSettings, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.view.RLock()
+	defer m.view.RUnlock()
 	return m.dnsSettingsLocked(), nil
 }
 

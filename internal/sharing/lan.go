@@ -394,17 +394,24 @@ func (m *Manager) resolveNamesLocked(ctx context.Context) {
 		return
 	}
 	var d delta
+	in := func(targets map[string]netip.Addr) func(string) (netip.Addr, bool) {
+		return func(name string) (netip.Addr, bool) {
+			key := strings.ToLower(name)
+			a, ok := targets[key]
+			if !ok {
+				a, _ = m.resolveTarget(key)
+			}
+			return a, a.IsValid()
+		}
+	}
 	for _, mp := range m.mappings {
 		if mp.TargetName == "" || !mp.Enabled {
 			continue
 		}
-		m.fwTargets = old
-		was, wasOK := m.activeLocked(mp)
-		m.fwTargets = now
-		is, isOK := m.activeLocked(mp)
+		was, wasOK := m.activeWith(mp, in(old))
+		is, isOK := m.activeWith(mp, in(now))
 		d.note(was, wasOK, is, isOK)
 	}
-	m.fwTargets = old
 	if del, add := d.sorted(); len(del)+len(add) > 0 {
 		if err := m.fw.UpdateMappings(ctx, del, add); err != nil {
 			m.log.Error("moving mappings to their hosts' new addresses; trying again", "err", err)
@@ -412,7 +419,9 @@ func (m *Manager) resolveNamesLocked(ctx context.Context) {
 		}
 		m.log.Info("mappings follow their hosts", "removed", len(del), "added", len(add))
 	}
+	m.view.Lock()
 	m.fwTargets = now
+	m.view.Unlock()
 	m.gen.Add(1)
 }
 

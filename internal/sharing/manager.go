@@ -61,8 +61,14 @@ type protoPort struct {
 	port  uint16
 }
 
-// Manager holds the model. Its methods are safe for concurrent use; they are
-// carried out one at a time.
+// Manager holds the model. Its methods are safe for concurrent use.
+//
+// Changes are carried out one at a time, under mu. Reads do not take mu:
+// they take view for reading, never call the kernel and never write the
+// store; they see the links as the last Refresh observed them. The fields
+// under "view" are changed only with both mu and view held, so a writer
+// reads them freely and a reader waits only while a change is stored in
+// memory, never while it goes to the disk or the kernel.
 type Manager struct {
 	st      store.Store // the desired state
 	runtime store.Store // the leases
@@ -70,7 +76,9 @@ type Manager struct {
 	fw      fw.Backend
 	log     *slog.Logger
 
-	mu        sync.Mutex // guards the fields below
+	mu   sync.Mutex   // serialises changes; guards the fields below
+	view sync.RWMutex // with mu, guards the fields below for readers
+
 	conns     map[string]*store.Connection
 	byIface   map[string]string // interface name -> connection id
 	mappings  map[uint64]*store.Mapping
@@ -267,6 +275,8 @@ func (m *Manager) reconcileLocked(ctx context.Context) error {
 
 // setConn sets or (for nil) deletes a connection record in memory.
 func (m *Manager) setConn(id string, c *store.Connection) {
+	m.view.Lock()
+	defer m.view.Unlock()
 	if old := m.conns[id]; old != nil {
 		delete(m.byIface, old.Interface)
 	}
@@ -282,6 +292,8 @@ func (m *Manager) setConn(id string, c *store.Connection) {
 // setMapping sets or (for nil) deletes a mapping record in memory, keeping
 // the per-connection key index.
 func (m *Manager) setMapping(id uint64, mp *store.Mapping) {
+	m.view.Lock()
+	defer m.view.Unlock()
 	if old := m.mappings[id]; old != nil {
 		delete(m.byConn[old.Connection], protoPort{old.Protocol, old.ExternalPort})
 	}
@@ -312,7 +324,9 @@ func (m *Manager) observeLocked(ctx context.Context) (map[string]link.Link, erro
 		if !maps.EqualFunc(m.seen, links, sameLink) {
 			m.gen.Add(1)
 		}
+		m.view.Lock()
 		m.seen = links
+		m.view.Unlock()
 	}()
 	var fresh []store.Connection
 	for _, l := range ls {
@@ -445,16 +459,6 @@ func (m *Manager) publicAddrsLocked() []netip.Addr {
 	return out
 }
 
-// targetLocked returns the address a mapping points at: its IP, or the
-// address its name has in the firewall.
-func (m *Manager) targetLocked(mp *store.Mapping) (netip.Addr, bool) {
-	if mp.TargetName != "" {
-		return m.fwTargetLocked(mp.TargetName)
-	}
-	ip, err := netip.ParseAddr(mp.TargetIP)
-	return ip, err == nil
-}
-
 // fwTargetLocked returns the address a target name has in the firewall:
 // as the last follow of the names left it, or, for a name the firewall
 // has not followed yet, as it resolves now (recorded, so that the model
@@ -464,7 +468,9 @@ func (m *Manager) fwTargetLocked(name string) (netip.Addr, bool) {
 	a, ok := m.fwTargets[key]
 	if !ok {
 		a, _ = m.resolveTarget(key)
+		m.view.Lock()
 		m.fwTargets[key] = a
+		m.view.Unlock()
 	}
 	return a, a.IsValid()
 }
@@ -473,6 +479,12 @@ func (m *Manager) fwTargetLocked(name string) (netip.Addr, bool) {
 // target is an address. A target by name takes effect once the DHCP and DNS
 // part of netshare resolves names.
 func (m *Manager) activeLocked(mp *store.Mapping) (fw.Mapping, bool) {
+	return m.activeWith(mp, m.fwTargetLocked)
+}
+
+// activeWith is activeLocked with the addresses of target names given by
+// target.
+func (m *Manager) activeWith(mp *store.Mapping, target func(name string) (netip.Addr, bool)) (fw.Mapping, bool) {
 	if mp == nil || !mp.Enabled {
 		return fw.Mapping{}, false
 	}
@@ -480,7 +492,13 @@ func (m *Manager) activeLocked(mp *store.Mapping) (fw.Mapping, bool) {
 	if c == nil {
 		return fw.Mapping{}, false
 	}
-	ip, ok := m.targetLocked(mp)
+	var ip netip.Addr
+	var ok bool
+	if mp.TargetName != "" {
+		ip, ok = target(mp.TargetName)
+	} else {
+		ip, ok = targetIP(mp)
+	}
 	if !ok {
 		return fw.Mapping{}, false
 	}
@@ -615,7 +633,9 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 		m.setMapping(id, mp)
 	}
 	if ch.settings != nil {
+		m.view.Lock()
 		m.settings = *ch.settings
+		m.view.Unlock()
 	}
 	var done []step
 	defer func() {
@@ -671,8 +691,10 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 	for id, mp := range oldMappings {
 		m.setMapping(id, mp)
 	}
+	m.view.Lock()
 	m.lastID = oldLastID
 	m.settings = oldSettings
+	m.view.Unlock()
 	undoFailed := false
 	for i := len(done) - 1; i >= 0; i-- {
 		if uerr := done[i].undo(ctx); uerr != nil {
@@ -700,7 +722,9 @@ func (m *Manager) commitRecordsLocked(ctx context.Context, b *store.Batch) error
 	if err != nil {
 		return hresult.New(hresult.Fail, "writing the state: %w", err)
 	}
+	m.view.Lock()
 	m.rev = rev
+	m.view.Unlock()
 	return nil
 }
 
@@ -710,12 +734,19 @@ type conn struct {
 	link *link.Link
 }
 
-// lookupLocked finds a connection by id, interface name or friendly name.
+// lookupLocked observes the links (recording new ones) and finds a
+// connection by id, interface name or friendly name: for changes.
 func (m *Manager) lookupLocked(ctx context.Context, ref string) (conn, error) {
-	links, err := m.observeLocked(ctx)
-	if err != nil {
+	if _, err := m.observeLocked(ctx); err != nil {
 		return conn{}, err
 	}
+	return m.findLocked(ref)
+}
+
+// findLocked finds a connection by id, interface name or friendly name,
+// among the links as last observed; mu or view is held.
+func (m *Manager) findLocked(ref string) (conn, error) {
+	links := m.seen
 	find := func(match func(c *store.Connection) bool) (conn, bool) {
 		for _, c := range m.conns {
 			l, present := links[c.Interface]
@@ -751,12 +782,10 @@ func (m *Manager) configuredLocked(c *store.Connection) bool {
 	return c.Role != store.RoleNone || c.Firewall || c.Name != "" || len(m.byConn[c.ID]) > 0
 }
 
-// listLocked returns every listed connection, sorted by interface name.
-func (m *Manager) listLocked(ctx context.Context) ([]conn, error) {
-	links, err := m.observeLocked(ctx)
-	if err != nil {
-		return nil, err
-	}
+// listLocked returns every listed connection, sorted by interface name,
+// with the links as last observed; mu or view is held.
+func (m *Manager) listLocked() []conn {
+	links := m.seen
 	var out []conn
 	for _, c := range m.conns {
 		l, present := links[c.Interface]
@@ -768,7 +797,7 @@ func (m *Manager) listLocked(ctx context.Context) ([]conn, error) {
 		}
 	}
 	slices.SortFunc(out, func(a, b conn) int { return strings.Compare(a.rec.Interface, b.rec.Interface) })
-	return out, nil
+	return out
 }
 
 // label names a connection in messages.
@@ -777,4 +806,10 @@ func label(c *store.Connection) string {
 		return fmt.Sprintf("%q (%s)", c.Name, c.Interface)
 	}
 	return fmt.Sprintf("%q", c.Interface)
+}
+
+// targetIP returns the address of a mapping whose target is an address.
+func targetIP(mp *store.Mapping) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(mp.TargetIP)
+	return ip, err == nil
 }

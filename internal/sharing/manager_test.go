@@ -483,6 +483,7 @@ func TestAbsentConnection(t *testing.T) {
 	id := h.props("wg0").ID
 	h.links.Remove("wg0")
 	h.links.Remove("lan1") // not configured: no longer listed
+	h.m.Refresh(ctx)       // as the daemon's link watcher does
 	all, _ := h.m.EnumEveryConnection(ctx)
 	if got := names(all); !slices.Equal(got, []string{"lan0", "wan0", "wg0"}) {
 		t.Fatalf("connections %v", got)
@@ -496,6 +497,7 @@ func TestAbsentConnection(t *testing.T) {
 	}
 	// The interface comes back with the same id.
 	h.links.Add(link.Link{Name: "wg0", Kind: "wireguard", Up: true, Carrier: true})
+	h.m.Refresh(ctx)
 	if p := h.props("wg0"); p.ID != id || p.Status != hnetcfg.NCS_INVALID_ADDRESS {
 		t.Fatalf("returned connection: %+v", p)
 	}
@@ -777,7 +779,7 @@ func TestPrivateAddressAndForwarding(t *testing.T) {
 	}
 	// A public connection whose network overlaps a private one.
 	h.links.Add(link.Link{Name: "wan1", Kind: "device", Up: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.137.200/24")}})
-	h.m.EnumEveryConnection(ctx) // records wan1
+	h.m.Refresh(ctx) // records wan1
 	before = h.state()
 	if _, err := h.m.EnableSharing(ctx, "wan1", public); hresult.CodeOf(err) != hresult.InvalidArg || !strings.Contains(err.Error(), "overlaps the private network 192.168.137.0/24") {
 		t.Errorf("overlapping public: %v", err)

@@ -128,6 +128,11 @@ func (m *Manager) mappingLocked(ctx context.Context, ref, id string) (conn, *sto
 	if err != nil {
 		return conn{}, nil, err
 	}
+	return m.mappingIn(c, id)
+}
+
+// mappingIn finds mapping id of connection c; mu or view is held.
+func (m *Manager) mappingIn(c conn, id string) (conn, *store.Mapping, error) {
 	n, err := strconv.ParseUint(id, 10, 64)
 	if err != nil {
 		return conn{}, nil, hresult.Invalid("id", "%q is not a mapping id; ids are numbers, as 'netshare mapping list' shows them", id)
@@ -141,9 +146,13 @@ func (m *Manager) mappingLocked(ctx context.Context, ref, id string) (conn, *sto
 
 // PortMapping returns the properties of one mapping of the connection.
 func (m *Manager) PortMapping(ctx context.Context, ref, id string) (hnetcfg.PortMappingProps, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, mp, err := m.mappingLocked(ctx, ref, id)
+	m.view.RLock()
+	defer m.view.RUnlock()
+	c, err := m.findLocked(ref)
+	if err != nil {
+		return hnetcfg.PortMappingProps{}, err
+	}
+	_, mp, err := m.mappingIn(c, id)
 	if err != nil {
 		return hnetcfg.PortMappingProps{}, err
 	}
@@ -156,9 +165,9 @@ func (m *Manager) EnumPortMappings(ctx context.Context, ref string, flags hnetcf
 	if flags != hnetcfg.ICSSC_DEFAULT && flags != hnetcfg.ICSSC_ENABLED {
 		return nil, hresult.Invalid("flags", "%d is not allowed; use ICSSC_DEFAULT (0) or ICSSC_ENABLED (1)", flags)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, err := m.lookupLocked(ctx, ref)
+	m.view.RLock()
+	defer m.view.RUnlock()
+	c, err := m.findLocked(ref)
 	if err != nil {
 		return nil, err
 	}
