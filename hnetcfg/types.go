@@ -129,6 +129,9 @@ type PortMappingProps struct {
 	// Unresolved is true for a name target that no lease, reservation or
 	// static entry knows: the mapping moves no traffic.
 	Unresolved bool `json:"unresolved"`
+	// ApplyError, when set, says why the firewall does not hold this
+	// mapping as stored yet; netshare keeps trying until it does.
+	ApplyError string `json:"applyError,omitempty"`
 }
 
 // PortMappingSpec describes a new port mapping (the arguments of

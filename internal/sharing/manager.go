@@ -105,7 +105,16 @@ type Manager struct {
 	nameSrc      nameSource
 	names        atomic.Pointer[nameTable]
 
-	gen    atomic.Uint64                // counts the changes a client can see
+	gen  atomic.Uint64 // counts the changes a client can see
+	opMu sync.Mutex    // guards ops
+	ops  []*mappingOp  // changes of mappings waiting for mu
+
+	// fwErr, under view, is set while the firewall may not hold the state
+	// in memory (a change it refused); Refresh replaces it whole until it
+	// does. unapplied are the mappings changed since, which show fwErr.
+	fwErr     error
+	unapplied map[uint64]bool
+
 	public atomic.Pointer[[]netip.Addr] // the public addresses, as applied
 	pubIf  atomic.Pointer[string]       // the public connection's interface, as applied
 }
@@ -377,6 +386,12 @@ func (m *Manager) replaceLocked(ctx context.Context, cfg *fw.Config) error {
 	if err := m.fw.Replace(ctx, cfg); err != nil {
 		return err
 	}
+	if m.fwErr != nil {
+		m.log.Info("the firewall holds the stored state again")
+		m.view.Lock()
+		m.fwErr, m.unapplied = nil, nil
+		m.view.Unlock()
+	}
 	m.public.Store(&cfg.PublicAddrs)
 	m.pubIf.Store(&cfg.Public)
 	m.gen.Add(1)
@@ -408,12 +423,17 @@ func (m *Manager) refreshAddrsLocked(ctx context.Context) error {
 		return err
 	}
 	// This runs every second: look at the public addresses alone, and
-	// compile the whole state (every mapping) only when they changed.
-	if slices.Equal(m.publicAddrsLocked(), m.PublicAddrs()) {
+	// compile the whole state (every mapping) only when they changed, or
+	// when the firewall refused a change.
+	if slices.Equal(m.publicAddrsLocked(), m.PublicAddrs()) && m.fwErr == nil {
 		return nil
 	}
 	cfg := m.fwConfigLocked()
-	m.log.Info("the public connection's addresses changed", "public", cfg.Public, "addresses", cfg.PublicAddrs)
+	if m.fwErr != nil {
+		m.log.Info("applying the stored state to the firewall again", "after", m.fwErr)
+	} else {
+		m.log.Info("the public connection's addresses changed", "public", cfg.Public, "addresses", cfg.PublicAddrs)
+	}
 	return m.replaceLocked(ctx, cfg)
 }
 
@@ -534,13 +554,6 @@ func (ch *change) putMapping(mp store.Mapping) {
 	ch.mappings[mp.ID] = &mp
 }
 
-func (ch *change) deleteMapping(id uint64) {
-	if ch.mappings == nil {
-		ch.mappings = map[uint64]*store.Mapping{}
-	}
-	ch.mappings[id] = nil
-}
-
 // mappingDeltaLocked returns what a change to mappings alone does to the
 // active mappings, against the memory before the change.
 func (m *Manager) mappingDeltaLocked(ch *change) (del, add []fw.Mapping) {
@@ -599,7 +612,7 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 		oldMappings[id] = m.mappings[id]
 	}
 	var fwStep step
-	if len(ch.conns) > 0 {
+	if len(ch.conns) > 0 || m.fwErr != nil {
 		oldCfg := m.fwConfigLocked()
 		fwStep = step{
 			do: func(ctx context.Context) error {

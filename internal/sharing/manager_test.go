@@ -600,12 +600,8 @@ func TestPortMappings(t *testing.T) {
 		_, err := h.m.EditPortMapping(ctx, "wan0", p.ID, e.edit)
 		wantInvalid(t, err, e.field)
 	}
-	// A firewall that refuses leaves everything as it was.
-	h.fw.FailNext(errors.New("netlink: out of memory"))
-	_, err = h.m.DisablePortMapping(ctx, "wan0", p.ID)
-	if hresult.CodeOf(err) != hresult.Fail || !strings.Contains(err.Error(), "out of memory") {
-		t.Errorf("Disable with a failing firewall = %v, want E_FAIL", err)
-	}
+	// A firewall that refuses a change of sharing leaves everything as
+	// it was.
 	h.fw.FailNext(errors.New("netlink: busy"))
 	if _, err := h.m.EnableSharing(ctx, "lan0", private); hresult.CodeOf(err) != hresult.Fail {
 		t.Errorf("EnableSharing with a failing firewall = %v, want E_FAIL", err)
@@ -613,6 +609,40 @@ func TestPortMappings(t *testing.T) {
 	if got := h.state(); got != before {
 		t.Fatalf("refused calls changed the state:\n%s\nwant\n%s", got, before)
 	}
+	h.check()
+	// A change of a mapping is stored first: when the firewall then
+	// refuses it, the caller hears so, the mapping says so, and Refresh
+	// applies it until the firewall holds it.
+	cause := errors.New("netlink: out of memory")
+	h.fw.FailNext(cause)
+	d, err := h.m.DisablePortMapping(ctx, "wan0", p.ID)
+	if hresult.CodeOf(err) != hresult.Fail || !errors.Is(err, cause) {
+		t.Errorf("Disable with a failing firewall = %v, want E_FAIL with the cause", err)
+	}
+	if d.Enabled || !strings.Contains(d.ApplyError, "out of memory") {
+		t.Errorf("Disable with a failing firewall returned %+v; want the stored mapping with its applyError", d)
+	}
+	if g, _ := h.m.PortMapping(ctx, "wan0", p.ID); g.Enabled || g.ApplyError == "" {
+		t.Errorf("the mapping after a failed apply: %+v; want disabled, with applyError", g)
+	}
+	if got := h.fw.Config().Mappings; len(got) != 1 {
+		t.Fatalf("the firewall took a change it refused: %v", got)
+	}
+	h.fw.FailNext(errors.New("netlink: still busy"))
+	if err := h.m.Refresh(ctx); err == nil {
+		t.Error("Refresh with a failing firewall succeeded")
+	}
+	if g, _ := h.m.PortMapping(ctx, "wan0", p.ID); !strings.Contains(g.ApplyError, "out of memory") {
+		t.Errorf("the mapping after a failed retry: %+v; want its applyError", g)
+	}
+	if err := h.m.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.check()
+	if g, _ := h.m.PortMapping(ctx, "wan0", p.ID); g.ApplyError != "" || len(h.fw.Config().Mappings) != 0 {
+		t.Fatalf("after the retry: %+v, firewall %v; want it applied", g, h.fw.Config().Mappings)
+	}
+	h.must(h.m.EnablePortMapping(ctx, "wan0", p.ID))
 	h.check()
 
 	// Edit keeps the id and moves the firewall element.

@@ -14,6 +14,9 @@ import (
 // where a name target points now.
 func (m *Manager) mappingPropsLocked(mp *store.Mapping) hnetcfg.PortMappingProps {
 	p := mappingProps(mp)
+	if m.unapplied[mp.ID] {
+		p.ApplyError = m.fwErr.Error()
+	}
 	if mp.TargetName != "" {
 		// What the firewall has, or, before it follows the name, where
 		// the name points now.
@@ -96,39 +99,26 @@ func (m *Manager) checkUniqueLocked(c *store.Connection, mp *store.Mapping) erro
 // AddPortMapping adds a port mapping to the connection. The new mapping is
 // disabled; Enable turns it on.
 func (m *Manager) AddPortMapping(ctx context.Context, ref string, s hnetcfg.PortMappingSpec) (hnetcfg.PortMappingProps, error) {
-	mp, err := checkSpec(s)
+	spec, err := checkSpec(s)
 	if err != nil {
 		return hnetcfg.PortMappingProps{}, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, err := m.lookupLocked(ctx, ref)
-	if err != nil {
-		return hnetcfg.PortMappingProps{}, err
-	}
-	mp.Connection = c.rec.ID
-	mp.ID = m.lastID + 1
-	if err := m.checkUniqueLocked(c.rec, &mp); err != nil {
-		return hnetcfg.PortMappingProps{}, err
-	}
-	ch := &change{}
-	ch.putMapping(mp)
-	if err := m.commitLocked(ctx, ch); err != nil {
-		return hnetcfg.PortMappingProps{}, err
-	}
-	m.log.Info("mapping added", "connection", c.rec.ID, "id", mp.ID, "name", mp.Name,
-		"protocol", mp.Protocol, "externalPort", mp.ExternalPort, "internalPort", mp.InternalPort,
-		"targetName", mp.TargetName, "targetIP", mp.TargetIP)
-	return m.mappingPropsLocked(&mp), nil
-}
-
-// mappingLocked finds the mapping id of the connection ref.
-func (m *Manager) mappingLocked(ctx context.Context, ref, id string) (conn, *store.Mapping, error) {
-	c, err := m.lookupLocked(ctx, ref)
-	if err != nil {
-		return conn{}, nil, err
-	}
-	return m.mappingIn(c, id)
+	return m.changeMapping(ctx, func() (*store.Mapping, uint64, error) {
+		c, err := m.findLocked(ref)
+		if err != nil {
+			return nil, 0, err
+		}
+		mp := spec
+		mp.Connection = c.rec.ID
+		mp.ID = m.lastID + 1
+		if err := m.checkUniqueLocked(c.rec, &mp); err != nil {
+			return nil, 0, err
+		}
+		m.log.Info("mapping added", "connection", c.rec.ID, "id", mp.ID, "name", mp.Name,
+			"protocol", mp.Protocol, "externalPort", mp.ExternalPort, "internalPort", mp.InternalPort,
+			"targetName", mp.TargetName, "targetIP", mp.TargetIP)
+		return &mp, mp.ID, nil
+	})
 }
 
 // mappingIn finds mapping id of connection c; mu or view is held.
@@ -197,11 +187,20 @@ func (m *Manager) EditPortMapping(ctx context.Context, ref, id string, e hnetcfg
 }
 
 func (m *Manager) editMapping(ctx context.Context, ref, id string, e hnetcfg.PortMappingEdit) (hnetcfg.PortMappingProps, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, old, err := m.mappingLocked(ctx, ref, id)
+	return m.changeMapping(ctx, func() (*store.Mapping, uint64, error) {
+		return m.planEdit(ref, id, e)
+	})
+}
+
+// planEdit returns mapping id of ref as e changes it.
+func (m *Manager) planEdit(ref, id string, e hnetcfg.PortMappingEdit) (*store.Mapping, uint64, error) {
+	c, err := m.findLocked(ref)
 	if err != nil {
-		return hnetcfg.PortMappingProps{}, err
+		return nil, 0, err
+	}
+	c, old, err := m.mappingIn(c, id)
+	if err != nil {
+		return nil, 0, err
 	}
 	s := hnetcfg.PortMappingSpec{
 		Name:            old.Name,
@@ -241,42 +240,37 @@ func (m *Manager) editMapping(ctx context.Context, ref, id string, e hnetcfg.Por
 	}
 	mp, err := checkSpec(s)
 	if err != nil {
-		return hnetcfg.PortMappingProps{}, err
+		return nil, 0, err
 	}
 	mp.ID, mp.Connection, mp.Enabled = old.ID, old.Connection, old.Enabled
 	if e.Enabled != nil {
 		mp.Enabled = *e.Enabled
 	}
 	if err := m.checkUniqueLocked(c.rec, &mp); err != nil {
-		return hnetcfg.PortMappingProps{}, err
+		return nil, 0, err
 	}
 	if mp == *old {
-		return m.mappingPropsLocked(old), nil
-	}
-	ch := &change{}
-	ch.putMapping(mp)
-	if err := m.commitLocked(ctx, ch); err != nil {
-		return hnetcfg.PortMappingProps{}, err
+		return old, old.ID, nil
 	}
 	m.log.Info("mapping changed", "connection", c.rec.ID, "id", mp.ID, "name", mp.Name, "enabled", mp.Enabled,
 		"protocol", mp.Protocol, "externalPort", mp.ExternalPort, "internalPort", mp.InternalPort,
 		"targetName", mp.TargetName, "targetIP", mp.TargetIP)
-	return m.mappingPropsLocked(&mp), nil
+	return &mp, mp.ID, nil
 }
 
 // RemovePortMapping removes a mapping of the connection.
 func (m *Manager) RemovePortMapping(ctx context.Context, ref, id string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, mp, err := m.mappingLocked(ctx, ref, id)
-	if err != nil {
-		return err
-	}
-	ch := &change{}
-	ch.deleteMapping(mp.ID)
-	if err := m.commitLocked(ctx, ch); err != nil {
-		return err
-	}
-	m.log.Info("mapping removed", "connection", c.rec.ID, "id", mp.ID, "name", mp.Name)
-	return nil
+	_, err := m.changeMapping(ctx, func() (*store.Mapping, uint64, error) {
+		c, err := m.findLocked(ref)
+		if err != nil {
+			return nil, 0, err
+		}
+		c, mp, err := m.mappingIn(c, id)
+		if err != nil {
+			return nil, 0, err
+		}
+		m.log.Info("mapping removed", "connection", c.rec.ID, "id", mp.ID, "name", mp.Name)
+		return nil, mp.ID, nil
+	})
+	return err
 }

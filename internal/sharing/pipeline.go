@@ -1,0 +1,177 @@
+package sharing
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/store"
+)
+
+// Changes of mappings (add, edit, enable, disable, remove) come many at a
+// time (a bulk import, devices leasing their ports), so they are carried
+// out in groups: whoever holds mu takes every change queued, checks each
+// against the state as the ones before it left it, writes them all in one
+// commit (one fsync) and sends the firewall one delta for all of them.
+// Each caller is answered once its change is on disk and in the kernel.
+
+// mappingOp is one queued change of a mapping.
+type mappingOp struct {
+	// plan checks the change against the state in memory (mu held) and
+	// returns the mapping as it is to be, or nil to remove mapping id.
+	// Returning the mapping as it is changes nothing.
+	plan func() (mp *store.Mapping, id uint64, err error)
+
+	// The outcome, set under mu.
+	finished bool
+	id       uint64
+	err      error
+}
+
+// changeMapping queues a change, carries out the queue if no one else
+// does, and returns the mapping as the change left it.
+func (m *Manager) changeMapping(ctx context.Context, plan func() (*store.Mapping, uint64, error)) (hnetcfg.PortMappingProps, error) {
+	op := &mappingOp{plan: plan}
+	m.opMu.Lock()
+	m.ops = append(m.ops, op)
+	m.opMu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !op.finished {
+		m.runMappingOpsLocked(ctx)
+	}
+	if op.err != nil {
+		if mp := m.mappings[op.id]; mp != nil && hresult.CodeOf(op.err) == hresult.Fail && m.fwErr != nil {
+			// Stored, but not yet in the kernel.
+			return m.mappingPropsLocked(mp), op.err
+		}
+		return hnetcfg.PortMappingProps{}, op.err
+	}
+	if mp := m.mappings[op.id]; mp != nil {
+		return m.mappingPropsLocked(mp), nil
+	}
+	return hnetcfg.PortMappingProps{}, nil
+}
+
+// maxOps bounds the changes carried out in one group.
+const maxOps = 4096
+
+// runMappingOpsLocked carries out the queued changes of mappings.
+func (m *Manager) runMappingOpsLocked(ctx context.Context) {
+	m.opMu.Lock()
+	n := min(len(m.ops), maxOps)
+	ops := m.ops[:n:n]
+	m.ops = m.ops[n:]
+	m.opMu.Unlock()
+
+	type undo struct {
+		id  uint64
+		old *store.Mapping
+	}
+	var (
+		undos   []undo
+		applied []*mappingOp
+		b       store.Batch
+	)
+	before := map[uint64]*store.Mapping{} // each touched mapping as it was before the group
+	oldLastID := m.lastID
+	for _, op := range ops {
+		mp, id, err := op.plan()
+		op.id = id
+		if err != nil {
+			op.err, op.finished = err, true
+			continue
+		}
+		old := m.mappings[id]
+		if mp != nil && old != nil && *mp == *old {
+			op.finished = true // nothing to do
+			continue
+		}
+		if _, seen := before[id]; !seen {
+			before[id] = old
+		}
+		undos = append(undos, undo{id, old})
+		m.setMapping(id, mp)
+		if mp == nil {
+			b.DeleteMapping(id)
+		} else {
+			b.PutMapping(*mp)
+		}
+		applied = append(applied, op)
+	}
+	if len(applied) == 0 {
+		return
+	}
+	finish := func(err error) {
+		for _, op := range applied {
+			op.err, op.finished = err, true
+		}
+	}
+	if m.lastID > oldLastID {
+		b.SetLastMappingID(m.lastID)
+	}
+	if err := m.commitRecordsLocked(ctx, &b); err != nil {
+		for i := len(undos) - 1; i >= 0; i-- {
+			m.setMapping(undos[i].id, undos[i].old)
+		}
+		m.view.Lock()
+		m.lastID = oldLastID
+		m.view.Unlock()
+		finish(err)
+		return
+	}
+	m.gen.Add(1)
+	err := m.mappingsToKernelLocked(ctx, before)
+	if m.fwErr != nil {
+		m.view.Lock()
+		if m.unapplied == nil {
+			m.unapplied = map[uint64]bool{}
+		}
+		for id := range before {
+			m.unapplied[id] = true
+		}
+		m.view.Unlock()
+	}
+	finish(err)
+}
+
+// mappingsToKernelLocked brings the firewall to the mappings in memory,
+// after the mappings of before (as they were) changed: one delta, or, if
+// the firewall is not known to hold the state before them, the whole
+// state. A failure leaves the firewall to Refresh, which tries again,
+// and is shown on the mappings until it holds.
+func (m *Manager) mappingsToKernelLocked(ctx context.Context, before map[uint64]*store.Mapping) error {
+	var err error
+	if m.fwErr == nil {
+		var d delta
+		for id, old := range before {
+			was, wasOK := m.activeLocked(old)
+			now, nowOK := m.activeLocked(m.mappings[id])
+			d.note(was, wasOK, now, nowOK)
+		}
+		del, add := d.sorted()
+		if len(del)+len(add) == 0 {
+			return nil
+		}
+		err = m.fw.UpdateMappings(ctx, del, add)
+	} else {
+		err = m.replaceLocked(ctx, m.fwConfigLocked())
+	}
+	if err == nil {
+		return nil
+	}
+	m.fwFailedLocked(err)
+	return hresult.New(hresult.Fail, "the change is saved, but the firewall did not take it (netshare keeps trying): %w", err)
+}
+
+// fwFailedLocked records that the firewall may not hold the state in
+// memory: Refresh replaces it whole until it does.
+func (m *Manager) fwFailedLocked(err error) {
+	if m.fwErr == nil {
+		m.log.Error("the firewall does not hold the stored state; trying again every second", "err", err)
+	}
+	m.view.Lock()
+	m.fwErr = fmt.Errorf("not yet applied to the firewall: %w", err)
+	m.view.Unlock()
+}
