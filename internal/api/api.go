@@ -192,13 +192,13 @@ func StatusOf(e *hresult.Error) int {
 	return http.StatusInternalServerError
 }
 
-// WriteJSON writes v as the JSON answer, with status.
+// WriteJSON writes v as the JSON answer, with status. The answer is
+// compact: indenting cost more than half of the time of a list of 100
+// mappings (pipe it to jq to read it).
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	json.NewEncoder(w).Encode(v)
 }
 
 // WriteError writes e as the JSON error answer, with status.

@@ -201,7 +201,7 @@ func TestPathEscaping(t *testing.T) {
 		t.Fatalf("rename: %d %s", code, body)
 	}
 	code, body := call(s, "GET", "/v1/connections/Home%20%2F%20Office", "")
-	if code != 200 || !strings.Contains(body, `"interface": "lan0"`) {
+	if code != 200 || !strings.Contains(body, `"interface":"lan0"`) {
 		t.Fatalf("lookup by an escaped name: %d %s", code, body)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"runtime"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/lab"
 	"github.com/netshare/netshare/internal/store"
 )
@@ -45,16 +47,16 @@ type Options struct {
 // works, not what it measures.
 func Quick(binary, dir string) Options {
 	return Options{Binary: binary, Dir: dir, LatencyNs: []int{0, 100}, TrafficNs: []int{1, 100}, RestoreNs: []int{100},
-		Ops: 10, Reps: 1, Duration: 300 * time.Millisecond, Clients: 2, BulkN: 50, BulkConns: 2}
+		Ops: 10, Reps: 2, Duration: 300 * time.Millisecond, Clients: 2, BulkN: 64, BulkConns: 4}
 }
 
 // Full returns the options of the issue: N up to 50,000.
 func Full(binary, dir string) Options {
 	return Options{Binary: binary, Dir: dir, LatencyNs: []int{0, 1000, 10000, 50000}, TrafficNs: []int{1, 1000, 10000, 50000},
-		RestoreNs: []int{10000, 50000}, Ops: 200, Reps: 3, Duration: 2 * time.Second, Clients: 4, BulkN: 10000, BulkConns: 4}
+		RestoreNs: []int{10000, 50000}, Ops: 300, Reps: 3, Duration: 2 * time.Second, Clients: 4, BulkN: 10000, BulkConns: 16}
 }
 
-// Latency is the spread of one kind of change at one N.
+// Latency is the spread of one kind of change (or read) at one N.
 type Latency struct {
 	Design  string  `json:"design"`
 	N       int     `json:"n"`
@@ -62,6 +64,9 @@ type Latency struct {
 	P50us   float64 `json:"p50_us"`
 	P99us   float64 `json:"p99_us"`
 	Samples int     `json:"samples"`
+	// RoundP50us are the medians of each round, for ratios taken round
+	// by round.
+	RoundP50us []float64 `json:"round_p50_us,omitempty"`
 }
 
 // Rate is the spread of a traffic rate over the repetitions.
@@ -83,12 +88,14 @@ type Restore struct {
 	PeakRSS  float64 `json:"peak_rss_mb"`
 }
 
-// Bulk is the time to add many mappings through the API.
+// Bulk is the rate of adds of many mappings through the API, from
+// several clients at once, over the rounds.
 type Bulk struct {
 	N       int     `json:"n"`
 	Clients int     `json:"clients"`
-	Seconds float64 `json:"seconds"`
 	PerSec  float64 `json:"per_s"`
+	MinPerS float64 `json:"min_per_s"`
+	MaxPerS float64 `json:"max_per_s"`
 }
 
 // Results are everything measured in one run.
@@ -100,6 +107,9 @@ type Results struct {
 	Traffic  []Rate    `json:"traffic"`
 	Restores []Restore `json:"restore"`
 	Bulk     Bulk      `json:"bulk"`
+	// Reads are reads through the socket, while the bulk adds run
+	// ("busy") and before ("idle").
+	Reads []Latency `json:"reads"`
 }
 
 const (
@@ -115,10 +125,17 @@ func (o *Options) say(format string, args ...any) {
 	}
 }
 
-// Run builds a lab, measures, and removes the lab.
+// Run builds a lab, measures in rounds, and removes the lab.
+//
+// In each round every design at every N takes a turn, in an order that
+// rotates from round to round, so that the drift of a shared machine
+// falls on all of them alike: netshare through its API (restarted with N
+// mappings, which times the restore), netshare's table driven without
+// the API, one rule per mapping, plain routing, and the bulk adds with
+// readers beside them.
 func Run(ctx context.Context, o Options) (*Results, error) {
 	r := &Results{When: time.Now().UTC().Format(time.RFC3339), Machine: machine(),
-		Options: fmt.Sprintf("ops=%d reps=%d duration=%v clients=%d", o.Ops, o.Reps, o.Duration, o.Clients)}
+		Options: fmt.Sprintf("ops=%d reps=%d duration=%v clients=%d bulk=%d from %d clients", o.Ops, o.Reps, o.Duration, o.Clients, o.BulkN, o.BulkConns)}
 	o.say("building the lab")
 	l, err := lab.Up(ctx, lab.Options{Dir: o.Dir, Binary: o.Binary})
 	if err != nil {
@@ -129,19 +146,225 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		return nil, err
 	}
 	m := hnetcfg.NewSharingManager(l.Socket)
-	if err := netshareRuns(ctx, &o, l, m, r); err != nil {
-		return nil, err
+	var turns []turn
+	for _, n := range union(o.LatencyNs, o.TrafficNs, o.RestoreNs) {
+		turns = append(turns, turn{"netshare", n})
 	}
-	if err := ruleRuns(ctx, &o, l, r); err != nil {
-		return nil, err
+	for _, n := range o.LatencyNs {
+		turns = append(turns, turn{"netshare-table", n})
 	}
-	if err := routingRuns(&o, l, r); err != nil {
-		return nil, err
+	for _, n := range union(o.LatencyNs, o.TrafficNs) {
+		turns = append(turns, turn{"rule-per-mapping", n})
 	}
-	if err := bulkRun(ctx, &o, l, m, r); err != nil {
-		return nil, err
+	turns = append(turns, turn{"routing", 0}, turn{"bulk", 0})
+	reps := max(o.Reps, 1)
+	perRound := max(o.Ops/reps, 1)
+	acc := &samples{lat: map[string][]float64{}, rounds: map[string][]float64{}, rates: map[string][]float64{}, restores: map[int][]float64{}, rss: map[int]float64{}}
+	for round := range reps {
+		// Rotate by a step prime to the number of turns, so that each
+		// turn follows a different one in each round.
+		for i := range turns {
+			t := turns[(i+round*5)%len(turns)]
+			o.say("round %d/%d: %s", round+1, reps, t)
+			if err := t.run(ctx, &o, l, m, perRound, acc); err != nil {
+				return nil, fmt.Errorf("round %d, %s: %w", round+1, t, err)
+			}
+		}
 	}
+	acc.results(&o, r)
 	return r, nil
+}
+
+// turn is one design at one N, for one turn of a round.
+type turn struct {
+	design string
+	n      int
+}
+
+func (t turn) String() string {
+	if t.design == "routing" || t.design == "bulk" {
+		return t.design
+	}
+	return fmt.Sprintf("%s with %d mappings", t.design, t.n)
+}
+
+// samples accumulate the measurements of the rounds.
+type samples struct {
+	lat      map[string][]float64 // design|op|n -> every latency
+	rounds   map[string][]float64 // design|op|n -> the median of each round
+	rates    map[string][]float64 // design|proto|n -> each round's rate
+	restores map[int][]float64    // n -> restore times (ms)
+	rss      map[int]float64      // n -> the highest peak RSS seen (MB)
+	bulk     []float64            // adds per second, each round
+	bulkN    int
+}
+
+func latKey(design, op string, n int) string { return fmt.Sprintf("%s|%s|%d", design, op, n) }
+
+// addLatencies records one round's latencies.
+func (s *samples) addLatencies(raw map[string][]float64) {
+	for k, v := range raw {
+		s.lat[k] = append(s.lat[k], v...)
+		sorted := slices.Clone(v)
+		slices.Sort(sorted)
+		s.rounds[k] = append(s.rounds[k], pct(sorted, 50))
+	}
+}
+
+// run takes the turn.
+func (t turn) run(ctx context.Context, o *Options, l *lab.Lab, m *hnetcfg.SharingManager, ops int, s *samples) error {
+	var c *changes
+	addr := lab.GatewayWAN
+	var done func() error
+	switch t.design {
+	case "netshare":
+		if err := dropComparator(l); err != nil {
+			return err
+		}
+		d, err := restart(ctx, l, t.n)
+		if err != nil {
+			return err
+		}
+		if err := checkElements(l, t.n); err != nil {
+			return err
+		}
+		if slices.Contains(o.RestoreNs, t.n) {
+			s.restores[t.n] = append(s.restores[t.n], float64(d.Microseconds())/1000)
+			s.rss[t.n] = max(s.rss[t.n], peakRSS(l.DaemonPID))
+		}
+		if slices.Contains(o.LatencyNs, t.n) {
+			if c, err = apiChanges(ctx, m); err != nil {
+				return err
+			}
+		}
+	case "netshare-table":
+		var err error
+		if c, done, err = tableTurn(l, t.n); err != nil {
+			return err
+		}
+	case "rule-per-mapping":
+		var err error
+		if c, done, err = rulesTurn(l, t.n); err != nil {
+			return err
+		}
+		if !slices.Contains(o.LatencyNs, t.n) {
+			c = nil
+		}
+	case "routing":
+		var err error
+		if done, err = routingTurn(l); err != nil {
+			return err
+		}
+		addr = lab.LANHost
+	case "bulk":
+		return bulkTurn(ctx, o, l, m, s)
+	}
+	if done != nil {
+		defer done()
+	}
+	if c != nil {
+		raw, err := timeChanges(t.design, t.n, ops, *c)
+		if err != nil {
+			return err
+		}
+		s.addLatencies(raw)
+	}
+	if t.design == "routing" || t.design != "netshare-table" && slices.Contains(o.TrafficNs, t.n) {
+		for _, proto := range []string{"tcp", "udp"} {
+			v, err := trafficOnce(o, l, t.design, t.n, proto, addr)
+			if err != nil {
+				return err
+			}
+			k := fmt.Sprintf("%s|%s|%d", t.design, proto, t.n)
+			s.rates[k] = append(s.rates[k], v)
+		}
+	}
+	return nil
+}
+
+// results turns the samples into the results.
+func (s *samples) results(o *Options, r *Results) {
+	for _, k := range slices.Sorted(maps.Keys(s.lat)) {
+		var design, op string
+		var n int
+		parts := strings.Split(k, "|")
+		design, op = parts[0], parts[1]
+		n, _ = strconv.Atoi(parts[2])
+		x := lat(design, n, op, s.lat[k])
+		x.RoundP50us = s.rounds[k]
+		if strings.HasPrefix(design, "read-") {
+			r.Reads = append(r.Reads, x)
+		} else {
+			r.Latency = append(r.Latency, x)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.rates)) {
+		parts := strings.Split(k, "|")
+		n, _ := strconv.Atoi(parts[2])
+		r.Traffic = append(r.Traffic, rateOf(parts[0], n, parts[1], s.rates[k]))
+	}
+	for _, n := range slices.Sorted(maps.Keys(s.restores)) {
+		med, lo, hi := spread(s.restores[n])
+		r.Restores = append(r.Restores, Restore{N: n, MedianMs: med, MinMs: lo, MaxMs: hi, PeakRSS: s.rss[n]})
+	}
+	if len(s.bulk) > 0 {
+		med, lo, hi := spread(s.bulk)
+		r.Bulk = Bulk{N: s.bulkN, Clients: o.BulkConns, PerSec: med, MinPerS: lo, MaxPerS: hi}
+	}
+}
+
+// apiChanges are netshare's changes through its API; the API answers once
+// the netlink batch is acknowledged.
+func apiChanges(ctx context.Context, m *hnetcfg.SharingManager) (*changes, error) {
+	wan, err := m.Connection(ctx, "wan0")
+	if err != nil {
+		return nil, err
+	}
+	cfg := m.INetSharingConfigurationForINetConnection(wan)
+	var pm *hnetcfg.PortMapping
+	return &changes{
+		add: func(i int) error {
+			var err error
+			pm, err = cfg.AddPortMapping(ctx, "op", hnetcfg.NAT_PROTOCOL_TCP, opPort+i%1000, serverPort, 0, lab.LANHost, hnetcfg.ICSTT_IPADDRESS)
+			if err == nil {
+				err = pm.Enable(ctx)
+			}
+			return err
+		},
+		disable: func() error { return pm.Disable(ctx) },
+		enable:  func() error { return pm.Enable(ctx) },
+		remove:  func() error { return pm.Delete(ctx) },
+	}, nil
+}
+
+// routingTurn makes the wan host route to the private network through the
+// gateway, with netshare gone: plain forwarding, no NAT.
+func routingTurn(l *lab.Lab) (func() error, error) {
+	if err := l.StopDaemon(); err != nil {
+		return nil, err
+	}
+	if err := dropTable(l); err != nil {
+		return nil, err
+	}
+	if _, err := l.Output(l.WAN, "ip", "route", "replace", "192.168.137.0/24", "via", lab.GatewayWAN); err != nil {
+		return nil, err
+	}
+	return func() error {
+		_, err := l.Output(l.WAN, "ip", "route", "del", "192.168.137.0/24")
+		return err
+	}, nil
+}
+
+// dropTable removes netshare's table from the gateway, if it is there.
+func dropTable(l *lab.Lab) error {
+	_, err := l.Output(l.GW, "sh", "-c", "nft list table inet "+fw.TableName+" >/dev/null 2>&1 || exit 0; nft delete table inet "+fw.TableName)
+	return err
+}
+
+// dropComparator removes the comparator's table, if it is there.
+func dropComparator(l *lab.Lab) error {
+	_, err := l.Output(l.GW, "sh", "-c", "nft list table ip "+rpmTableName+" >/dev/null 2>&1 || exit 0; nft delete table ip "+rpmTableName)
+	return err
 }
 
 func union(lists ...[]int) []int {
@@ -221,89 +444,6 @@ func restart(ctx context.Context, l *lab.Lab, n int) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-func netshareRuns(ctx context.Context, o *Options, l *lab.Lab, m *hnetcfg.SharingManager, r *Results) error {
-	for _, n := range union(o.LatencyNs, o.TrafficNs, o.RestoreNs) {
-		o.say("netshare with %d mappings", n)
-		var times []float64
-		reps := 1
-		if slices.Contains(o.RestoreNs, n) {
-			reps = max(o.Reps, 1)
-		}
-		for range reps {
-			d, err := restart(ctx, l, n)
-			if err != nil {
-				return err
-			}
-			times = append(times, float64(d.Microseconds())/1000)
-		}
-		if err := checkElements(l, n); err != nil {
-			return err
-		}
-		if slices.Contains(o.RestoreNs, n) {
-			med, lo, hi := spread(times)
-			r.Restores = append(r.Restores, Restore{N: n, MedianMs: med, MinMs: lo, MaxMs: hi, PeakRSS: peakRSS(l.DaemonPID)})
-		}
-		if slices.Contains(o.LatencyNs, n) {
-			lat, err := netshareLatency(ctx, o, m, n)
-			if err != nil {
-				return err
-			}
-			r.Latency = append(r.Latency, lat...)
-		}
-	}
-	// Traffic runs move by ±20 % from one to the next on a shared
-	// machine; the runs of the different N take turns, so that drift
-	// does not pass for an effect of N. (A restart with another N takes
-	// under a second.)
-	samples := map[string][]float64{}
-	for rep := range max(o.Reps, 1) {
-		for _, n := range o.TrafficNs {
-			o.say("netshare traffic with %d mappings, round %d", n, rep+1)
-			if _, err := restart(ctx, l, n); err != nil {
-				return err
-			}
-			for _, proto := range []string{"tcp", "udp"} {
-				v, err := trafficOnce(o, l, "netshare", n, proto, lab.GatewayWAN)
-				if err != nil {
-					return err
-				}
-				k := fmt.Sprint(n, proto)
-				samples[k] = append(samples[k], v)
-			}
-		}
-	}
-	for _, n := range o.TrafficNs {
-		for _, proto := range []string{"tcp", "udp"} {
-			r.Traffic = append(r.Traffic, rateOf("netshare", n, proto, samples[fmt.Sprint(n, proto)]))
-		}
-	}
-	return nil
-}
-
-// netshareLatency times add-and-enable, disable and remove through the
-// API; the API answers once the netlink batch is acknowledged.
-func netshareLatency(ctx context.Context, o *Options, m *hnetcfg.SharingManager, n int) ([]Latency, error) {
-	wan, err := m.Connection(ctx, "wan0")
-	if err != nil {
-		return nil, err
-	}
-	cfg := m.INetSharingConfigurationForINetConnection(wan)
-	var pm *hnetcfg.PortMapping
-	return timeChanges("netshare", n, o.Ops, changes{
-		add: func(i int) error {
-			var err error
-			pm, err = cfg.AddPortMapping(ctx, "op", hnetcfg.NAT_PROTOCOL_TCP, opPort+i%1000, serverPort, 0, lab.LANHost, hnetcfg.ICSTT_IPADDRESS)
-			if err == nil {
-				err = pm.Enable(ctx)
-			}
-			return err
-		},
-		disable: func() error { return pm.Disable(ctx) },
-		enable:  func() error { return pm.Enable(ctx) },
-		remove:  func() error { return pm.Delete(ctx) },
-	})
-}
-
 // changes are the steps of one measured round: add-and-enable, disable,
 // enable again (not measured) and remove of an enabled mapping.
 type changes struct {
@@ -311,8 +451,9 @@ type changes struct {
 	disable, enable, remove func() error
 }
 
-// timeChanges runs ops rounds of c and returns the latencies of the kinds.
-func timeChanges(design string, n, ops int, c changes) ([]Latency, error) {
+// timeChanges runs ops rounds of c and returns the latencies of each
+// kind (µs), by latKey.
+func timeChanges(design string, n, ops int, c changes) (map[string][]float64, error) {
 	var add, disable, remove []float64
 	for i := range ops {
 		t0 := time.Now()
@@ -337,7 +478,7 @@ func timeChanges(design string, n, ops int, c changes) ([]Latency, error) {
 		disable = append(disable, us(t2.Sub(t1)))
 		remove = append(remove, us(t4.Sub(t3)))
 	}
-	return []Latency{lat(design, n, "add+enable", add), lat(design, n, "disable", disable), lat(design, n, "remove", remove)}, nil
+	return map[string][]float64{latKey(design, "add+enable", n): add, latKey(design, "disable", n): disable, latKey(design, "remove", n): remove}, nil
 }
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
@@ -360,24 +501,6 @@ func spread(v []float64) (med, lo, hi float64) {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2], s[0], s[len(s)-1]
-}
-
-// traffic measures the TCP connection rate and the UDP request rate to
-// addr from the wan host, Reps times in a row.
-func traffic(o *Options, l *lab.Lab, design string, n int, addr string) ([]Rate, error) {
-	var out []Rate
-	for _, proto := range []string{"tcp", "udp"} {
-		var rates []float64
-		for range max(o.Reps, 1) {
-			v, err := trafficOnce(o, l, design, n, proto, addr)
-			if err != nil {
-				return nil, err
-			}
-			rates = append(rates, v)
-		}
-		out = append(out, rateOf(design, n, proto, rates))
-	}
-	return out, nil
 }
 
 func rateOf(design string, n int, proto string, rates []float64) Rate {
@@ -467,3 +590,6 @@ func writeJSON(path string, r any) error {
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
+
+// rpmTableName is the comparator's table (family ip).
+const rpmTableName = "rpm"

@@ -49,12 +49,22 @@ func TestQuick(t *testing.T) {
 	if len(r.Restores) != len(o.RestoreNs) || r.Restores[0].PeakRSS <= 0 || r.Restores[0].MedianMs <= 0 {
 		t.Errorf("restores: %+v", r.Restores)
 	}
-	if r.Bulk.N != o.BulkN || r.Bulk.PerSec <= 0 {
+	if r.Bulk.N != o.BulkN || r.Bulk.PerSec <= 0 || r.Bulk.MinPerS > r.Bulk.PerSec || r.Bulk.MaxPerS < r.Bulk.PerSec {
 		t.Errorf("bulk: %+v", r.Bulk)
+	}
+	for _, kind := range []string{"read-idle", "read-busy"} {
+		for _, op := range []string{"mapping list (100)", "connection list"} {
+			if x := r.read(kind, op); x.Samples == 0 || x.P50us <= 0 {
+				t.Errorf("reads %s %s: %+v", kind, op, x)
+			}
+		}
+	}
+	if x := r.find("netshare", "add+enable", 100); len(x.RoundP50us) != o.Reps {
+		t.Errorf("latency rounds: %+v, want %d", x, o.Reps)
 	}
 	var b strings.Builder
 	r.Print(&b, false)
-	if !strings.Contains(b.String(), "change (µs)") || !strings.Contains(b.String(), "daemon peak RSS") {
+	if !strings.Contains(b.String(), "change (µs)") || !strings.Contains(b.String(), "daemon peak RSS") || !strings.Contains(b.String(), "during bulk adds") {
 		t.Errorf("printed:\n%s", b.String())
 	}
 	path := filepath.Join(t.TempDir(), "r.json")

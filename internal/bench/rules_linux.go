@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -61,7 +60,7 @@ func checkElements(l *lab.Lab, n int) error {
 // as firewalld, miniupnpd and fw4 do, changed over netlink with a lasting
 // socket and the rule handles kept (the fastest way for that design).
 var (
-	rpmTable = &nftables.Table{Family: nftables.TableFamilyIPv4, Name: "rpm"}
+	rpmTable = &nftables.Table{Family: nftables.TableFamilyIPv4, Name: rpmTableName}
 	rpmChain = &nftables.Chain{Name: "prerouting", Table: rpmTable, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest}
 )
@@ -105,88 +104,67 @@ func buildRules(c *nftables.Conn, n int) error {
 	return c.Flush()
 }
 
-func ruleRuns(ctx context.Context, o *Options, l *lab.Lab, r *Results) error {
+// rulesTurn stops netshare, removes its table, and builds the
+// comparator's chain with n mappings; done removes it.
+func rulesTurn(l *lab.Lab, n int) (*changes, func() error, error) {
 	if err := l.StopDaemon(); err != nil {
-		return err
+		return nil, nil, err
 	}
-	c, done, err := nftIn(l)
+	if err := dropTable(l); err != nil {
+		return nil, nil, err
+	}
+	c, closeConn, err := nftIn(l)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer done()
-	// netshare's table goes, so that only the comparator translates.
-	c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: fw.TableName})
-	c.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: fw.TableName})
-	if err := c.Flush(); err != nil {
-		return err
+	if err := buildRules(c, n); err != nil {
+		closeConn()
+		return nil, nil, fmt.Errorf("building %d rules: %w", n, err)
 	}
-	defer func() {
+	var rule *nftables.Rule
+	var port uint16
+	addRule := func() error {
+		rule = c.AddRule(dnatRule(unix.IPPROTO_TCP, port))
+		return c.Flush()
+	}
+	delRule := func() error {
+		if err := c.DelRule(rule); err != nil {
+			return err
+		}
+		return c.Flush()
+	}
+	ch := &changes{
+		add:     func(i int) error { port = uint16(opPort + i%1000); return addRule() },
+		disable: delRule,
+		enable:  addRule,
+		remove:  delRule,
+	}
+	done := func() error {
 		c.AddTable(rpmTable)
 		c.DelTable(rpmTable)
-		c.Flush()
-	}()
-	for _, n := range union(o.LatencyNs, o.TrafficNs) {
-		if slices.Contains(o.LatencyNs, n) {
-			o.say("netshare's table alone (no API, no store), with %d mappings", n)
-			lat, err := kernelLatency(o, l, n)
-			if err != nil {
-				return err
-			}
-			r.Latency = append(r.Latency, lat...)
-		}
-		o.say("one rule per mapping, with %d mappings", n)
-		if err := buildRules(c, n); err != nil {
-			return fmt.Errorf("building %d rules: %w", n, err)
-		}
-		if slices.Contains(o.LatencyNs, n) {
-			var rule *nftables.Rule
-			var port uint16
-			addRule := func() error {
-				rule = c.AddRule(dnatRule(unix.IPPROTO_TCP, port))
-				return c.Flush()
-			}
-			delRule := func() error {
-				if err := c.DelRule(rule); err != nil {
-					return err
-				}
-				return c.Flush()
-			}
-			lat, err := timeChanges("rule-per-mapping", n, o.Ops, changes{
-				add:     func(i int) error { port = uint16(opPort + i%1000); return addRule() },
-				disable: delRule,
-				enable:  addRule,
-				remove:  delRule,
-			})
-			if err != nil {
-				return err
-			}
-			r.Latency = append(r.Latency, lat...)
-		}
-		if slices.Contains(o.TrafficNs, n) {
-			rates, err := traffic(o, l, "rule-per-mapping", n, lab.GatewayWAN)
-			if err != nil {
-				return err
-			}
-			r.Traffic = append(r.Traffic, rates...)
-		}
+		err := c.Flush()
+		closeConn()
+		return err
 	}
-	return nil
+	return ch, done, nil
 }
 
-// kernelLatency times the kernel part of netshare's changes: element
-// changes in its table holding n mappings, through its nftables backend,
-// the same way the comparator's rules are timed.
-func kernelLatency(o *Options, l *lab.Lab, n int) ([]Latency, error) {
+// tableTurn stops netshare and drives its table with n mappings through
+// its nftables backend, without the API and the store: the kernel part
+// of netshare's changes, timed as the comparator's rules are.
+func tableTurn(l *lab.Lab, n int) (*changes, func() error, error) {
+	if err := l.StopDaemon(); err != nil {
+		return nil, nil, err
+	}
 	ns, err := netns.GetFromName(l.GW)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer ns.Close()
 	be, err := nftfw.New(ns, nil)
 	if err != nil {
-		return nil, err
+		ns.Close()
+		return nil, nil, err
 	}
-	defer be.Close()
 	target := netip.MustParseAddr(lab.LANHost)
 	mk := func(port int) fw.Mapping {
 		return fw.Mapping{Key: fw.Key{Interface: "wan0", Protocol: fw.TCP, ExternalPort: uint16(port)}, Target: target, InternalPort: serverPort}
@@ -195,13 +173,19 @@ func kernelLatency(o *Options, l *lab.Lab, n int) ([]Latency, error) {
 	for i := range n {
 		cfg.Mappings = append(cfg.Mappings, mk(fillPort+i))
 	}
-	if err := be.Replace(context.Background(), cfg); err != nil {
-		return nil, err
-	}
-	defer be.Remove(context.Background())
 	ctx := context.Background()
+	done := func() error {
+		err := be.Remove(ctx)
+		be.Close()
+		ns.Close()
+		return err
+	}
+	if err := be.Replace(ctx, cfg); err != nil {
+		done()
+		return nil, nil, err
+	}
 	var m []fw.Mapping
-	return timeChanges("netshare-table", n, o.Ops, changes{
+	return &changes{
 		add: func(i int) error {
 			m = []fw.Mapping{mk(opPort + i%1000)}
 			return be.UpdateMappings(ctx, nil, m)
@@ -209,5 +193,5 @@ func kernelLatency(o *Options, l *lab.Lab, n int) ([]Latency, error) {
 		disable: func() error { return be.UpdateMappings(ctx, m, nil) },
 		enable:  func() error { return be.UpdateMappings(ctx, nil, m) },
 		remove:  func() error { return be.UpdateMappings(ctx, m, nil) },
-	})
+	}, done, nil
 }

@@ -3,7 +3,6 @@
 package bench
 
 import (
-	"context"
 	"errors"
 
 	"github.com/netshare/netshare/internal/lab"
@@ -11,6 +10,8 @@ import (
 
 var errLinuxOnly = errors.New("the bench needs Linux (network namespaces, nftables)")
 
-func ruleRuns(context.Context, *Options, *lab.Lab, *Results) error { return errLinuxOnly }
+func rulesTurn(*lab.Lab, int) (*changes, func() error, error) { return nil, nil, errLinuxOnly }
+
+func tableTurn(*lab.Lab, int) (*changes, func() error, error) { return nil, nil, errLinuxOnly }
 
 func checkElements(*lab.Lab, int) error { return errLinuxOnly }

@@ -86,7 +86,7 @@ func TestWebUI(t *testing.T) {
 		t.Fatalf("an old session after a restart: %d; want 401", code)
 	}
 	login()
-	if code, body = do("GET", "/v1/connections/wan0/mappings/"+mp.ID, "", ""); code != http.StatusOK || !strings.Contains(body, `"enabled": true`) {
+	if code, body = do("GET", "/v1/connections/wan0/mappings/"+mp.ID, "", ""); code != http.StatusOK || !strings.Contains(body, `"enabled":true`) {
 		t.Fatalf("the mapping after a restart, over HTTP: %d %s", code, body)
 	}
 }
