@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 )
 
@@ -27,4 +28,21 @@ func BenchmarkListConnections(b *testing.B) {
 			b.Fatal(code)
 		}
 	}
+}
+
+// BenchmarkParallelAdds adds mappings from 16 goroutines at once, through
+// the handler (no socket), on a real store and the fake firewall.
+func BenchmarkParallelAdds(b *testing.B) {
+	s := newServer(b)
+	var next atomic.Int64
+	b.SetParallelism(8) // 16 goroutines on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			port := 1 + next.Add(1)%65000
+			if code, body := call(s, "POST", "/v1/connections/wan0/mappings", fmt.Sprintf(`{"name":"m","protocol":"tcp","externalPort":%d,"internalPort":80,"targetIPAddress":"10.0.0.2"}`, port)); code != 201 {
+				b.Fatal(body)
+			}
+		}
+	})
 }

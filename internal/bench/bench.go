@@ -40,7 +40,10 @@ type Options struct {
 	Clients   int // parallel traffic clients
 	BulkN     int // mappings added by the bulk test
 	BulkConns int // concurrent API clients of the bulk test
-	Progress  io.Writer
+	// Only, if set, are the designs measured (netshare, netshare-table,
+	// rule-per-mapping, routing, bulk).
+	Only     []string
+	Progress io.Writer
 }
 
 // Quick returns options small enough for CI: they check that the bench
@@ -157,6 +160,14 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		turns = append(turns, turn{"rule-per-mapping", n})
 	}
 	turns = append(turns, turn{"routing", 0}, turn{"bulk", 0})
+	if len(o.Only) > 0 {
+		for _, d := range o.Only {
+			if !slices.ContainsFunc(turns, func(t turn) bool { return t.design == d }) {
+				return nil, fmt.Errorf("--only: %q is not a design; use netshare, netshare-table, rule-per-mapping, routing or bulk", d)
+			}
+		}
+		turns = slices.DeleteFunc(turns, func(t turn) bool { return !slices.Contains(o.Only, t.design) })
+	}
 	reps := max(o.Reps, 1)
 	perRound := max(o.Ops/reps, 1)
 	acc := &samples{lat: map[string][]float64{}, rounds: map[string][]float64{}, rates: map[string][]float64{}, restores: map[int][]float64{}, rss: map[int]float64{}}

@@ -17,9 +17,9 @@ const readMappings = 100
 
 // bulkTurn adds BulkN mappings through the API, one call each, from
 // BulkConns clients at once, into a daemon holding none but the
-// readMappings of lan0; one more client reads beside them (the mapping
-// list of lan0 and the connection list, in turn). It reads as many times
-// before the writers start, for comparison.
+// readMappings of lan0, and times them. Then one client reads (the
+// mapping list of lan0 and the connection list, in turn): alone, and
+// while the clients add BulkN more.
 func bulkTurn(ctx context.Context, o *Options, l *lab.Lab, m *hnetcfg.SharingManager, s *samples) error {
 	if err := dropComparator(l); err != nil {
 		return err
@@ -73,12 +73,41 @@ func bulkTurn(ctx context.Context, o *Options, l *lab.Lab, m *hnetcfg.SharingMan
 		}
 		return out, nil
 	}
+	// The adds alone, timed.
+	per := o.BulkN / o.BulkConns
+	adds := func(base int) (time.Duration, error) {
+		errc := make(chan error, o.BulkConns)
+		start := time.Now()
+		for w := range o.BulkConns {
+			go func() {
+				cfg := hnetcfg.NewSharingManager(l.Socket).INetSharingConfigurationForINetConnection(wan)
+				for i := range per {
+					if _, err := cfg.AddPortMapping(ctx, "bulk", hnetcfg.NAT_PROTOCOL_TCP, base+w*per+i, serverPort, 0, lab.LANHost, hnetcfg.ICSTT_IPADDRESS); err != nil {
+						errc <- err
+						return
+					}
+				}
+				errc <- nil
+			}()
+		}
+		var werr error
+		for range o.BulkConns {
+			if err := <-errc; err != nil && werr == nil {
+				werr = err
+			}
+		}
+		return time.Since(start), werr
+	}
+	d, err := adds(1)
+	if err != nil {
+		return err
+	}
+	// Then the reads: alone, and beside as many adds again.
 	idle, err := read(nil, 300)
 	if err != nil {
 		return err
 	}
 	s.addLatencies(idle)
-
 	stop := make(chan struct{})
 	busy := make(chan map[string][]float64, 1)
 	rerr := make(chan error, 1)
@@ -87,28 +116,7 @@ func bulkTurn(ctx context.Context, o *Options, l *lab.Lab, m *hnetcfg.SharingMan
 		busy <- r
 		rerr <- err
 	}()
-	errc := make(chan error, o.BulkConns)
-	per := o.BulkN / o.BulkConns
-	start := time.Now()
-	for w := range o.BulkConns {
-		go func() {
-			cfg := hnetcfg.NewSharingManager(l.Socket).INetSharingConfigurationForINetConnection(wan)
-			for i := range per {
-				if _, err := cfg.AddPortMapping(ctx, "bulk", hnetcfg.NAT_PROTOCOL_TCP, 20000+w*per+i, serverPort, 0, lab.LANHost, hnetcfg.ICSTT_IPADDRESS); err != nil {
-					errc <- err
-					return
-				}
-			}
-			errc <- nil
-		}()
-	}
-	var werr error
-	for range o.BulkConns {
-		if err := <-errc; err != nil && werr == nil {
-			werr = err
-		}
-	}
-	d := time.Since(start)
+	_, werr := adds(1 + o.BulkN)
 	close(stop)
 	r, err := <-busy, <-rerr
 	if werr != nil {

@@ -13,15 +13,17 @@ import (
 func (a *app) benchCmd() *cobra.Command {
 	var quick, markdown bool
 	var jsonPath, dir string
+	var only []string
 	c := &cobra.Command{
-		Use:   "bench [--quick] [--json FILE] [--dir DIR]",
+		Use:   "bench [--quick] [--only DESIGN,...] [--json-file FILE] [--dir DIR]",
 		Short: "measure netshare against one nftables rule per mapping, in a lab of its own (root)",
 		Long: `bench builds a lab (network namespaces, removed at the end) and measures the
 time from an API call to the kernel holding a mapping change, connection and
 request rates through a mapping, the restore of N mappings at start with the
 daemon's memory, and bulk adds, beside the rule-per-mapping design of the
 peers and plain routing. It prints tables and writes the results as JSON.
---quick uses small N, for checking that it works.`,
+--quick uses small N, for checking that it works. --only measures some of
+the designs: netshare, netshare-table, rule-per-mapping, routing, bulk.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			bin, err := os.Executable()
@@ -33,6 +35,7 @@ peers and plain routing. It prints tables and writes the results as JSON.
 				o = bench.Quick(bin, dir)
 			}
 			o.Progress = a.env.Stderr
+			o.Only = only
 			r, err := bench.Run(c.Context(), o)
 			if err != nil {
 				return hresultFail(err)
@@ -49,6 +52,7 @@ peers and plain routing. It prints tables and writes the results as JSON.
 		},
 	}
 	c.Flags().BoolVar(&quick, "quick", false, "small N and short runs")
+	c.Flags().StringSliceVar(&only, "only", nil, "measure these designs only (netshare, netshare-table, rule-per-mapping, routing, bulk)")
 	c.Flags().BoolVar(&markdown, "markdown", false, "print Markdown tables")
 	var from string
 	report := &cobra.Command{

@@ -105,9 +105,10 @@ type Manager struct {
 	nameSrc      nameSource
 	names        atomic.Pointer[nameTable]
 
-	gen  atomic.Uint64 // counts the changes a client can see
-	opMu sync.Mutex    // guards ops
-	ops  []*mappingOp  // changes of mappings waiting for mu
+	gen     atomic.Uint64 // counts the changes a client can see
+	opMu    sync.Mutex    // guards ops and leading
+	ops     []*mappingOp  // changes of mappings waiting to be carried out
+	leading bool          // a caller is carrying out the queue
 
 	// fwErr, under view, is set while the firewall may not hold the state
 	// in memory (a change it refused); Refresh replaces it whole until it

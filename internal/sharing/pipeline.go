@@ -23,32 +23,68 @@ type mappingOp struct {
 	// Returning the mapping as it is changes nothing.
 	plan func() (mp *store.Mapping, id uint64, err error)
 
-	// The outcome, set under mu.
-	finished bool
-	id       uint64
-	err      error
+	done chan struct{} // closed once the outcome is set
+	lead chan struct{} // closed to make this op's caller the leader
+
+	// The outcome.
+	id  uint64
+	err error
 }
 
-// changeMapping queues a change, carries out the queue if no one else
-// does, and returns the mapping as the change left it.
+// changeMapping queues a change and returns the mapping as the change
+// left it. One caller at a time leads: it carries out the queue, group by
+// group, until its own change is done, then hands the lead to the first
+// caller still waiting. The others wait for their answer, or for the lead.
 func (m *Manager) changeMapping(ctx context.Context, plan func() (*store.Mapping, uint64, error)) (hnetcfg.PortMappingProps, error) {
-	op := &mappingOp{plan: plan}
+	op := &mappingOp{plan: plan, done: make(chan struct{}), lead: make(chan struct{})}
 	m.opMu.Lock()
 	m.ops = append(m.ops, op)
+	leader := !m.leading
+	m.leading = true
 	m.opMu.Unlock()
+	if !leader {
+		select {
+		case <-op.done:
+			return m.answer(op)
+		case <-op.lead:
+		}
+	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !op.finished {
+	for !op.finished() {
 		m.runMappingOpsLocked(ctx)
 	}
-	if op.err != nil {
-		if mp := m.mappings[op.id]; mp != nil && hresult.CodeOf(op.err) == hresult.Fail && m.fwErr != nil {
-			// Stored, but not yet in the kernel.
-			return m.mappingPropsLocked(mp), op.err
-		}
-		return hnetcfg.PortMappingProps{}, op.err
+	m.mu.Unlock()
+	m.opMu.Lock()
+	if len(m.ops) > 0 {
+		close(m.ops[0].lead)
+	} else {
+		m.leading = false
 	}
-	if mp := m.mappings[op.id]; mp != nil {
+	m.opMu.Unlock()
+	return m.answer(op)
+}
+
+func (op *mappingOp) finished() bool {
+	select {
+	case <-op.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// answer returns the outcome of a finished op.
+func (m *Manager) answer(op *mappingOp) (hnetcfg.PortMappingProps, error) {
+	m.view.RLock()
+	defer m.view.RUnlock()
+	mp := m.mappings[op.id]
+	switch {
+	case op.err != nil && mp != nil && hresult.CodeOf(op.err) == hresult.Fail && m.unapplied[op.id]:
+		// Stored, but not yet in the kernel.
+		return m.mappingPropsLocked(mp), op.err
+	case op.err != nil:
+		return hnetcfg.PortMappingProps{}, op.err
+	case mp != nil:
 		return m.mappingPropsLocked(mp), nil
 	}
 	return hnetcfg.PortMappingProps{}, nil
@@ -80,12 +116,13 @@ func (m *Manager) runMappingOpsLocked(ctx context.Context) {
 		mp, id, err := op.plan()
 		op.id = id
 		if err != nil {
-			op.err, op.finished = err, true
+			op.err = err
+			close(op.done)
 			continue
 		}
 		old := m.mappings[id]
 		if mp != nil && old != nil && *mp == *old {
-			op.finished = true // nothing to do
+			close(op.done) // nothing to do
 			continue
 		}
 		if _, seen := before[id]; !seen {
@@ -105,7 +142,8 @@ func (m *Manager) runMappingOpsLocked(ctx context.Context) {
 	}
 	finish := func(err error) {
 		for _, op := range applied {
-			op.err, op.finished = err, true
+			op.err = err
+			close(op.done)
 		}
 	}
 	if m.lastID > oldLastID {
