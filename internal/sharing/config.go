@@ -280,12 +280,24 @@ func (m *Manager) forwardingLocked(ctx context.Context, ch *change) {
 			})
 			return
 		}
-		ch.settings = &store.Settings{ForwardingSaved: true, ForwardingWas: was}
+		st := m.changedSettingsLocked(ch)
+		st.ForwardingSaved, st.ForwardingWas = true, was
+		ch.settings = &st
 		ch.steps = append(ch.steps, m.forwardingStep(true, was))
 	case !shared && m.settings.ForwardingSaved:
-		ch.settings = &store.Settings{}
+		st := m.changedSettingsLocked(ch)
+		st.ForwardingSaved, st.ForwardingWas = false, false
+		ch.settings = &st
 		ch.steps = append(ch.steps, m.forwardingStep(m.settings.ForwardingWas, true))
 	}
+}
+
+// changedSettingsLocked returns a copy of the settings as ch leaves them.
+func (m *Manager) changedSettingsLocked(ch *change) store.Settings {
+	if ch.settings != nil {
+		return *ch.settings
+	}
+	return m.cloneSettingsLocked()
 }
 
 func (m *Manager) forwardingStep(on, was bool) step {

@@ -269,7 +269,9 @@ func (m *Manager) reconcileLocked(ctx context.Context) error {
 			if m.settings.ForwardingSaved {
 				was = m.settings.ForwardingWas
 			}
-			ch.settings = &store.Settings{ForwardingSaved: true, ForwardingWas: was}
+			st := m.cloneSettingsLocked()
+			st.ForwardingSaved, st.ForwardingWas = true, was
+			ch.settings = &st
 			ch.steps = append(ch.steps, m.forwardingStep(true, false))
 		}
 	}
