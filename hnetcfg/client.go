@@ -486,3 +486,29 @@ func (m *SharingManager) RemoveDNSHost(ctx context.Context, name string) (DNSSet
 	err := m.do(ctx, "DELETE", "/v1/dns/hosts/"+url.PathEscape(name), nil, &d)
 	return d, err
 }
+
+// Config returns netshare's whole desired state as one document, with its
+// revision.
+func (m *SharingManager) Config(ctx context.Context) (Config, error) {
+	var doc Config
+	err := m.do(ctx, "GET", "/v1/config", nil, &doc)
+	return doc, err
+}
+
+// ApplyConfig makes netshare's state what doc says, all of it or none of
+// it, and returns the changes. A document whose Revision is no longer the
+// state's is refused (E_ABORT, reason stale): it would undo changes made
+// since it was read; force applies it all the same. With dryRun, nothing
+// changes: the answer lists what would.
+func (m *SharingManager) ApplyConfig(ctx context.Context, doc Config, dryRun, force bool) (ConfigResult, error) {
+	if force {
+		doc.Revision = ""
+	}
+	path := "/v1/config"
+	if dryRun {
+		path += "?dryRun=true"
+	}
+	var res ConfigResult
+	err := m.do(ctx, "PUT", path, doc, &res)
+	return res, err
+}

@@ -267,3 +267,79 @@ type WebUIInfo struct {
 	// fragment. Only the daemon's socket gives it out.
 	LoginURL string `json:"loginURL,omitempty"`
 }
+
+// Config is netshare's whole desired state as one document: what
+// 'netshare config export' prints and 'netshare config apply' takes, and
+// what GET and PUT /v1/config carry. Applying a document makes the state
+// be what it says, all of it or none of it: a connection it leaves out
+// goes back to the defaults (not shared, no firewall, no mappings).
+type Config struct {
+	// Revision is the revision of the state the document was read at.
+	// PUT /v1/config refuses a document whose revision is no longer the
+	// state's (412), unless its If-Match header says otherwise.
+	Revision    string             `json:"revision,omitempty"`
+	Connections []ConnectionConfig `json:"connections"`
+	DNS         DNSConfig          `json:"dns"`
+}
+
+// ConnectionConfig is what netshare keeps of one connection. It is found
+// by ID, or else by Interface.
+type ConnectionConfig struct {
+	ID        string `json:"id,omitempty"`
+	Interface string `json:"interface"`
+	// Name is the friendly name; "" means the interface name.
+	Name string `json:"name,omitempty"`
+	// Sharing is public, private, or "" for a connection not shared.
+	Sharing SharingConnectionType `json:"sharing,omitempty"`
+	// Address is a private connection's address with its prefix; ""
+	// keeps the one it had, or the default 192.168.137.1/24.
+	Address   string `json:"address,omitempty"`
+	Firewall  bool   `json:"firewall"`
+	AllowPing bool   `json:"allowPing,omitempty"`
+	// DHCP is the DHCP configuration; nil means the defaults.
+	DHCP     *DHCPConfig     `json:"dhcp,omitempty"`
+	Mappings []MappingConfig `json:"mappings,omitempty"`
+}
+
+// DHCPConfig is the DHCP configuration of a private connection. Empty
+// fields take the defaults.
+type DHCPConfig struct {
+	PoolStart string `json:"poolStart,omitempty"`
+	PoolEnd   string `json:"poolEnd,omitempty"`
+	// LeaseTime is a Go duration, such as 12h.
+	LeaseTime    string        `json:"leaseTime,omitempty"`
+	Domain       string        `json:"domain,omitempty"`
+	Router       string        `json:"router,omitempty"`
+	DNSServer    string        `json:"dnsServer,omitempty"`
+	Reservations []Reservation `json:"reservations,omitempty"`
+}
+
+// MappingConfig is one port mapping of a connection. A mapping without
+// an ID is new; one with the ID of a mapping of the connection replaces
+// it; a mapping of the connection that the document leaves out is
+// removed.
+type MappingConfig struct {
+	ID              string   `json:"id,omitempty"`
+	Name            string   `json:"name"`
+	Protocol        Protocol `json:"protocol"`
+	ExternalPort    int      `json:"externalPort"`
+	InternalPort    int      `json:"internalPort"`
+	TargetName      string   `json:"targetName,omitempty"`
+	TargetIPAddress string   `json:"targetIPAddress,omitempty"`
+	Enabled         bool     `json:"enabled"`
+}
+
+// DNSConfig is the DNS forwarder's configuration.
+type DNSConfig struct {
+	// Upstreams are the servers asked; none means those of resolv.conf.
+	Upstreams []string  `json:"upstreams,omitempty"`
+	Hosts     []DNSHost `json:"hosts,omitempty"`
+}
+
+// ConfigResult is the answer to PUT /v1/config: the changes the document
+// makes (or, with DryRun, would make) and the state after them.
+type ConfigResult struct {
+	DryRun  bool     `json:"dryRun"`
+	Changes []string `json:"changes"`
+	Config  Config   `json:"config"`
+}

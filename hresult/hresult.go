@@ -46,6 +46,9 @@ type Reason string
 const (
 	NotFound Reason = "not-found"
 	Conflict Reason = "conflict"
+	// Stale is a change based on a revision of the state that is no
+	// longer the current one.
+	Stale Reason = "stale"
 )
 
 // Error is a failure with its HNetCfg code. Message is for people; it names

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -93,6 +94,8 @@ var routes = []route{
 	{"POST", "/v1/dns/hosts", 0, (*Server).addHost},
 	{"DELETE", "/v1/dns/hosts/{name}", 0, (*Server).removeHost},
 	{"GET", "/v1/ui", 0, (*Server).webUI},
+	{"GET", "/v1/config", 0, (*Server).getConfig},
+	{"PUT", "/v1/config", 0, (*Server).putConfig},
 }
 
 // Server is the API's http.Handler.
@@ -128,7 +131,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(w, r)
 		return
 	}
-	for _, method := range []string{"GET", "POST", "PATCH", "DELETE"} {
+	for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 		r2 := r.Clone(r.Context())
 		r2.Method = method
 		if _, pattern := s.mux.Handler(r2); pattern != "" {
@@ -157,6 +160,10 @@ func (s *Server) wrap(rt route) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
+		if t, ok := v.(tagged); ok {
+			w.Header().Set("ETag", strconv.Quote(t.etag))
+			v = t.v
+		}
 		if raw, ok := v.([]byte); ok {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(status)
@@ -178,6 +185,8 @@ func StatusOf(e *hresult.Error) int {
 		return http.StatusNotFound
 	case e.Reason == hresult.Conflict:
 		return http.StatusConflict
+	case e.Reason == hresult.Stale:
+		return http.StatusPreconditionFailed
 	}
 	switch e.Code {
 	case hresult.InvalidArg, hresult.Pointer:
@@ -269,12 +278,15 @@ func fieldAt(body []byte, off int) string {
 // body over maxBody, one that does not come within ReadTimeout and one
 // that is not UTF-8 (encoding/json would put U+FFFD in place of the bytes
 // without a word), each with its own message.
-func decode(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+func decode(r *http.Request, v any) error { return decodeUpTo(r, v, maxBody) }
+
+// decodeUpTo is decode with a limit of its own.
+func decodeUpTo(r *http.Request, v any, limit int) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	var ne net.Error
 	switch {
-	case len(body) > maxBody:
-		return hresult.New(hresult.InvalidArg, "request body: larger than the limit of %d MiB", maxBody>>20)
+	case len(body) > limit:
+		return hresult.New(hresult.InvalidArg, "request body: larger than the limit of %d MiB", limit>>20)
 	case errors.As(err, &ne) && ne.Timeout():
 		return hresult.New(hresult.InvalidArg, "request body: not received within %v", ReadTimeout)
 	case err != nil:
@@ -304,6 +316,54 @@ func decode(r *http.Request, v any) error {
 }
 
 func (s *Server) openAPI(r *http.Request) (any, error) { return openAPI, nil }
+
+// tagged is an answer with an ETag.
+type tagged struct {
+	etag string
+	v    any
+}
+
+// maxConfig bounds a configuration document: 50,000 mappings take about
+// 8 MiB.
+const maxConfig = 64 << 20
+
+func (s *Server) getConfig(r *http.Request) (any, error) {
+	doc, err := s.m.Config(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return tagged{doc.Revision, doc}, nil
+}
+
+// putConfig applies a whole document. The revision it is based on is the
+// If-Match header's, or else the document's own; "*" (or neither) applies
+// it whatever the revision. ?dryRun=true only lists the changes.
+func (s *Server) putConfig(r *http.Request) (any, error) {
+	var doc hnetcfg.Config
+	if err := decodeUpTo(r, &doc, maxConfig); err != nil {
+		return nil, err
+	}
+	dry := false
+	switch v := r.URL.Query().Get("dryRun"); v {
+	case "", "false":
+	case "true":
+		dry = true
+	default:
+		return nil, hresult.Invalid("dryRun", "%q is not allowed; use true or false", v)
+	}
+	rev := doc.Revision
+	if m := r.Header.Get("If-Match"); m != "" {
+		rev = strings.Trim(strings.TrimPrefix(m, "W/"), `"`)
+	}
+	if rev == "*" {
+		rev = ""
+	}
+	res, err := s.m.ApplyConfig(r.Context(), doc, rev, dry)
+	if err != nil {
+		return nil, err
+	}
+	return tagged{res.Config.Revision, res}, nil
+}
 
 func (s *Server) sharing(r *http.Request) (any, error) { return s.m.Sharing(r.Context()) }
 

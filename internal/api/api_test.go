@@ -73,24 +73,30 @@ func jsonFields(t reflect.Type) []string {
 func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	doc := loadDoc(t)
 	types := map[string]any{
-		"Connection":      hnetcfg.ConnectionProps{},
-		"SharingState":    hnetcfg.SharingState{},
-		"SharingOverview": hnetcfg.SharingOverview{},
-		"PortMapping":     hnetcfg.PortMappingProps{},
-		"PortMappingSpec": hnetcfg.PortMappingSpec{},
-		"PortMappingEdit": hnetcfg.PortMappingEdit{},
-		"NameRequest":     hnetcfg.NameRequest{},
-		"SharingRequest":  hnetcfg.SharingRequest{},
-		"FirewallRequest": hnetcfg.FirewallRequest{},
-		"Reservation":     hnetcfg.Reservation{},
-		"DHCPSettings":    hnetcfg.DHCPSettings{},
-		"DHCPEdit":        hnetcfg.DHCPEdit{},
-		"Lease":           hnetcfg.LeaseInfo{},
-		"DNSHost":         hnetcfg.DNSHost{},
-		"DNSSettings":     hnetcfg.DNSSettings{},
-		"DNSEdit":         hnetcfg.DNSEdit{},
-		"Error":           hresult.Error{},
-		"WebUIInfo":       hnetcfg.WebUIInfo{},
+		"Connection":       hnetcfg.ConnectionProps{},
+		"SharingState":     hnetcfg.SharingState{},
+		"SharingOverview":  hnetcfg.SharingOverview{},
+		"PortMapping":      hnetcfg.PortMappingProps{},
+		"PortMappingSpec":  hnetcfg.PortMappingSpec{},
+		"PortMappingEdit":  hnetcfg.PortMappingEdit{},
+		"NameRequest":      hnetcfg.NameRequest{},
+		"SharingRequest":   hnetcfg.SharingRequest{},
+		"FirewallRequest":  hnetcfg.FirewallRequest{},
+		"Reservation":      hnetcfg.Reservation{},
+		"DHCPSettings":     hnetcfg.DHCPSettings{},
+		"DHCPEdit":         hnetcfg.DHCPEdit{},
+		"Lease":            hnetcfg.LeaseInfo{},
+		"DNSHost":          hnetcfg.DNSHost{},
+		"DNSSettings":      hnetcfg.DNSSettings{},
+		"DNSEdit":          hnetcfg.DNSEdit{},
+		"Error":            hresult.Error{},
+		"WebUIInfo":        hnetcfg.WebUIInfo{},
+		"Config":           hnetcfg.Config{},
+		"ConnectionConfig": hnetcfg.ConnectionConfig{},
+		"DHCPConfig":       hnetcfg.DHCPConfig{},
+		"MappingConfig":    hnetcfg.MappingConfig{},
+		"DNSConfig":        hnetcfg.DNSConfig{},
+		"ConfigResult":     hnetcfg.ConfigResult{},
 	}
 	for name, v := range types {
 		s, ok := doc.Components.Schemas[name]
@@ -306,4 +312,49 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestConfigDocument(t *testing.T) {
+	s := newServer(t)
+	req := httptest.NewRequest("GET", "/v1/config", nil)
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	var doc hnetcfg.Config
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &doc) != nil || w.Header().Get("ETag") != `"`+doc.Revision+`"` || len(doc.Connections) != 2 {
+		t.Fatalf("GET /v1/config: %d %s %v", w.Code, w.Body, w.Header())
+	}
+	doc.Connections[1].Sharing = "public"
+	doc.Connections[1].Firewall = true
+	body, _ := json.Marshal(doc)
+	put := func(query, ifMatch string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("PUT", "/v1/config"+query, strings.NewReader(string(body)))
+		if ifMatch != "" {
+			req.Header.Set("If-Match", ifMatch)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		return w
+	}
+	w = put("?dryRun=true", "")
+	var res hnetcfg.ConfigResult
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &res) != nil || !res.DryRun || len(res.Changes) != 2 || res.Config.Revision != doc.Revision {
+		t.Fatalf("dry run: %d %s", w.Code, w.Body)
+	}
+	if w = put("", `"41"`); w.Code != http.StatusPreconditionFailed || !strings.Contains(w.Body.String(), "changed since the document was read") {
+		t.Fatalf("a stale If-Match: %d %s", w.Code, w.Body)
+	}
+	if w = put("?dryRun=maybe", ""); w.Code != http.StatusBadRequest {
+		t.Fatalf("dryRun=maybe: %d %s", w.Code, w.Body)
+	}
+	w = put("", "")
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &res) != nil || res.DryRun || res.Config.Revision == doc.Revision || w.Header().Get("ETag") != `"`+res.Config.Revision+`"` {
+		t.Fatalf("PUT: %d %s", w.Code, w.Body)
+	}
+	// The same document again is stale now.
+	if w = put("", ""); w.Code != http.StatusPreconditionFailed {
+		t.Fatalf("the same document again: %d %s", w.Code, w.Body)
+	}
+	if w = put("", "*"); w.Code != 200 {
+		t.Fatalf("If-Match *: %d %s", w.Code, w.Body)
+	}
 }

@@ -69,17 +69,32 @@ func hostAddr(field, s string, p netip.Prefix) (netip.Addr, error) {
 
 // changeDHCP validates a new DHCP configuration for c and commits it.
 func (m *Manager) changeDHCP(ctx context.Context, c *store.Connection, d *store.DHCP) (hnetcfg.DHCPSettings, error) {
-	p := privatePrefix(c)
+	d, err := checkDHCP(privatePrefix(c), d)
+	if err != nil {
+		return hnetcfg.DHCPSettings{}, err
+	}
+	rec := *c
+	rec.DHCP = d
+	if err := m.commitLocked(ctx, &change{conns: []store.Connection{rec}}); err != nil {
+		return hnetcfg.DHCPSettings{}, err
+	}
+	m.log.Info("DHCP settings changed", "connection", rec.ID, "interface", rec.Interface)
+	return m.dhcpSettingsLocked(m.conns[rec.ID]), nil
+}
+
+// checkDHCP validates a DHCP configuration for the private network p and
+// returns it normalised: nil when every field takes its default.
+func checkDHCP(p netip.Prefix, d *store.DHCP) (*store.DHCP, error) {
 	var start, end netip.Addr
 	var err error
 	if d.PoolStart != "" {
 		if start, err = hostAddr("poolStart", d.PoolStart, p); err != nil {
-			return hnetcfg.DHCPSettings{}, err
+			return nil, err
 		}
 	}
 	if d.PoolEnd != "" {
 		if end, err = hostAddr("poolEnd", d.PoolEnd, p); err != nil {
-			return hnetcfg.DHCPSettings{}, err
+			return nil, err
 		}
 	}
 	ds, de := defaultPool(p)
@@ -90,36 +105,63 @@ func (m *Manager) changeDHCP(ctx context.Context, c *store.Connection, d *store.
 		end = de
 	}
 	if start.Compare(end) > 0 {
-		return hnetcfg.DHCPSettings{}, hresult.Invalid("poolEnd", "the pool %s-%s is empty: its end comes before its start", start, end)
+		return nil, hresult.Invalid("poolEnd", "the pool %s-%s is empty: its end comes before its start", start, end)
 	}
 	if d.Router != "" {
 		a, err := netip.ParseAddr(d.Router)
 		if err != nil || !a.Is4() || !p.Contains(a) || a == p.Masked().Addr() || a == lastAddr(p) {
-			return hnetcfg.DHCPSettings{}, hresult.Invalid("router", "%q is not a host address of the private network %s", d.Router, p.Masked())
+			return nil, hresult.Invalid("router", "%q is not a host address of the private network %s", d.Router, p.Masked())
 		}
 	}
 	if d.DNSServer != "" {
 		if _, err := checkTargetIP(d.DNSServer); err != nil {
-			return hnetcfg.DHCPSettings{}, hresult.Invalid("dnsServer", "%q is not an IPv4 unicast address", d.DNSServer)
+			return nil, hresult.Invalid("dnsServer", "%q is not an IPv4 unicast address", d.DNSServer)
 		}
 	}
+	if d.LeaseSeconds != 0 {
+		if lt := time.Duration(d.LeaseSeconds) * time.Second; lt < minLeaseTime || lt > maxLeaseTime {
+			return nil, hresult.Invalid("leaseTime", "%v is out of range; a lease lasts %v to %v", lt, minLeaseTime, maxLeaseTime)
+		}
+	}
+	d = cloneDHCP(d)
 	if d.Domain != "" {
 		if err := checkDomain(d.Domain); err != nil {
-			return hnetcfg.DHCPSettings{}, err
+			return nil, err
 		}
 		d.Domain = strings.ToLower(strings.TrimSuffix(d.Domain, "."))
 	}
-	rec := *c
+	seenIP, seenName, seenMAC := map[string]string{}, map[string]string{}, map[string]bool{}
+	for i, r := range d.Reservations {
+		mac, err := dhcp.NormalizeMAC(r.MAC)
+		if err != nil {
+			return nil, hresult.Invalid("mac", "%v", err)
+		}
+		if seenMAC[mac] {
+			return nil, hresult.Clash("mac", "%s has two reservations", mac)
+		}
+		seenMAC[mac] = true
+		ip, err := hostAddr("ip", r.IP, p)
+		if err != nil {
+			return nil, err
+		}
+		if r.Name != "" {
+			if err := checkHostName(r.Name); err != nil || strings.Contains(r.Name, ".") {
+				return nil, hresult.Invalid("name", "%q is not a host name (one label of letters, digits and hyphens)", r.Name)
+			}
+		}
+		if other, ok := seenIP[ip.String()]; ok && other != mac {
+			return nil, hresult.Clash("ip", "%s is reserved for %s already", ip, other)
+		}
+		if other, ok := seenName[strings.ToLower(r.Name)]; ok && r.Name != "" && other != mac {
+			return nil, hresult.Clash("name", "%q is the name of the reservation of %s already", r.Name, other)
+		}
+		seenIP[ip.String()], seenName[strings.ToLower(r.Name)] = mac, mac
+		d.Reservations[i] = store.Reservation{MAC: mac, IP: ip.String(), Name: strings.ToLower(r.Name)}
+	}
 	if d.PoolStart == "" && d.PoolEnd == "" && d.LeaseSeconds == 0 && d.Domain == "" && d.Router == "" && d.DNSServer == "" && len(d.Reservations) == 0 {
-		rec.DHCP = nil
-	} else {
-		rec.DHCP = d
+		return nil, nil
 	}
-	if err := m.commitLocked(ctx, &change{conns: []store.Connection{rec}}); err != nil {
-		return hnetcfg.DHCPSettings{}, err
-	}
-	m.log.Info("DHCP settings changed", "connection", rec.ID, "interface", rec.Interface)
-	return m.dhcpSettingsLocked(m.conns[rec.ID]), nil
+	return d, nil
 }
 
 func checkDomain(s string) error {
@@ -317,13 +359,9 @@ func (m *Manager) cloneSettingsLocked() store.Settings {
 
 // SetDNS sets the upstream servers; none means those of resolv.conf.
 func (m *Manager) SetDNS(ctx context.Context, e hnetcfg.DNSEdit) (hnetcfg.DNSSettings, error) {
-	var ups []string
-	for _, u := range e.Upstreams {
-		ap, err := parseUpstream(strings.TrimSpace(u))
-		if err != nil || ap.Addr().IsUnspecified() || ap.Addr().IsMulticast() || ap.Port() == 0 {
-			return hnetcfg.DNSSettings{}, hresult.Invalid("upstream", "%q is not a DNS server address such as 192.0.2.53 or [2001:db8::53]:53", u)
-		}
-		ups = append(ups, ap.String())
+	ups, err := checkUpstreams(e.Upstreams)
+	if err != nil {
+		return hnetcfg.DNSSettings{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -334,18 +372,42 @@ func (m *Manager) SetDNS(ctx context.Context, e hnetcfg.DNSEdit) (hnetcfg.DNSSet
 
 // AddHost adds or replaces a static name.
 func (m *Manager) AddHost(ctx context.Context, h hnetcfg.DNSHost) (hnetcfg.DNSSettings, error) {
-	if err := checkHostName(h.Name); err != nil || strings.Contains(strings.TrimSuffix(h.Name, "."), ".") {
-		return hnetcfg.DNSSettings{}, hresult.Invalid("name", "%q is not a host name (one label of letters, digits and hyphens)", h.Name)
-	}
-	ip, err := checkTargetIP(h.IP)
+	name, ip, err := checkStaticHost(h)
 	if err != nil {
-		return hnetcfg.DNSSettings{}, hresult.Invalid("ip", "%q is not an IPv4 unicast address", h.IP)
+		return hnetcfg.DNSSettings{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.cloneSettingsLocked()
-	st.Hosts[strings.ToLower(strings.TrimSuffix(h.Name, "."))] = ip.String()
+	st.Hosts[name] = ip
 	return m.changeSettingsLocked(ctx, st)
+}
+
+// checkUpstreams validates DNS upstream servers and returns them in their
+// normal form.
+func checkUpstreams(us []string) ([]string, error) {
+	var ups []string
+	for _, u := range us {
+		ap, err := parseUpstream(strings.TrimSpace(u))
+		if err != nil || ap.Addr().IsUnspecified() || ap.Addr().IsMulticast() || ap.Port() == 0 {
+			return nil, hresult.Invalid("upstream", "%q is not a DNS server address such as 192.0.2.53 or [2001:db8::53]:53", u)
+		}
+		ups = append(ups, ap.String())
+	}
+	return ups, nil
+}
+
+// checkStaticHost validates a static DNS name and returns its name and
+// address in their normal forms.
+func checkStaticHost(h hnetcfg.DNSHost) (string, string, error) {
+	if err := checkHostName(h.Name); err != nil || strings.Contains(strings.TrimSuffix(h.Name, "."), ".") {
+		return "", "", hresult.Invalid("name", "%q is not a host name (one label of letters, digits and hyphens)", h.Name)
+	}
+	ip, err := checkTargetIP(h.IP)
+	if err != nil {
+		return "", "", hresult.Invalid("ip", "%q is not an IPv4 unicast address", h.IP)
+	}
+	return strings.ToLower(strings.TrimSuffix(h.Name, ".")), ip.String(), nil
 }
 
 // RemoveHost removes a static name.

@@ -115,7 +115,7 @@ func replay(t *testing.T, seed uint64, steps int) {
 				h.links.FailNext(fmt.Errorf("injected link failure at step %d", step))
 			}
 		}
-		switch r.IntN(12) {
+		switch r.IntN(14) {
 		case 0, 1, 2:
 			target := pick(targets)
 			spec := hnetcfg.PortMappingSpec{Name: fmt.Sprint("m", step), Protocol: hnetcfg.Protocol(pick([]string{"tcp", "udp"})),
@@ -162,6 +162,35 @@ func replay(t *testing.T, seed uint64, steps int) {
 			} else {
 				_, err = h.m.DisableInternetFirewall(ctx, c)
 			}
+		case 12, 13:
+			// The whole state as a document, exported, edited and
+			// applied (or applied stale).
+			doc, _ := h.m.Config(ctx)
+			rev := doc.Revision
+			if len(doc.Connections) > 0 {
+				cc := &doc.Connections[r.IntN(len(doc.Connections))]
+				switch r.IntN(5) {
+				case 0:
+					cc.Sharing = hnetcfg.SharingConnectionType(pick([]string{"", "public", "private"}))
+				case 1:
+					cc.Firewall = !cc.Firewall
+				case 2:
+					if len(cc.Mappings) > 0 {
+						k := r.IntN(len(cc.Mappings))
+						cc.Mappings[k].Enabled = !cc.Mappings[k].Enabled
+						cc.Mappings[k].ExternalPort = 1 + r.IntN(20)
+					}
+				case 3:
+					doc.Connections = slices.Delete(doc.Connections, 0, 1)
+				case 4:
+					cc.Name = pick([]string{"", "a", "b", "wan0"})
+				}
+			}
+			if r.IntN(8) == 0 {
+				rev = "1" // stale, most likely
+			}
+			what = fmt.Sprintf("apply a document at %s", rev)
+			_, err = h.m.ApplyConfig(ctx, doc, rev, r.IntN(6) == 0)
 		case 11:
 			what = "restart"
 			h.fw.FailNext(nil)

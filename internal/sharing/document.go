@@ -1,0 +1,520 @@
+package sharing
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/store"
+)
+
+// The whole desired state as one document (hnetcfg.Config): Config reads
+// it, ApplyConfig makes the state what a document says, all or nothing.
+
+// Revision returns the revision of the desired state, as documents carry
+// it.
+func (m *Manager) Revision() string {
+	m.view.RLock()
+	defer m.view.RUnlock()
+	return revString(m.rev)
+}
+
+func revString(r store.Rev) string { return strconv.FormatUint(uint64(r), 10) }
+
+// Config returns the whole desired state as one document.
+func (m *Manager) Config(ctx context.Context) (hnetcfg.Config, error) {
+	m.view.RLock()
+	defer m.view.RUnlock()
+	return m.configLocked(), nil
+}
+
+// configLocked renders the desired state; mu or view is held.
+func (m *Manager) configLocked() hnetcfg.Config {
+	doc := hnetcfg.Config{Revision: revString(m.rev), Connections: []hnetcfg.ConnectionConfig{}}
+	for _, c := range m.listLocked() {
+		r := c.rec
+		cc := hnetcfg.ConnectionConfig{ID: r.ID, Interface: r.Interface, Name: r.Name, Firewall: r.Firewall, AllowPing: r.AllowPing}
+		switch r.Role {
+		case store.RolePublic:
+			cc.Sharing = hnetcfg.ICSSHARINGTYPE_PUBLIC
+		case store.RolePrivate:
+			cc.Sharing = hnetcfg.ICSSHARINGTYPE_PRIVATE
+			cc.Address = r.PrivateAddress
+		}
+		if d := r.DHCP; d != nil {
+			dc := &hnetcfg.DHCPConfig{PoolStart: d.PoolStart, PoolEnd: d.PoolEnd, Domain: d.Domain, Router: d.Router, DNSServer: d.DNSServer}
+			if d.LeaseSeconds != 0 {
+				dc.LeaseTime = (time.Duration(d.LeaseSeconds) * time.Second).String()
+			}
+			for _, x := range d.Reservations {
+				dc.Reservations = append(dc.Reservations, hnetcfg.Reservation{MAC: x.MAC, IP: x.IP, Name: x.Name})
+			}
+			cc.DHCP = dc
+		}
+		for _, id := range m.sortedMappingIDsLocked(r.ID) {
+			mp := m.mappings[id]
+			cc.Mappings = append(cc.Mappings, hnetcfg.MappingConfig{ID: strconv.FormatUint(id, 10), Name: mp.Name,
+				Protocol: hnetcfg.Protocol(mp.Protocol), ExternalPort: int(mp.ExternalPort), InternalPort: int(mp.InternalPort),
+				TargetName: mp.TargetName, TargetIPAddress: mp.TargetIP, Enabled: mp.Enabled})
+		}
+		doc.Connections = append(doc.Connections, cc)
+	}
+	doc.DNS.Upstreams = slices.Clone(m.settings.Upstreams)
+	for _, name := range slices.Sorted(maps.Keys(m.settings.Hosts)) {
+		doc.DNS.Hosts = append(doc.DNS.Hosts, hnetcfg.DNSHost{Name: name, IP: m.settings.Hosts[name]})
+	}
+	return doc
+}
+
+// ApplyConfig makes the desired state what doc says: every connection as
+// doc lists it, and every connection it leaves out back to the defaults
+// (not shared, no firewall, no name, no DHCP settings, no mappings). The
+// whole document is checked first, against itself and the links; a
+// document with any error changes nothing. The changes then happen as
+// one: one commit, and the kernel changes before it, undone if any fails.
+//
+// ifMatch, if set, is the revision the document was based on: a state at
+// another revision is refused (hresult.Stale), since applying the
+// document would undo changes its author did not see. With dryRun, the
+// changes are returned and nothing changes.
+func (m *Manager) ApplyConfig(ctx context.Context, doc hnetcfg.Config, ifMatch string, dryRun bool) (hnetcfg.ConfigResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.observeLocked(ctx); err != nil {
+		return hnetcfg.ConfigResult{}, err
+	}
+	if ifMatch != "" && ifMatch != revString(m.rev) {
+		e := hresult.New(hresult.Abort, "the state is at revision %s, not %s: it changed since the document was read; export it again (or apply without the revision to replace the state anyway)", revString(m.rev), ifMatch)
+		e.Reason = hresult.Stale
+		return hnetcfg.ConfigResult{}, e
+	}
+	p, err := m.planLocked(doc)
+	if err != nil {
+		return hnetcfg.ConfigResult{}, err
+	}
+	res := hnetcfg.ConfigResult{DryRun: dryRun, Changes: p.changes}
+	if res.Changes == nil {
+		res.Changes = []string{}
+	}
+	if dryRun || len(p.changes) == 0 {
+		res.Config = m.configLocked()
+		return res, nil
+	}
+	ch := m.changeForPlanLocked(ctx, p)
+	if err := m.commitLocked(ctx, ch); err != nil {
+		return hnetcfg.ConfigResult{}, err
+	}
+	m.log.Info("configuration applied", "changes", len(p.changes), "revision", m.rev)
+	res.Config = m.configLocked()
+	return res, nil
+}
+
+// plan is a checked document: every connection record as it is to be,
+// the mappings, the DNS settings, and the changes in words.
+type plan struct {
+	conns    map[string]*store.Connection // by id: every record, as it is to be
+	addrs    map[string]netip.Prefix      // by id: the private address of a private connection
+	mappings map[uint64]*store.Mapping    // every mapping, as it is to be
+	settings store.Settings
+	changes  []string
+}
+
+// planLocked checks doc against itself and the links and returns what it
+// asks for.
+func (m *Manager) planLocked(doc hnetcfg.Config) (*plan, error) {
+	p := &plan{conns: map[string]*store.Connection{}, addrs: map[string]netip.Prefix{}, mappings: map[uint64]*store.Mapping{}}
+	listed := map[string]int{} // connection id -> its index in doc
+	nextID := m.lastID
+	for i, cc := range doc.Connections {
+		at := func(err error) error { return inDocument(fmt.Sprintf("connections[%d]", i), err) }
+		old := m.findRecordLocked(cc.ID, cc.Interface)
+		if old == nil {
+			return nil, at(hresult.Missing("connection %q: no such connection (connections come from the kernel's interfaces; 'netshare connection list' shows them)", cmpOr(cc.ID, cc.Interface)))
+		}
+		if j, dup := listed[old.ID]; dup {
+			return nil, at(hresult.Invalid("id", "connection %s is listed twice (also at connections[%d])", label(old), j))
+		}
+		listed[old.ID] = i
+		rec := *old
+		rec.Name, rec.Firewall, rec.AllowPing = cc.Name, cc.Firewall, cc.AllowPing
+		if cc.Name != "" {
+			if err := checkName("name", cc.Name); err != nil {
+				return nil, at(err)
+			}
+		}
+		if rec.Name == rec.Interface {
+			rec.Name = ""
+		}
+		switch cc.Sharing {
+		case "":
+			rec.Role = store.RoleNone
+		case hnetcfg.ICSSHARINGTYPE_PUBLIC:
+			rec.Role = store.RolePublic
+		case hnetcfg.ICSSHARINGTYPE_PRIVATE:
+			rec.Role = store.RolePrivate
+		default:
+			return nil, at(hresult.Invalid("sharing", "%q is not a sharing type; use public, private, or leave it out", cc.Sharing))
+		}
+		if cc.Address != "" {
+			if rec.Role != store.RolePrivate {
+				return nil, at(hresult.Invalid("address", "is for private connections; a connection that is not shared as private keeps its own addresses"))
+			}
+			a, err := checkPrivateAddress(cc.Address)
+			if err != nil {
+				return nil, at(err)
+			}
+			rec.PrivateAddress = a.String()
+		}
+		if rec.Role == store.RolePrivate {
+			p.addrs[rec.ID] = privatePrefix(&rec)
+			rec.PrivateAddress = p.addrs[rec.ID].String()
+		}
+		rec.DHCP = nil
+		if cc.DHCP != nil {
+			d, err := dhcpFromDocument(cc.DHCP)
+			if err == nil {
+				d, err = checkDHCP(privatePrefix(&rec), d)
+			}
+			if err != nil {
+				return nil, at(inDocument("dhcp", err))
+			}
+			rec.DHCP = d
+		}
+		p.conns[rec.ID] = &rec
+		// Mappings with an id first; one without takes the id of the
+		// mapping that has its protocol and port now, if no other line
+		// claims it, so that applying a document written without ids
+		// twice changes nothing the second time.
+		claimed := map[uint64]bool{}
+		for _, mc := range cc.Mappings {
+			if id, err := strconv.ParseUint(mc.ID, 10, 64); err == nil {
+				claimed[id] = true
+			}
+		}
+		keys := map[protoPort]string{}
+		for k, mc := range cc.Mappings {
+			at := func(err error) error { return at(inDocument(fmt.Sprintf("mappings[%d]", k), err)) }
+			mp, err := checkSpec(hnetcfg.PortMappingSpec{Name: mc.Name, Protocol: mc.Protocol, ExternalPort: mc.ExternalPort,
+				InternalPort: mc.InternalPort, TargetName: mc.TargetName, TargetIPAddress: mc.TargetIPAddress})
+			if err != nil {
+				return nil, at(err)
+			}
+			mp.Connection, mp.Enabled = rec.ID, mc.Enabled
+			key := protoPort{mp.Protocol, mp.ExternalPort}
+			if mc.ID == "" {
+				if id, ok := m.byConn[rec.ID][key]; ok && !claimed[id] {
+					mp.ID = id
+					claimed[id] = true
+				} else {
+					nextID++
+					mp.ID = nextID
+				}
+			} else {
+				id, err := strconv.ParseUint(mc.ID, 10, 64)
+				if err != nil {
+					return nil, at(hresult.Invalid("id", "%q is not a mapping id; leave it out for a new mapping", mc.ID))
+				}
+				if o := m.mappings[id]; o == nil || o.Connection != rec.ID {
+					return nil, at(hresult.Missing("mapping %s of connection %s: no such mapping; leave the id out for a new mapping", mc.ID, label(old)))
+				}
+				if _, dup := p.mappings[id]; dup {
+					return nil, at(hresult.Invalid("id", "mapping %s is listed twice", mc.ID))
+				}
+				mp.ID = id
+			}
+			if other, taken := keys[key]; taken {
+				return nil, at(hresult.Clash("externalPort", "%s port %d of connection %s is also used by %s", mp.Protocol, mp.ExternalPort, label(old), other))
+			}
+			keys[key] = fmt.Sprintf("mappings[%d] (%q)", k, mp.Name)
+			p.mappings[mp.ID] = &mp
+		}
+	}
+	// The connections the document leaves out go back to the defaults.
+	for id, c := range m.conns {
+		if _, ok := p.conns[id]; !ok {
+			rec := *c
+			rec.Name, rec.Role, rec.Firewall, rec.AllowPing, rec.DHCP = "", store.RoleNone, false, false, nil
+			p.conns[id] = &rec
+		}
+	}
+	if err := p.checkConnections(m); err != nil {
+		return nil, err
+	}
+	st := m.cloneSettingsLocked()
+	ups, err := checkUpstreams(doc.DNS.Upstreams)
+	if err != nil {
+		return nil, inDocument("dns", err)
+	}
+	st.Upstreams = ups
+	st.Hosts = map[string]string{}
+	for i, h := range doc.DNS.Hosts {
+		name, ip, err := checkStaticHost(h)
+		if err != nil {
+			return nil, inDocument(fmt.Sprintf("dns.hosts[%d]", i), err)
+		}
+		if _, dup := st.Hosts[name]; dup {
+			return nil, inDocument(fmt.Sprintf("dns.hosts[%d]", i), hresult.Clash("name", "%q is listed twice", name))
+		}
+		st.Hosts[name] = ip
+	}
+	p.settings = st
+	p.describe(m)
+	return p, nil
+}
+
+// checkConnections checks the rules that hold between connections: one
+// public connection, names that are nobody else's, private networks that
+// overlap neither the public connection's nor each other.
+func (p *plan) checkConnections(m *Manager) error {
+	ids := slices.Sorted(maps.Keys(p.conns))
+	var public *store.Connection
+	names := map[string]*store.Connection{}
+	for _, id := range ids {
+		c := p.conns[id]
+		if c.Role == store.RolePublic {
+			if public != nil {
+				return hresult.Invalid("connections", "%s and %s are both shared as public; one connection is", label(public), label(c))
+			}
+			public = c
+		}
+		names[c.Interface] = c
+	}
+	for _, id := range ids {
+		c := p.conns[id]
+		if c.Name == "" {
+			continue
+		}
+		if o, ok := names[c.Name]; ok && o.ID != c.ID {
+			return inDocument("connections", hresult.Clash("name", "%q is the name of connection %s, and %s's", c.Name, label(o), c.Interface))
+		}
+		names[c.Name] = c
+	}
+	for _, id := range ids {
+		a, ok := p.addrs[id]
+		if !ok {
+			continue
+		}
+		c := p.conns[id]
+		if public != nil {
+			for _, q := range m.ipv4Locked(public.Interface) {
+				if q.Masked().Overlaps(a.Masked()) {
+					return hresult.Invalid("address", "%s of %s overlaps %s of the public connection %s; choose another private network", a, label(c), q.Masked(), label(public))
+				}
+			}
+		}
+		for _, oid := range ids {
+			if b, ok := p.addrs[oid]; ok && oid > id && a.Masked().Overlaps(b.Masked()) {
+				return hresult.Invalid("address", "%s of %s overlaps %s of the private connection %s; choose another private network", a, label(c), b.Masked(), label(p.conns[oid]))
+			}
+		}
+	}
+	return nil
+}
+
+// describe lists the changes of the plan in words.
+func (p *plan) describe(m *Manager) {
+	say := func(format string, args ...any) { p.changes = append(p.changes, fmt.Sprintf(format, args...)) }
+	role := func(r store.Role) string {
+		if r == store.RoleNone {
+			return "not shared"
+		}
+		return "shared as " + string(r)
+	}
+	onOff := func(b bool) string {
+		if b {
+			return "on"
+		}
+		return "off"
+	}
+	conns := slices.Collect(maps.Values(p.conns))
+	slices.SortFunc(conns, func(a, b *store.Connection) int { return strings.Compare(a.Interface, b.Interface) })
+	for _, c := range conns {
+		old := m.conns[c.ID]
+		what := "connection " + c.Interface
+		if c.Role != old.Role {
+			say("%s: %s (was %s)", what, role(c.Role), role(old.Role))
+		}
+		if c.Role == store.RolePrivate && old.Role == store.RolePrivate && c.PrivateAddress != old.PrivateAddress {
+			say("%s: private address %s (was %s)", what, c.PrivateAddress, old.PrivateAddress)
+		}
+		if c.Name != old.Name {
+			say("%s: name %q (was %q)", what, cmpOr(c.Name, c.Interface), cmpOr(old.Name, old.Interface))
+		}
+		if c.Firewall != old.Firewall {
+			say("%s: firewall %s", what, onOff(c.Firewall))
+		}
+		if c.AllowPing != old.AllowPing {
+			say("%s: answers ping %s", what, onOff(c.AllowPing))
+		}
+		if !reflect.DeepEqual(c.DHCP, old.DHCP) {
+			say("%s: DHCP settings changed", what)
+		}
+		for _, id := range m.sortedMappingIDsLocked(c.ID) {
+			if _, kept := p.mappings[id]; !kept {
+				say("%s: mapping %d (%q) removed", what, id, m.mappings[id].Name)
+			}
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(p.mappings)) {
+		mp, old := p.mappings[id], m.mappings[id]
+		iface := p.conns[mp.Connection].Interface
+		switch {
+		case old == nil:
+			say("connection %s: mapping %d (%q) added: %s %d -> %s:%d, %s", iface, id, mp.Name, mp.Protocol, mp.ExternalPort, cmpOr(mp.TargetName, mp.TargetIP), mp.InternalPort, enabledWord(mp.Enabled))
+		case *old != *mp:
+			say("connection %s: mapping %d (%q) changed: %s %d -> %s:%d, %s", iface, id, mp.Name, mp.Protocol, mp.ExternalPort, cmpOr(mp.TargetName, mp.TargetIP), mp.InternalPort, enabledWord(mp.Enabled))
+		}
+	}
+	if !slices.Equal(p.settings.Upstreams, m.settings.Upstreams) {
+		say("DNS upstreams: %v (were %v)", p.settings.Upstreams, m.settings.Upstreams)
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.settings.Hosts)) {
+		if was, ok := m.settings.Hosts[name]; !ok {
+			say("DNS host %s: %s added", name, p.settings.Hosts[name])
+		} else if was != p.settings.Hosts[name] {
+			say("DNS host %s: %s (was %s)", name, p.settings.Hosts[name], was)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.settings.Hosts)) {
+		if _, ok := p.settings.Hosts[name]; !ok {
+			say("DNS host %s removed", name)
+		}
+	}
+}
+
+func enabledWord(on bool) string {
+	if on {
+		return "enabled"
+	}
+	return "disabled"
+}
+
+// changeForPlanLocked turns a plan into one change: the records, and the
+// steps that move the links' addresses, aliases and forwarding.
+func (m *Manager) changeForPlanLocked(ctx context.Context, p *plan) *change {
+	ch := &change{}
+	ids := slices.Sorted(maps.Keys(p.conns))
+	// Unsharing first: it gives links their own addresses back before
+	// others take private ones.
+	for _, id := range ids {
+		c, old := p.conns[id], m.conns[id]
+		if old.Role != store.RoleNone && (c.Role != old.Role) {
+			m.unshareLocked(ch, old)
+		}
+	}
+	for _, id := range ids {
+		c, old := p.conns[id], m.conns[id]
+		rec := *c
+		rec.SavedAddrs = old.SavedAddrs
+		for _, u := range ch.conns {
+			if u.ID == id {
+				rec.SavedAddrs = u.SavedAddrs // as unsharing left it
+			}
+		}
+		if c.Role == store.RolePrivate {
+			addr := p.addrs[id]
+			if old.Role == store.RolePrivate {
+				if addr.String() != old.PrivateAddress {
+					if was, err := netip.ParsePrefix(old.PrivateAddress); err == nil && slices.Contains(m.ipv4Locked(rec.Interface), was) {
+						ch.steps = append(ch.steps, m.delAddrStep(rec.Interface, was))
+					}
+					if _, ok := m.seen[rec.Interface]; ok {
+						ch.steps = append(ch.steps, m.addAddrStep(rec.Interface, addr))
+					}
+				}
+			} else {
+				m.addressLocked(ch, &rec, addr)
+			}
+		}
+		if rec.Name != old.Name {
+			if l, ok := m.seen[rec.Interface]; ok {
+				iface, name, was := rec.Interface, rec.Name, l.Alias
+				ch.steps = append(ch.steps, step{
+					do: func(ctx context.Context) error {
+						if err := m.links.SetAlias(ctx, iface, name); err != nil {
+							return hresult.New(hresult.Fail, "renaming connection %s: setting the interface alias: %w", iface, err)
+						}
+						return nil
+					},
+					undo: func(ctx context.Context) error { return m.links.SetAlias(ctx, iface, was) },
+				})
+			}
+		}
+		if !reflect.DeepEqual(&rec, old) || slices.ContainsFunc(ch.conns, func(u store.Connection) bool { return u.ID == id }) {
+			ch.conns = append(ch.conns, rec)
+		}
+	}
+	// The mappings as the document says, over what unsharing disabled.
+	for id, mp := range p.mappings {
+		if old := m.mappings[id]; old == nil || *old != *mp || ch.mappings[id] != nil {
+			ch.putMapping(*mp)
+		}
+	}
+	for id := range m.mappings {
+		if _, kept := p.mappings[id]; !kept {
+			if ch.mappings == nil {
+				ch.mappings = map[uint64]*store.Mapping{}
+			}
+			ch.mappings[id] = nil
+		}
+	}
+	if !reflect.DeepEqual(p.settings.Upstreams, m.settings.Upstreams) || !maps.Equal(p.settings.Hosts, m.settings.Hosts) {
+		st := p.settings
+		ch.settings = &st
+	}
+	m.forwardingLocked(ctx, ch)
+	return ch
+}
+
+// findRecordLocked finds a connection record by id, or else by interface
+// name.
+func (m *Manager) findRecordLocked(id, iface string) *store.Connection {
+	if id != "" {
+		return m.conns[strings.ToLower(strings.Trim(id, "{}"))]
+	}
+	if cid, ok := m.byIface[iface]; ok {
+		return m.conns[cid]
+	}
+	return nil
+}
+
+// dhcpFromDocument converts a document's DHCP settings to the record's.
+func dhcpFromDocument(dc *hnetcfg.DHCPConfig) (*store.DHCP, error) {
+	d := &store.DHCP{PoolStart: dc.PoolStart, PoolEnd: dc.PoolEnd, Domain: dc.Domain, Router: dc.Router, DNSServer: dc.DNSServer}
+	if err := applyDHCPEdit(d, hnetcfg.DHCPEdit{LeaseTime: &dc.LeaseTime}); err != nil {
+		return nil, err
+	}
+	for _, r := range dc.Reservations {
+		d.Reservations = append(d.Reservations, store.Reservation{MAC: r.MAC, IP: r.IP, Name: r.Name})
+	}
+	return d, nil
+}
+
+// inDocument puts where in the document an error is in front of its field.
+func inDocument(at string, err error) error {
+	e := hresult.From(err)
+	c := *e
+	if rest, ok := strings.CutPrefix(c.Message, c.Field+": "); ok && c.Field != "" {
+		c.Field = at + "." + c.Field
+		c.Message = c.Field + ": " + rest
+	} else {
+		c.Field = at
+		c.Message = at + ": " + c.Message
+	}
+	return &c
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
