@@ -1,9 +1,10 @@
 package link
 
 import (
-	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -27,6 +28,41 @@ func NewFake(links ...Link) *Fake {
 		f.Add(l)
 	}
 	return f
+}
+
+// SetAlias sets a link's alias, as another program would.
+func (f *Fake) SetAlias(name, alias string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l := f.find(name); l != nil {
+		l.Alias = alias
+	}
+}
+
+// SetForwarding sets IPv4 forwarding, as another program (or a reboot)
+// would.
+func (f *Fake) SetForwarding(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.forwarding = on
+}
+
+// RemoveAddr removes an address from a link, as another program would.
+func (f *Fake) RemoveAddr(name string, p netip.Prefix) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l := f.find(name); l != nil {
+		l.Addrs = slices.DeleteFunc(l.Addrs, func(q netip.Prefix) bool { return q == p })
+	}
+}
+
+// AddAddr adds an address to a link, as another program would.
+func (f *Fake) AddAddr(name string, p netip.Prefix) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l := f.find(name); l != nil && !slices.Contains(l.Addrs, p) {
+		l.Addrs = append(l.Addrs, p)
+	}
 }
 
 // Add adds a link, replacing one of the same name.
@@ -95,36 +131,79 @@ func (f *Fake) SetDown(ctx context.Context, name string) error {
 	return f.change(name, func(l *Link) { l.Up, l.Carrier = false, false })
 }
 
-// SetAlias implements Backend.
-func (f *Fake) SetAlias(ctx context.Context, name, alias string) error {
-	return f.change(name, func(l *Link) { l.Alias = alias })
+// Set implements Backend. A failure set by FailNext fails the first
+// operation Set tries, and Set goes on with the others.
+func (f *Fake) Set(ctx context.Context, cfg *Config) (*Config, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []error
+	fail := func(op, link, arg string) bool {
+		if err := f.takeFail(); err != nil {
+			errs = append(errs, &OpError{Op: op, Link: link, Arg: arg, Err: err})
+			return true
+		}
+		return false
+	}
+	reached := &Config{}
+	for _, name := range slices.Sorted(maps.Keys(cfg.IPv4)) {
+		l := f.find(name)
+		if l == nil {
+			errs = append(errs, &OpError{Op: "setting addresses", Link: name, Err: errNoLink})
+			continue
+		}
+		add, del := Plan(l.Addrs, cfg.IPv4[name])
+		for _, p := range add {
+			if !fail("adding address", name, p.String()) {
+				l.Addrs = append(l.Addrs, p)
+			}
+		}
+		for _, p := range del {
+			if !fail("removing address", name, p.String()) {
+				l.Addrs = slices.DeleteFunc(l.Addrs, func(q netip.Prefix) bool { return q == p })
+			}
+		}
+		if reached.IPv4 == nil {
+			reached.IPv4 = map[string][]netip.Prefix{}
+		}
+		for _, p := range l.Addrs {
+			if p.Addr().Is4() {
+				reached.IPv4[name] = append(reached.IPv4[name], p)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Aliases)) {
+		l := f.find(name)
+		if l == nil {
+			errs = append(errs, &OpError{Op: "setting the alias", Link: name, Err: errNoLink})
+			continue
+		}
+		if l.Alias != cfg.Aliases[name] && !fail("setting the alias", name, "") {
+			l.Alias = cfg.Aliases[name]
+		}
+		if reached.Aliases == nil {
+			reached.Aliases = map[string]string{}
+		}
+		reached.Aliases[name] = l.Alias
+	}
+	if on := cfg.IPv4Forwarding; on != nil {
+		if f.forwarding != *on && !fail("setting IPv4 forwarding", "", "") {
+			f.forwarding = *on
+		}
+		reached.IPv4Forwarding = new(f.forwarding)
+	}
+	return reached, errors.Join(errs...)
 }
 
-// AddAddr implements Backend.
-func (f *Fake) AddAddr(ctx context.Context, name string, addr netip.Prefix) error {
-	var err error
-	cerr := f.change(name, func(l *Link) {
-		if slices.Contains(l.Addrs, addr) {
-			err = fmt.Errorf("link %q: address %s exists", name, addr)
-			return
-		}
-		l.Addrs = append(l.Addrs, addr)
-	})
-	return cmp.Or(cerr, err)
-}
+var errNoLink = errors.New("no such link")
 
-// DelAddr implements Backend.
-func (f *Fake) DelAddr(ctx context.Context, name string, addr netip.Prefix) error {
-	var err error
-	cerr := f.change(name, func(l *Link) {
-		i := slices.Index(l.Addrs, addr)
-		if i < 0 {
-			err = fmt.Errorf("link %q: no address %s", name, addr)
-			return
+// find returns the named link; f.mu is held.
+func (f *Fake) find(name string) *Link {
+	for i := range f.links {
+		if f.links[i].Name == name {
+			return &f.links[i]
 		}
-		l.Addrs = slices.Delete(l.Addrs, i, i+1)
-	})
-	return cmp.Or(cerr, err)
+	}
+	return nil
 }
 
 // IPv4Forwarding implements Backend.
@@ -132,17 +211,6 @@ func (f *Fake) IPv4Forwarding(ctx context.Context) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.forwarding, nil
-}
-
-// SetIPv4Forwarding implements Backend.
-func (f *Fake) SetIPv4Forwarding(ctx context.Context, on bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.takeFail(); err != nil {
-		return err
-	}
-	f.forwarding = on
-	return nil
 }
 
 func (f *Fake) takeFail() error {

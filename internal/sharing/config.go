@@ -72,12 +72,7 @@ func (m *Manager) EnableSharing(ctx context.Context, ref string, req hnetcfg.Sha
 		// saved addresses and the mappings.
 		rec := *c.rec
 		rec.PrivateAddress = addr.String()
-		if old, err := netip.ParsePrefix(c.rec.PrivateAddress); err == nil && slices.Contains(m.ipv4Locked(rec.Interface), old) {
-			ch.steps = append(ch.steps, m.delAddrStep(rec.Interface, old))
-		}
-		if _, ok := m.seen[rec.Interface]; ok {
-			ch.steps = append(ch.steps, m.addAddrStep(rec.Interface, addr))
-		}
+		m.moveAddressLocked(ch, &rec, c.rec.PrivateAddress, addr)
 		ch.conns = []store.Connection{rec}
 		if err := m.commitLocked(ctx, ch); err != nil {
 			return hnetcfg.ConnectionProps{}, err
@@ -200,59 +195,44 @@ func (m *Manager) ipv4Locked(iface string) []netip.Prefix {
 	return out
 }
 
-// addressLocked adds to ch the steps that give rec's link the private
-// address addr in place of its other IPv4 addresses. rec keeps the link's
-// IPv4 addresses in SavedAddrs (unless it already holds some from an
-// earlier enable), the private address too if the link had it already.
+// addressLocked declares in ch that rec's link has the private address
+// addr in place of its other IPv4 addresses. rec keeps the link's IPv4
+// addresses in SavedAddrs (unless it already holds some from an earlier
+// enable), the private address too if the link had it already.
 func (m *Manager) addressLocked(ch *change, rec *store.Connection, addr netip.Prefix) {
-	l, ok := m.seen[rec.Interface]
-	if !ok {
+	if _, ok := m.seen[rec.Interface]; !ok {
 		return
 	}
-	current := m.ipv4Locked(rec.Interface)
-	var others []netip.Prefix
-	for _, p := range current {
-		if p != addr {
-			others = append(others, p)
-		}
-	}
+	current := m.ipv4After(ch, rec.Interface)
 	if rec.SavedAddrs == nil {
 		rec.SavedAddrs = []string{}
 		for _, p := range current {
 			rec.SavedAddrs = append(rec.SavedAddrs, p.String())
 		}
 	}
-	for _, p := range others {
-		ch.steps = append(ch.steps, m.delAddrStep(l.Name, p))
-	}
-	if !slices.Contains(current, addr) {
-		ch.steps = append(ch.steps, m.addAddrStep(l.Name, addr))
-	}
+	ch.setIPv4(rec.Interface, []netip.Prefix{addr})
 }
 
-func (m *Manager) addAddrStep(iface string, p netip.Prefix) step {
-	return step{
-		do: func(ctx context.Context) error {
-			if err := m.links.AddAddr(ctx, iface, p); err != nil {
-				return hresult.New(hresult.Fail, "adding address %s to %s: %w", p, iface, err)
-			}
-			return nil
-		},
-		undo: func(ctx context.Context) error { return m.links.DelAddr(ctx, iface, p) },
+// moveAddressLocked declares in ch that a private connection's link has
+// addr in place of its old private address, keeping its other addresses.
+func (m *Manager) moveAddressLocked(ch *change, rec *store.Connection, old string, addr netip.Prefix) {
+	if _, ok := m.seen[rec.Interface]; !ok {
+		return
 	}
+	was, _ := netip.ParsePrefix(old)
+	next := slices.DeleteFunc(slices.Clone(m.ipv4After(ch, rec.Interface)), func(p netip.Prefix) bool { return p == was })
+	if !slices.Contains(next, addr) {
+		next = append(next, addr)
+	}
+	ch.setIPv4(rec.Interface, next)
 }
 
-func (m *Manager) delAddrStep(iface string, p netip.Prefix) step {
-	s := m.addAddrStep(iface, p)
-	return step{
-		do: func(ctx context.Context) error {
-			if err := m.links.DelAddr(ctx, iface, p); err != nil {
-				return hresult.New(hresult.Fail, "removing address %s from %s: %w", p, iface, err)
-			}
-			return nil
-		},
-		undo: s.do,
+// ipv4After returns a link's IPv4 addresses as ch leaves them.
+func (m *Manager) ipv4After(ch *change, iface string) []netip.Prefix {
+	if ps, ok := ch.links.IPv4[iface]; ok {
+		return ps
 	}
+	return m.ipv4Locked(iface)
 }
 
 // forwardingLocked adds to ch the step that turns IPv4 forwarding on when
@@ -283,12 +263,12 @@ func (m *Manager) forwardingLocked(ctx context.Context, ch *change) {
 		st := m.changedSettingsLocked(ch)
 		st.ForwardingSaved, st.ForwardingWas = true, was
 		ch.settings = &st
-		ch.steps = append(ch.steps, m.forwardingStep(true, was))
+		ch.setForwarding(true)
 	case !shared && m.settings.ForwardingSaved:
 		st := m.changedSettingsLocked(ch)
 		st.ForwardingSaved, st.ForwardingWas = false, false
 		ch.settings = &st
-		ch.steps = append(ch.steps, m.forwardingStep(m.settings.ForwardingWas, true))
+		ch.setForwarding(m.settings.ForwardingWas)
 	}
 }
 
@@ -300,18 +280,6 @@ func (m *Manager) changedSettingsLocked(ch *change) store.Settings {
 	return m.cloneSettingsLocked()
 }
 
-func (m *Manager) forwardingStep(on, was bool) step {
-	return step{
-		do: func(ctx context.Context) error {
-			if err := m.links.SetIPv4Forwarding(ctx, on); err != nil {
-				return hresult.New(hresult.Fail, "setting IPv4 forwarding: %w", err)
-			}
-			return nil
-		},
-		undo: func(ctx context.Context) error { return m.links.SetIPv4Forwarding(ctx, was) },
-	}
-}
-
 // unshareLocked adds to ch what DisableSharing does to c: no role, every
 // port mapping of c disabled, and a private connection's own addresses
 // back in place of the private address.
@@ -320,15 +288,17 @@ func (m *Manager) unshareLocked(ch *change, c *store.Connection) {
 	rec.Role = store.RoleNone
 	if c.Role == store.RolePrivate {
 		if _, ok := m.seen[c.Interface]; ok {
-			current := m.ipv4Locked(c.Interface)
-			if p, err := netip.ParsePrefix(c.PrivateAddress); err == nil && slices.Contains(current, p) && !slices.Contains(c.SavedAddrs, p.String()) {
-				ch.steps = append(ch.steps, m.delAddrStep(c.Interface, p))
+			// Its own addresses back, and any added by hand since.
+			next := slices.Clone(m.ipv4After(ch, c.Interface))
+			if p, err := netip.ParsePrefix(c.PrivateAddress); err == nil && !slices.Contains(c.SavedAddrs, p.String()) {
+				next = slices.DeleteFunc(next, func(q netip.Prefix) bool { return q == p })
 			}
 			for _, s := range c.SavedAddrs {
-				if p, err := netip.ParsePrefix(s); err == nil && !slices.Contains(current, p) {
-					ch.steps = append(ch.steps, m.addAddrStep(c.Interface, p))
+				if p, err := netip.ParsePrefix(s); err == nil && !slices.Contains(next, p) {
+					next = append(next, p)
 				}
 			}
+			ch.setIPv4(c.Interface, next)
 			rec.SavedAddrs = nil
 		}
 	}

@@ -205,16 +205,7 @@ func (m *Manager) Rename(ctx context.Context, ref, name string) (hnetcfg.Connect
 	}
 	ch := &change{conns: []store.Connection{rec}}
 	if c.link != nil {
-		oldAlias := c.link.Alias
-		ch.steps = append(ch.steps, step{
-			do: func(ctx context.Context) error {
-				if err := m.links.SetAlias(ctx, rec.Interface, rec.Name); err != nil {
-					return hresult.New(hresult.Fail, "renaming connection %s: setting the interface alias: %w", label(c.rec), err)
-				}
-				return nil
-			},
-			undo: func(ctx context.Context) error { return m.links.SetAlias(ctx, rec.Interface, oldAlias) },
-		})
+		ch.setAlias(rec.Interface, rec.Name)
 	}
 	if err := m.commitLocked(ctx, ch); err != nil {
 		return hnetcfg.ConnectionProps{}, err

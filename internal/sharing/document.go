@@ -423,29 +423,15 @@ func (m *Manager) changeForPlanLocked(ctx context.Context, p *plan) *change {
 			addr := p.addrs[id]
 			if old.Role == store.RolePrivate {
 				if addr.String() != old.PrivateAddress {
-					if was, err := netip.ParsePrefix(old.PrivateAddress); err == nil && slices.Contains(m.ipv4Locked(rec.Interface), was) {
-						ch.steps = append(ch.steps, m.delAddrStep(rec.Interface, was))
-					}
-					if _, ok := m.seen[rec.Interface]; ok {
-						ch.steps = append(ch.steps, m.addAddrStep(rec.Interface, addr))
-					}
+					m.moveAddressLocked(ch, &rec, old.PrivateAddress, addr)
 				}
 			} else {
 				m.addressLocked(ch, &rec, addr)
 			}
 		}
 		if rec.Name != old.Name {
-			if l, ok := m.seen[rec.Interface]; ok {
-				iface, name, was := rec.Interface, rec.Name, l.Alias
-				ch.steps = append(ch.steps, step{
-					do: func(ctx context.Context) error {
-						if err := m.links.SetAlias(ctx, iface, name); err != nil {
-							return hresult.New(hresult.Fail, "renaming connection %s: setting the interface alias: %w", iface, err)
-						}
-						return nil
-					},
-					undo: func(ctx context.Context) error { return m.links.SetAlias(ctx, iface, was) },
-				})
+			if _, ok := m.seen[rec.Interface]; ok {
+				ch.setAlias(rec.Interface, rec.Name)
 			}
 		}
 		if !reflect.DeepEqual(&rec, old) || slices.ContainsFunc(ch.conns, func(u store.Connection) bool { return u.ID == id }) {

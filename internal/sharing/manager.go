@@ -272,13 +272,14 @@ func (m *Manager) reconcileLocked(ctx context.Context) error {
 			st := m.cloneSettingsLocked()
 			st.ForwardingSaved, st.ForwardingWas = true, was
 			ch.settings = &st
-			ch.steps = append(ch.steps, m.forwardingStep(true, false))
+			ch.setForwarding(true)
 		}
 	}
-	if len(ch.steps) == 0 {
+	m.pruneLinksLocked(ctx, &ch.links)
+	if ch.links.Empty() {
 		return nil
 	}
-	m.log.Info("restoring the namespace's sharing state", "steps", len(ch.steps))
+	m.log.Info("restoring the namespace's sharing state", "links", len(ch.links.IPv4), "forwarding", ch.links.IPv4Forwarding != nil)
 	if err := m.commitLocked(ctx, ch); err != nil {
 		return fmt.Errorf("restoring the namespace's sharing state: %w", err)
 	}
@@ -539,15 +540,94 @@ type change struct {
 	mappings map[uint64]*store.Mapping
 	// settings, if set, replaces the stored settings.
 	settings *store.Settings
-	// steps run inside the store transaction after the firewall is
-	// updated (to set a link's alias or addresses, or forwarding); an error
-	// undoes the steps done and rolls the whole change back.
+	// links is what the change sets on the links (addresses, aliases,
+	// forwarding), after the firewall, before the store.
+	links link.Config
+	// steps are other changes outside the store, run after the links;
+	// an error undoes the steps done and rolls the whole change back.
 	steps []step
+}
+
+func (ch *change) setIPv4(iface string, ps []netip.Prefix) {
+	if ch.links.IPv4 == nil {
+		ch.links.IPv4 = map[string][]netip.Prefix{}
+	}
+	ch.links.IPv4[iface] = ps
+}
+
+func (ch *change) setAlias(iface, alias string) {
+	if ch.links.Aliases == nil {
+		ch.links.Aliases = map[string]string{}
+	}
+	ch.links.Aliases[iface] = alias
+}
+
+func (ch *change) setForwarding(on bool) { ch.links.IPv4Forwarding = &on }
+
+// pruneLinksLocked drops from c what the links have already, as last
+// observed.
+func (m *Manager) pruneLinksLocked(ctx context.Context, c *link.Config) {
+	for iface, want := range c.IPv4 {
+		have := m.ipv4Locked(iface)
+		if add, del := link.Plan(have, want); len(add)+len(del) == 0 {
+			delete(c.IPv4, iface)
+		}
+	}
+	for iface, alias := range c.Aliases {
+		if l, ok := m.seen[iface]; ok && l.Alias == alias {
+			delete(c.Aliases, iface)
+		}
+	}
+	if on := c.IPv4Forwarding; on != nil {
+		if now, err := m.links.IPv4Forwarding(ctx); err == nil && now == *on {
+			c.IPv4Forwarding = nil
+		}
+	}
+}
+
+// linkStepLocked returns the step that sets want on the links, and whose
+// undo puts back what the links had, as last observed.
+func (m *Manager) linkStepLocked(ctx context.Context, want *link.Config) step {
+	before := &link.Config{}
+	for iface := range want.IPv4 {
+		if before.IPv4 == nil {
+			before.IPv4 = map[string][]netip.Prefix{}
+		}
+		before.IPv4[iface] = m.ipv4Locked(iface)
+	}
+	for iface := range want.Aliases {
+		if before.Aliases == nil {
+			before.Aliases = map[string]string{}
+		}
+		before.Aliases[iface] = m.seen[iface].Alias
+	}
+	if want.IPv4Forwarding != nil {
+		if on, err := m.links.IPv4Forwarding(ctx); err == nil {
+			before.IPv4Forwarding = &on
+		}
+	}
+	return step{
+		do: func(ctx context.Context) error {
+			if _, err := m.links.Set(ctx, want); err != nil {
+				return hresult.New(hresult.Fail, "changing the links: %w", err)
+			}
+			return nil
+		},
+		undo: func(ctx context.Context) error {
+			_, err := m.links.Set(ctx, before)
+			return err
+		},
+		partial: true,
+	}
 }
 
 // step is a change to the system outside the store, with its undo.
 type step struct {
 	do, undo func(ctx context.Context) error
+	// partial marks a step that may have done part of its work when it
+	// fails, and whose undo is safe whatever it did (a declarative Set):
+	// it is undone even when it fails.
+	partial bool
 }
 
 func (ch *change) putMapping(mp store.Mapping) {
@@ -637,10 +717,18 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 			undo: func(ctx context.Context) error { return m.fw.UpdateMappings(ctx, add, del) },
 		}
 	}
-	steps := ch.steps
+	var steps []step
 	if fwStep.do != nil {
-		steps = append([]step{fwStep}, steps...)
+		steps = append(steps, fwStep)
 	}
+	linksAt := len(steps) // the index of the links' step, if any
+	m.pruneLinksLocked(ctx, &ch.links)
+	if !ch.links.Empty() {
+		steps = append(steps, m.linkStepLocked(ctx, &ch.links))
+	} else {
+		linksAt = -1
+	}
+	steps = append(steps, ch.steps...)
 	oldSettings, oldLastID := m.settings, m.lastID
 	for _, c := range ch.conns {
 		m.setConn(c.ID, &c)
@@ -655,7 +743,7 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 	}
 	var done []step
 	defer func() {
-		if len(done) > len(steps)-len(ch.steps) && len(ch.steps) > 0 {
+		if linksAt >= 0 && len(done) > linksAt {
 			// The steps may have changed the public connection's
 			// addresses, which the hairpin map follows.
 			if err := m.refreshAddrsLocked(ctx); err != nil {
@@ -669,6 +757,9 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 	var err error
 	for _, s := range steps {
 		if err = s.do(ctx); err != nil {
+			if s.partial {
+				done = append(done, s)
+			}
 			break
 		}
 		done = append(done, s)

@@ -830,8 +830,8 @@ func TestPrivateAddressAndForwarding(t *testing.T) {
 	}
 	// Restart in a namespace that lost its state (a reboot): forwarding
 	// and the private addresses come back.
-	h.links.SetIPv4Forwarding(ctx, false)
-	h.links.DelAddr(ctx, "lan1", netip.MustParsePrefix("192.168.137.1/24"))
+	h.links.SetForwarding(false)
+	h.links.RemoveAddr("lan1", netip.MustParsePrefix("192.168.137.1/24"))
 	h.restart()
 	if !h.forwarding() || !slices.Equal(h.addrs("lan1"), []string{"192.168.137.1/24"}) {
 		t.Fatalf("after restart: forwarding %v, lan1 %v", h.forwarding(), h.addrs("lan1"))
@@ -854,7 +854,7 @@ func TestPrivateAddressAndForwarding(t *testing.T) {
 		t.Fatal("forwarding still on after the last sharing stopped")
 	}
 	// Forwarding that was on before stays on.
-	h.links.SetIPv4Forwarding(ctx, true)
+	h.links.SetForwarding(true)
 	h.must(h.m.EnableSharing(ctx, "wan0", public))
 	h.must(h.m.DisableSharing(ctx, "wan0"))
 	if !h.forwarding() {
@@ -925,7 +925,7 @@ func TestGeneration(t *testing.T) {
 	same("at rest")
 	grows("a link goes down", func() { h.links.SetDown(ctx, "wg0") })
 	same("after the link went down")
-	grows("an address is added", func() { h.links.AddAddr(ctx, "wg0", netip.MustParsePrefix("10.9.1.1/24")) })
+	grows("an address is added", func() { h.links.AddAddr("wg0", netip.MustParsePrefix("10.9.1.1/24")) })
 	grows("a new interface", func() { h.links.Add(link.Link{Name: "eth9", Kind: "device", Up: true}) })
 	grows("a rename", func() {
 		if _, err := m.Rename(ctx, "wg0", "vpn"); err != nil {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -181,38 +183,102 @@ func (b *Backend) IPv4Forwarding(ctx context.Context) (bool, error) {
 	return strings.TrimSpace(string(v)) == "1", nil
 }
 
-// SetIPv4Forwarding implements link.Backend.
-func (b *Backend) SetIPv4Forwarding(ctx context.Context, on bool) error {
+// Set implements link.Backend.
+func (b *Backend) Set(ctx context.Context, cfg *link.Config) (*link.Config, error) {
+	var errs []error
+	reached := &link.Config{}
+	for _, name := range slices.Sorted(maps.Keys(cfg.IPv4)) {
+		got, err := b.setIPv4(name, cfg.IPv4[name])
+		errs = append(errs, err...)
+		if got != nil {
+			if reached.IPv4 == nil {
+				reached.IPv4 = map[string][]netip.Prefix{}
+			}
+			reached.IPv4[name] = got
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Aliases)) {
+		alias := cfg.Aliases[name]
+		l, err := b.h.LinkByName(name)
+		if err == nil && l.Attrs().Alias != alias {
+			err = b.h.LinkSetAlias(l, alias)
+		}
+		if err != nil {
+			errs = append(errs, &link.OpError{Op: "setting the alias", Link: name, Err: err})
+			continue
+		}
+		if reached.Aliases == nil {
+			reached.Aliases = map[string]string{}
+		}
+		reached.Aliases[name] = alias
+	}
+	if on := cfg.IPv4Forwarding; on != nil {
+		if err := b.setForwarding(*on); err != nil {
+			errs = append(errs, &link.OpError{Op: "setting IPv4 forwarding", Err: err})
+		}
+		if now, err := b.IPv4Forwarding(ctx); err == nil {
+			reached.IPv4Forwarding = &now
+		}
+	}
+	return reached, errors.Join(errs...)
+}
+
+// setIPv4 gives a link exactly the IPv4 addresses want: the missing ones
+// first, then it removes the others. It returns the addresses the link
+// has afterwards (nil if they cannot be read).
+func (b *Backend) setIPv4(name string, want []netip.Prefix) ([]netip.Prefix, []error) {
+	l, err := b.h.LinkByName(name)
+	if err != nil {
+		return nil, []error{&link.OpError{Op: "setting addresses", Link: name, Err: err}}
+	}
+	have, err := b.ipv4(l)
+	if err != nil {
+		return nil, []error{&link.OpError{Op: "listing addresses", Link: name, Err: err}}
+	}
+	add, del := link.Plan(have, want)
+	var errs []error
+	for _, p := range add {
+		if err := b.h.AddrAdd(l, nlAddr(p)); err != nil {
+			errs = append(errs, &link.OpError{Op: "adding address", Link: name, Arg: p.String(), Err: err})
+		}
+	}
+	for _, p := range del {
+		if err := b.h.AddrDel(l, nlAddr(p)); err != nil {
+			errs = append(errs, &link.OpError{Op: "removing address", Link: name, Arg: p.String(), Err: err})
+		}
+	}
+	got, err := b.ipv4(l)
+	if err != nil {
+		return nil, errs
+	}
+	return got, errs
+}
+
+// ipv4 returns a link's IPv4 addresses.
+func (b *Backend) ipv4(l netlink.Link) ([]netip.Prefix, error) {
+	as, err := retry(func() ([]netlink.Addr, error) { return b.h.AddrList(l, netlink.FAMILY_V4) })
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, a := range as {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
+	}
+	return out, nil
+}
+
+func (b *Backend) setForwarding(on bool) error {
 	v := "0\n"
 	if on {
 		v = "1\n"
 	}
 	if err := b.inNS(func() error { return os.WriteFile(ipForward, []byte(v), 0o644) }); err != nil {
 		return fmt.Errorf("writing %s: %w", ipForward, err)
-	}
-	return nil
-}
-
-// AddAddr implements link.Backend.
-func (b *Backend) AddAddr(ctx context.Context, name string, addr netip.Prefix) error {
-	l, err := b.byName(name)
-	if err != nil {
-		return err
-	}
-	if err := b.h.AddrAdd(l, nlAddr(addr)); err != nil {
-		return fmt.Errorf("adding %s to %s: %w", addr, name, err)
-	}
-	return nil
-}
-
-// DelAddr implements link.Backend.
-func (b *Backend) DelAddr(ctx context.Context, name string, addr netip.Prefix) error {
-	l, err := b.byName(name)
-	if err != nil {
-		return err
-	}
-	if err := b.h.AddrDel(l, nlAddr(addr)); err != nil {
-		return fmt.Errorf("removing %s from %s: %w", addr, name, err)
 	}
 	return nil
 }
@@ -323,18 +389,6 @@ func (b *Backend) Watch(ctx context.Context, notify func()) error {
 			notify()
 		}
 	}()
-	return nil
-}
-
-// SetAlias implements link.Backend.
-func (b *Backend) SetAlias(ctx context.Context, name, alias string) error {
-	l, err := b.byName(name)
-	if err != nil {
-		return err
-	}
-	if err := b.h.LinkSetAlias(l, alias); err != nil {
-		return fmt.Errorf("setting the alias of %s: %w", name, err)
-	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package linuxlink
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"slices"
@@ -63,7 +64,7 @@ func TestBackend(t *testing.T) {
 	if wan := get("wan0"); !wan.Up {
 		t.Errorf("wan0 after SetUp: %+v", wan)
 	}
-	if err := b.SetAlias(ctx, "wan0", "Upstream (ISP)"); err != nil {
+	if _, err := b.Set(ctx, &link.Config{Aliases: map[string]string{"wan0": "Upstream (ISP)"}}); err != nil {
 		t.Fatal(err)
 	}
 	if out := ns.MustRun(t, "ip", "link", "show", "wan0"); !strings.Contains(out, "alias Upstream (ISP)") {
@@ -72,26 +73,47 @@ func TestBackend(t *testing.T) {
 	if wan := get("wan0"); wan.Alias != "Upstream (ISP)" {
 		t.Errorf("alias %q", wan.Alias)
 	}
+	// Exactly these IPv4 addresses; the IPv6 ones stay; a second Set
+	// changes nothing.
+	own := get("wan0").Addrs
 	p := netip.MustParsePrefix("192.168.137.1/24")
-	if err := b.AddAddr(ctx, "wan0", p); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		got, err := b.Set(ctx, &link.Config{IPv4: map[string][]netip.Prefix{"wan0": {p}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.IPv4["wan0"], []netip.Prefix{p}) {
+			t.Fatalf("Set reached %v", got.IPv4)
+		}
+		var v4 []netip.Prefix
+		for _, a := range get("wan0").Addrs {
+			if a.Addr().Is4() {
+				v4 = append(v4, a)
+			}
+		}
+		if !slices.Equal(v4, []netip.Prefix{p}) {
+			t.Fatalf("wan0's IPv4 addresses %v, want %s alone", v4, p)
+		}
 	}
-	if wan := get("wan0"); !slices.Contains(wan.Addrs, p) {
-		t.Errorf("wan0 lacks %s: %v", p, wan.Addrs)
+	var own4 []netip.Prefix
+	for _, a := range own {
+		if a.Addr().Is4() {
+			own4 = append(own4, a)
+		}
 	}
-	if err := b.DelAddr(ctx, "wan0", p); err != nil {
-		t.Fatal(err)
+	// A failure does not stop the rest, and says what failed where.
+	_, err = b.Set(ctx, &link.Config{IPv4: map[string][]netip.Prefix{"wan0": own4, "nonesuch0": {p}}, Aliases: map[string]string{"wan0": ""}})
+	var oe *link.OpError
+	if !errors.As(err, &oe) || oe.Link != "nonesuch0" || !strings.Contains(err.Error(), "on nonesuch0") {
+		t.Fatalf("Set with a missing link: %v; want an OpError naming it", err)
 	}
-	if wan := get("wan0"); slices.Contains(wan.Addrs, p) {
-		t.Errorf("wan0 still has %s: %v", p, wan.Addrs)
-	}
-	if err := b.DelAddr(ctx, "wan0", p); err == nil {
-		t.Error("removing an absent address succeeded")
+	if wan := get("wan0"); wan.Alias != "" || slices.Contains(wan.Addrs, p) {
+		t.Errorf("the rest of a failed Set was not done: %+v", wan)
 	}
 	// Forwarding is per namespace: the test's, not the host's.
 	hostFwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 	for _, on := range []bool{true, false, true} {
-		if err := b.SetIPv4Forwarding(ctx, on); err != nil {
+		if _, err := b.Set(ctx, &link.Config{IPv4Forwarding: &on}); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := b.IPv4Forwarding(ctx); err != nil || got != on {
