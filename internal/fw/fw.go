@@ -105,6 +105,23 @@ func (c *Config) Clone() *Config {
 	}
 }
 
+// OpError is a failed operation of a Backend on an object of the packet
+// filter, shaped like net.OpError: errors.As finds it, errors.Is sees
+// through it to the kernel's cause.
+type OpError struct {
+	// Op says what was done: "replacing", "updating", "deleting".
+	Op string
+	// Object names what it was done to: "table inet netshare",
+	// "map mappings (-1 +2 elements)".
+	Object string
+	Err    error
+}
+
+func (e *OpError) Error() string { return e.Op + " " + e.Object + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *OpError) Unwrap() error { return e.Err }
+
 // Backend applies a Config to a packet filter.
 type Backend interface {
 	// Replace installs cfg as the whole state, atomically. It may be called

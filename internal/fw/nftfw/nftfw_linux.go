@@ -62,6 +62,15 @@ func New(ns netns.NsHandle, log *slog.Logger) (*Backend, error) {
 		h.Close()
 		return nil, fmt.Errorf("opening nftables: %w", err)
 	}
+	return newOn(c, h, log), nil
+}
+
+// newOn returns a Backend on an nftables connection; h, for
+// conntrack, may be nil (tests that record netlink messages).
+func newOn(c *nftables.Conn, h *netlink.Handle, log *slog.Logger) *Backend {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	b := &Backend{
 		conn:      c,
 		nl:        h,
@@ -73,7 +82,7 @@ func New(ns netns.NsHandle, log *slog.Logger) (*Backend, error) {
 		flowsDone: make(chan struct{}),
 	}
 	go b.flusher()
-	return b, nil
+	return b
 }
 
 // flusher deletes the conntrack entries of removed mappings, off the path
@@ -118,7 +127,9 @@ func (b *Backend) queueFlows(ms []fw.Mapping) {
 func (b *Backend) Close() error {
 	close(b.flows)
 	<-b.flowsDone
-	b.nl.Close()
+	if b.nl != nil {
+		b.nl.Close()
+	}
 	return b.conn.CloseLasting()
 }
 
@@ -129,7 +140,7 @@ func (b *Backend) Remove(ctx context.Context) error {
 	b.conn.AddTable(b.table)
 	b.conn.DelTable(b.table)
 	if err := b.conn.Flush(); err != nil {
-		return fmt.Errorf("deleting table inet %s: %w", fw.TableName, err)
+		return &fw.OpError{Op: "deleting", Object: "table inet " + fw.TableName, Err: err}
 	}
 	return nil
 }
@@ -217,7 +228,7 @@ func (b *Backend) replaceLocked(cfg *fw.Config) error {
 		}
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("replacing table inet %s: %w", fw.TableName, err)
+		return &fw.OpError{Op: "replacing", Object: "table inet " + fw.TableName, Err: err}
 	}
 	var gone []fw.Mapping
 	next := make(map[fw.Key]fw.Mapping, len(rs.Mappings))
@@ -264,11 +275,11 @@ func (b *Backend) UpdateMappings(ctx context.Context, del, add []fw.Mapping) err
 			continue
 		}
 		if err := step.op(step.set, step.elems); err != nil {
-			return err
+			return &fw.OpError{Op: "updating", Object: fmt.Sprintf("map %s", step.set.Name), Err: err}
 		}
 	}
 	if err := b.conn.Flush(); err != nil {
-		return fmt.Errorf("updating map %s (-%d +%d elements): %w", fw.MapMappings, len(del), len(add), err)
+		return &fw.OpError{Op: "updating", Object: fmt.Sprintf("map %s (-%d +%d elements)", fw.MapMappings, len(del), len(add)), Err: err}
 	}
 	for _, m := range del {
 		delete(b.mappings, m.Key)
@@ -286,7 +297,7 @@ func (b *Backend) UpdateMappings(ctx context.Context, del, add []fw.Mapping) err
 // (UDP flows would otherwise go on as long as packets keep coming). A
 // failure is logged: the mapping itself is already gone.
 func (b *Backend) flushFlows(ms []fw.Mapping) {
-	if len(ms) == 0 {
+	if len(ms) == 0 || b.nl == nil {
 		return
 	}
 	filters := make([]netlink.CustomConntrackFilter, 0, len(ms))
