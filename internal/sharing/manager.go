@@ -202,11 +202,14 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	for _, c := range st.Connections {
 		m.setConn(c.ID, &c)
 	}
-	for _, mp := range st.Mappings {
+	m.mappings = make(map[uint64]*store.Mapping, len(st.Mappings))
+	for i := range st.Mappings {
+		mp := &st.Mappings[i]
 		if m.conns[mp.Connection] == nil {
 			return nil, fmt.Errorf("stored state: mapping %d belongs to unknown connection %s", mp.ID, mp.Connection)
 		}
-		m.setMapping(mp.ID, &mp)
+		// The loaded records are the Manager's: no copy.
+		m.putMapping(mp.ID, mp)
 	}
 	m.lastID = st.LastMappingID
 	m.settings = st.Settings
@@ -314,7 +317,12 @@ func (m *Manager) setMapping(id uint64, mp *store.Mapping) {
 		delete(m.mappings, id)
 		return
 	}
-	mp = new(*mp)
+	m.putMapping(id, new(*mp))
+}
+
+// putMapping records mp, which the Manager owns from now on; the caller
+// holds the locks setMapping takes, or is New.
+func (m *Manager) putMapping(id uint64, mp *store.Mapping) {
 	m.mappings[id] = mp
 	keys := m.byConn[mp.Connection]
 	if keys == nil {

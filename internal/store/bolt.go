@@ -151,7 +151,10 @@ func openBolt(path string) (db *bolt.DB, err error) {
 			err = corrupt(path, fmt.Errorf("%v", r))
 		}
 	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	// The freelist is not written with each commit (bbolt rebuilds it at
+	// open, a scan of the file): after many mappings are removed it is
+	// large, and writing it made every later commit slower.
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	switch {
 	case errors.Is(err, boltErrors.ErrTimeout):
 		return nil, fmt.Errorf("state file %s is locked by another process (is another netshare serve running with this state directory?)", path)
@@ -307,6 +310,56 @@ func (b *Bolt) Load(ctx context.Context) (snap Snapshot, err error) {
 		return nil
 	})
 	return snap, err
+}
+
+// Scan implements Scanner: it decodes nothing and copies nothing; fn
+// sees each record's bytes in the file's memory map. Mappings come in id
+// order.
+func (b *Bolt) Scan(ctx context.Context, sizes func(kind string, n int), fn func(Record) error) (rev Rev, err error) {
+	s := b.f
+	defer func() {
+		if r := recover(); r != nil {
+			err = corrupt(s.path, fmt.Errorf("%v", r))
+		}
+	}()
+	err = s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if r := meta.Get(b.revKey); len(r) == 8 {
+			rev = Rev(binary.BigEndian.Uint64(r))
+		}
+		if b == s.Runtime {
+			return scan(tx.Bucket(bucketLeases), PrefixLease, fn)
+		}
+		if err := scan(tx.Bucket(bucketConnections), PrefixConnection, fn); err != nil {
+			return err
+		}
+		mb := tx.Bucket(bucketMappings)
+		if seq := mb.Sequence(); seq > 0 {
+			if err := fn(Record{Key: KeyLastMappingID, Value: binary.BigEndian.AppendUint64(nil, seq)}); err != nil {
+				return err
+			}
+		}
+		sizes(PrefixMapping, mb.Stats().KeyN)
+		key := make([]byte, 0, 32)
+		if err := mb.ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				return corrupt(s.path, fmt.Errorf("mapping key %x", k))
+			}
+			key = strconv.AppendUint(append(key[:0], PrefixMapping...), binary.BigEndian.Uint64(k), 10)
+			return fn(Record{Key: string(key), Value: v})
+		}); err != nil {
+			return err
+		}
+		if v := meta.Get(keySettings); v != nil {
+			return fn(Record{Key: KeySettings, Value: v})
+		}
+		return nil
+	})
+	return rev, err
+}
+
+func scan(b *bolt.Bucket, prefix string, fn func(Record) error) error {
+	return b.ForEach(func(k, v []byte) error { return fn(Record{Key: prefix + string(k), Value: v}) })
 }
 
 func each(b *bolt.Bucket, prefix string, out *[]Record) error {

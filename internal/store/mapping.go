@@ -73,7 +73,18 @@ func encodeMapping(m Mapping) ([]byte, error) {
 
 var errShort = errors.New("record too short")
 
-func decodeMapping(id uint64, b []byte) (Mapping, error) {
+func decodeMapping(id uint64, b []byte) (Mapping, error) { return decodeMappingWith(id, b, guidString) }
+
+// guidString formats a connection GUID.
+func guidString(b [16]byte) string {
+	g := hex.EncodeToString(b[:])
+	return g[0:8] + "-" + g[8:12] + "-" + g[12:16] + "-" + g[16:20] + "-" + g[20:32]
+}
+
+// decodeMappingWith is decodeMapping with the connection's id formatted
+// by conn (which may hand out one string for every mapping of a
+// connection).
+func decodeMappingWith(id uint64, b []byte, conn func([16]byte) string) (Mapping, error) {
 	m := Mapping{ID: id}
 	if len(b) < 29 {
 		return m, errShort
@@ -93,8 +104,7 @@ func decodeMapping(id uint64, b []byte) (Mapping, error) {
 	m.ExternalPort = binary.BigEndian.Uint16(b[3:])
 	m.InternalPort = binary.BigEndian.Uint16(b[5:])
 	m.Options = binary.BigEndian.Uint32(b[7:])
-	g := hex.EncodeToString(b[11:27])
-	m.Connection = g[0:8] + "-" + g[8:12] + "-" + g[12:16] + "-" + g[16:20] + "-" + g[20:32]
+	m.Connection = conn([16]byte(b[11:27]))
 	n := int(binary.BigEndian.Uint16(b[27:]))
 	rest := b[29:]
 	if len(rest) < n {

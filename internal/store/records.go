@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -199,19 +200,48 @@ func (b *Batch) SetLastMappingID(id uint64) {
 // Decode parses a snapshot. A record that does not parse is refused with
 // an error naming its key; nothing is replaced by a default.
 func Decode(snap Snapshot) (*State, error) {
-	st := &State{Rev: snap.Rev}
+	d := newDecoder(&State{Rev: snap.Rev})
 	for _, r := range snap.Records {
-		if err := st.decode(r); err != nil {
-			return nil, fmt.Errorf("record %q: %w", r.Key, err)
+		if err := d.add(r); err != nil {
+			return nil, err
 		}
 	}
-	for _, m := range st.Mappings {
-		st.LastMappingID = max(st.LastMappingID, m.ID)
-	}
-	return st, nil
+	return d.done(), nil
 }
 
-func (st *State) decode(r Record) error {
+// decoder builds a State one record at a time.
+type decoder struct {
+	st    *State
+	conns map[[16]byte]string // one string per connection id, for the mappings
+}
+
+func newDecoder(st *State) *decoder { return &decoder{st: st, conns: map[[16]byte]string{}} }
+
+// add decodes r; its bytes are not kept.
+func (d *decoder) add(r Record) error {
+	if err := d.st.decode(r, d.conn); err != nil {
+		return fmt.Errorf("record %q: %w", r.Key, err)
+	}
+	return nil
+}
+
+func (d *decoder) conn(b [16]byte) string {
+	s, ok := d.conns[b]
+	if !ok {
+		s = guidString(b)
+		d.conns[b] = s
+	}
+	return s
+}
+
+func (d *decoder) done() *State {
+	for _, m := range d.st.Mappings {
+		d.st.LastMappingID = max(d.st.LastMappingID, m.ID)
+	}
+	return d.st
+}
+
+func (st *State) decode(r Record, conn func([16]byte) string) error {
 	k, v := r.Key, r.Value
 	switch {
 	case k == KeySettings:
@@ -235,7 +265,7 @@ func (st *State) decode(r Record) error {
 		if err != nil || id == 0 {
 			return fmt.Errorf("not a mapping id")
 		}
-		m, err := decodeMapping(id, v)
+		m, err := decodeMappingWith(id, v, conn)
 		if err != nil {
 			return err
 		}
@@ -267,20 +297,45 @@ func strictJSON(data []byte, v any) error {
 	return nil
 }
 
+// Scanner is a Store that can hand its records to a function one at a
+// time, so that a large state is decoded without a snapshot of it in
+// memory. The Record's bytes are valid only during the call.
+type Scanner interface {
+	Scan(ctx context.Context, sizes func(kind string, n int), fn func(Record) error) (Rev, error)
+}
+
 // LoadState loads and decodes the desired state and the runtime state.
 func LoadState(ctx context.Context, desired, runtime Store) (*State, error) {
-	d, err := desired.Load(ctx)
-	if err != nil {
+	st := &State{}
+	d := newDecoder(st)
+	var err error
+	if st.Rev, err = load(ctx, desired, d); err != nil {
 		return nil, err
 	}
-	r, err := runtime.Load(ctx)
-	if err != nil {
+	if st.RuntimeRev, err = load(ctx, runtime, d); err != nil {
 		return nil, err
 	}
-	st, err := Decode(Snapshot{Rev: d.Rev, Records: append(d.Records, r.Records...)})
-	if err != nil {
-		return nil, err
+	return d.done(), nil
+}
+
+// load decodes the records of s into d, and returns their revision.
+func load(ctx context.Context, s Store, d *decoder) (Rev, error) {
+	if sc, ok := s.(Scanner); ok {
+		sizes := func(kind string, n int) {
+			if kind == PrefixMapping {
+				d.st.Mappings = slices.Grow(d.st.Mappings, n)
+			}
+		}
+		return sc.Scan(ctx, sizes, d.add)
 	}
-	st.RuntimeRev = r.Rev
-	return st, nil
+	snap, err := s.Load(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range snap.Records {
+		if err := d.add(r); err != nil {
+			return 0, err
+		}
+	}
+	return snap.Rev, nil
 }

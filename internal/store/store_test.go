@@ -1,12 +1,14 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -193,5 +195,40 @@ func TestMappingRecord(t *testing.T) {
 	}
 	if _, err := encodeMapping(Mapping{Connection: "c1", Protocol: "tcp"}); err == nil {
 		t.Fatal("a connection id that is not a GUID was encoded")
+	}
+}
+
+// LoadState scans the file without a snapshot; it must decode what Load's
+// snapshot decodes to.
+func TestScanDecodesAsLoad(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	defer s.Close()
+	var b, lb Batch
+	for i := range 300 {
+		b.PutMapping(Mapping{ID: uint64(i + 1), Connection: fmt.Sprintf("0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d%02x", i%3), Name: fmt.Sprint("m", i), Protocol: "udp", ExternalPort: uint16(i + 1), InternalPort: 1, TargetIP: "10.0.0.1"})
+	}
+	b.SetLastMappingID(400)
+	b.PutConnection(Connection{ID: "c", Interface: "eth0"})
+	b.PutSettings(Settings{Upstreams: []string{"192.0.2.1:53"}})
+	commitBatch(t, s.Desired, 0, &b)
+	lb.PutLease(Lease{Connection: "c", MAC: "m", IP: "10.0.0.2"})
+	commitBatch(t, s.Runtime, 0, &lb)
+	got, err := LoadState(context.Background(), s.Desired, s.Runtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := s.Desired.Load(context.Background())
+	r, _ := s.Runtime.Load(context.Background())
+	want, err := Decode(Snapshot{Rev: d.Rev, Records: append(d.Records, r.Records...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.RuntimeRev = r.Rev
+	slices.SortFunc(want.Mappings, func(a, b Mapping) int { return cmp.Compare(a.ID, b.ID) })
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("scanned\n%+v\nloaded\n%+v", got, want)
+	}
+	if got.LastMappingID != 400 || len(got.Mappings) != 300 {
+		t.Fatalf("scanned %d mappings, last id %d", len(got.Mappings), got.LastMappingID)
 	}
 }

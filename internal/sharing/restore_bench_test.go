@@ -1,0 +1,55 @@
+package sharing
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/store"
+)
+
+// BenchmarkRestore50k starts a Manager on a state of 50,000 enabled
+// mappings, with the fake firewall: the Go side of a restore.
+func BenchmarkRestore50k(b *testing.B) {
+	h := newHarness(b)
+	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	wan := h.props("wan0").ID
+	var batch store.Batch
+	for i := range 50000 {
+		batch.PutMapping(store.Mapping{ID: uint64(i + 1), Connection: wan, Name: fmt.Sprint("fill-", i), Protocol: "tcp",
+			ExternalPort: uint16(10000 + i), InternalPort: 80, TargetIP: "192.168.137.10", Enabled: true})
+	}
+	batch.SetLastMappingID(50000)
+	recs, _ := batch.Records()
+	if _, err := h.st.Desired.Commit(ctx, store.Any, recs); err != nil {
+		b.Fatal(err)
+	}
+	h.st.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		st, err := store.Open(h.dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := New(context.Background(), Options{Desired: st.Desired, Runtime: st.Runtime, Links: h.links, Firewall: fw.NewFake()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(start)
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(d.Milliseconds()), "ms")
+		b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/(1<<20), "MiB-alloc")
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc)/(1<<20), "MiB-live")
+		_ = m
+		st.Close()
+	}
+}
