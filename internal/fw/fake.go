@@ -77,23 +77,28 @@ func (f *Fake) UpdateMappings(ctx context.Context, del, add []Mapping) error {
 	if err := f.takeFail(); err != nil {
 		return err
 	}
-	next := make(map[Key]Mapping, len(f.mappings))
-	for k, m := range f.mappings {
-		next[k] = m
-	}
+	// Check the whole change first, so that a refused one changes
+	// nothing; then apply it in place (a copy would cost O(N) a change).
+	gone := make(map[Key]bool, len(del))
 	for _, m := range del {
-		if next[m.Key] != m {
+		if f.mappings[m.Key] != m || gone[m.Key] {
 			return fmt.Errorf("delete mapping %s: not present", m)
 		}
-		delete(next, m.Key)
+		gone[m.Key] = true
 	}
+	added := make(map[Key]bool, len(add))
 	for _, m := range add {
-		if _, ok := next[m.Key]; ok {
+		if _, ok := f.mappings[m.Key]; ok && !gone[m.Key] || added[m.Key] {
 			return fmt.Errorf("add mapping %s: key already present", m)
 		}
-		next[m.Key] = m
+		added[m.Key] = true
 	}
-	f.mappings = next
+	for _, m := range del {
+		delete(f.mappings, m.Key)
+	}
+	for _, m := range add {
+		f.mappings[m.Key] = m
+	}
 	f.updates++
 	return nil
 }

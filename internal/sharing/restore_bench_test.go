@@ -53,3 +53,37 @@ func BenchmarkRestore50k(b *testing.B) {
 		st.Close()
 	}
 }
+
+// BenchmarkToggle times disable and enable of one mapping with N others
+// present (real store, fake firewall): the Go and disk part of a change.
+func BenchmarkToggle(b *testing.B) {
+	for _, n := range []int{0, 50000} {
+		b.Run(fmt.Sprint("N=", n), func(b *testing.B) {
+			h := newHarness(b)
+			h.must(h.m.EnableSharing(ctx, "wan0", public))
+			wan := h.props("wan0").ID
+			var batch store.Batch
+			for i := range n {
+				batch.PutMapping(store.Mapping{ID: uint64(i + 1), Connection: wan, Name: fmt.Sprint("fill-", i), Protocol: "tcp",
+					ExternalPort: uint16(10000 + i), InternalPort: 80, TargetIP: "192.168.137.10", Enabled: true})
+			}
+			batch.SetLastMappingID(uint64(n))
+			if recs, _ := batch.Records(); len(recs) > 0 {
+				if _, err := h.st.Desired.Commit(ctx, store.Any, recs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			h.restart()
+			p := h.add("wan0", "op", 2000, "192.168.137.10")
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := h.m.EnablePortMapping(ctx, "wan0", p.ID); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := h.m.DisablePortMapping(ctx, "wan0", p.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
