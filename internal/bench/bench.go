@@ -281,6 +281,10 @@ func (t turn) run(ctx context.Context, o *Options, l *lab.Lab, m *hnetcfg.Sharin
 		s.addLatencies(raw)
 	}
 	if t.design == "routing" || t.design != "netshare-table" && slices.Contains(o.TrafficNs, t.n) {
+		// Traffic is measured in the steady state: the kernel frees the
+		// elements or rules of the table the turn replaced in the
+		// background, after an RCU grace period.
+		time.Sleep(settle)
 		for _, proto := range []string{"tcp", "udp"} {
 			v, err := trafficOnce(o, l, t.design, t.n, proto, addr)
 			if err != nil {
@@ -601,6 +605,9 @@ func writeJSON(path string, r any) error {
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
+
+// settle is how long a turn waits after its setup before traffic.
+const settle = time.Second
 
 // rpmTableName is the comparator's table (family ip).
 const rpmTableName = "rpm"

@@ -156,10 +156,12 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	start := time.Now()
 	st, err := store.LoadState(ctx, o.Desired, o.Runtime)
 	if err != nil {
 		return nil, err
 	}
+	loaded := time.Now()
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -224,10 +226,12 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	m.setNameSourceLocked()
 	m.fwTargets = map[string]netip.Addr{}
 	cfg := m.fwConfigLocked()
+	compiled := time.Now()
 	if err := m.replaceLocked(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("applying the stored state to the firewall: %w", err)
 	}
-	m.log.Info("state loaded", "connections", len(m.conns), "mappings", len(m.mappings),
+	m.log.Info("state loaded", "load", loaded.Sub(start).Round(time.Millisecond), "model", compiled.Sub(loaded).Round(time.Millisecond),
+		"firewall", time.Since(compiled).Round(time.Millisecond), "connections", len(m.conns), "mappings", len(m.mappings),
 		"public", cfg.Public, "private", cfg.Private, "activeMappings", len(cfg.Mappings), "leases", len(m.leases))
 	m.applyServicesLocked(ctx)
 	return m, nil
