@@ -15,18 +15,7 @@ import (
 // mappings, with the fake firewall: the Go side of a restore.
 func BenchmarkRestore50k(b *testing.B) {
 	h := newHarness(b)
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
-	wan := h.props("wan0").ID
-	var batch store.Batch
-	for i := range 50000 {
-		batch.PutMapping(store.Mapping{ID: uint64(i + 1), Connection: wan, Name: fmt.Sprint("fill-", i), Protocol: "tcp",
-			ExternalPort: uint16(10000 + i), InternalPort: 80, TargetIP: "192.168.137.10", Enabled: true})
-	}
-	batch.SetLastMappingID(50000)
-	recs, _ := batch.Records()
-	if _, err := h.st.Desired.Commit(ctx, store.Any, recs); err != nil {
-		b.Fatal(err)
-	}
+	h.fill(50000)
 	h.st.Close()
 	b.ResetTimer()
 	for b.Loop() {
@@ -60,19 +49,7 @@ func BenchmarkToggle(b *testing.B) {
 	for _, n := range []int{0, 50000} {
 		b.Run(fmt.Sprint("N=", n), func(b *testing.B) {
 			h := newHarness(b)
-			h.must(h.m.EnableSharing(ctx, "wan0", public))
-			wan := h.props("wan0").ID
-			var batch store.Batch
-			for i := range n {
-				batch.PutMapping(store.Mapping{ID: uint64(i + 1), Connection: wan, Name: fmt.Sprint("fill-", i), Protocol: "tcp",
-					ExternalPort: uint16(10000 + i), InternalPort: 80, TargetIP: "192.168.137.10", Enabled: true})
-			}
-			batch.SetLastMappingID(uint64(n))
-			if recs, _ := batch.Records(); len(recs) > 0 {
-				if _, err := h.st.Desired.Commit(ctx, store.Any, recs); err != nil {
-					b.Fatal(err)
-				}
-			}
+			h.fill(n)
 			h.restart()
 			p := h.add("wan0", "op", 2000, "192.168.137.10")
 			b.ResetTimer()
@@ -85,5 +62,27 @@ func BenchmarkToggle(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// fill shares wan0 as public and writes n enabled mappings of it straight
+// to the store, as a long-running gateway would have them; the Manager
+// sees them at its next start.
+func (h *harness) fill(n int) {
+	h.t.Helper()
+	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	wan := h.props("wan0").ID
+	var batch store.Batch
+	for i := range n {
+		batch.PutMapping(store.Mapping{ID: uint64(i + 1), Connection: wan, Name: fmt.Sprint("fill-", i), Protocol: "tcp",
+			ExternalPort: uint16(10000 + i), InternalPort: 80, TargetIP: "192.168.137.10", Enabled: true})
+	}
+	if n == 0 {
+		return
+	}
+	batch.SetLastMappingID(uint64(n))
+	recs, _ := batch.Records()
+	if _, err := h.st.Desired.Commit(ctx, store.Any, recs); err != nil {
+		h.t.Fatal(err)
 	}
 }

@@ -268,53 +268,25 @@ func desiredKey(key string) bool {
 func runtimeKey(key string) bool { return strings.HasPrefix(key, PrefixLease) }
 
 // Load implements Store.
-func (b *Bolt) Load(ctx context.Context) (snap Snapshot, err error) {
-	s := b.f
-	defer func() {
-		if r := recover(); r != nil {
-			err = corrupt(s.path, fmt.Errorf("%v", r))
-		}
-	}()
-	err = s.db.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if r := meta.Get(b.revKey); len(r) == 8 {
-			snap.Rev = Rev(binary.BigEndian.Uint64(r))
-		}
-		if b == s.Runtime {
-			return each(tx.Bucket(bucketLeases), PrefixLease, &snap.Records)
-		}
-		// The kinds in key order: connections/, counters/, mappings/,
-		// settings.
-		if err := each(tx.Bucket(bucketConnections), PrefixConnection, &snap.Records); err != nil {
-			return err
-		}
-		mb := tx.Bucket(bucketMappings)
-		if seq := mb.Sequence(); seq > 0 {
-			snap.Records = append(snap.Records, Record{Key: KeyLastMappingID, Value: binary.BigEndian.AppendUint64(nil, seq)})
-		}
-		n := len(snap.Records)
-		if err := mb.ForEach(func(k, v []byte) error {
-			if len(k) != 8 {
-				return corrupt(s.path, fmt.Errorf("mapping key %x", k))
-			}
-			snap.Records = append(snap.Records, Record{Key: MappingKey(binary.BigEndian.Uint64(k)), Value: slices.Clone(v)})
-			return nil
-		}); err != nil {
-			return err
-		}
-		// Decimal ids sort as strings, not as numbers.
-		slices.SortFunc(snap.Records[n:], func(a, b Record) int { return strings.Compare(a.Key, b.Key) })
-		if v := meta.Get(keySettings); v != nil {
-			snap.Records = append(snap.Records, Record{Key: KeySettings, Value: slices.Clone(v)})
-		}
+func (b *Bolt) Load(ctx context.Context) (Snapshot, error) {
+	var snap Snapshot
+	rev, err := b.Scan(ctx, nil, func(r Record) error {
+		snap.Records = append(snap.Records, Record{Key: r.Key, Value: slices.Clone(r.Value)})
 		return nil
 	})
-	return snap, err
+	if err != nil {
+		return Snapshot{}, err
+	}
+	snap.Rev = rev
+	// Scan hands the mappings in id order; a snapshot is in key order,
+	// where decimal ids sort as strings.
+	slices.SortFunc(snap.Records, func(a, b Record) int { return strings.Compare(a.Key, b.Key) })
+	return snap, nil
 }
 
 // Scan implements Scanner: it decodes nothing and copies nothing; fn
 // sees each record's bytes in the file's memory map. Mappings come in id
-// order.
+// order. sizes, if not nil, hears how many mappings there are first.
 func (b *Bolt) Scan(ctx context.Context, sizes func(kind string, n int), fn func(Record) error) (rev Rev, err error) {
 	s := b.f
 	defer func() {
@@ -339,7 +311,9 @@ func (b *Bolt) Scan(ctx context.Context, sizes func(kind string, n int), fn func
 				return err
 			}
 		}
-		sizes(PrefixMapping, mb.Stats().KeyN)
+		if sizes != nil {
+			sizes(PrefixMapping, mb.Stats().KeyN)
+		}
 		key := make([]byte, 0, 32)
 		if err := mb.ForEach(func(k, v []byte) error {
 			if len(k) != 8 {
@@ -360,13 +334,6 @@ func (b *Bolt) Scan(ctx context.Context, sizes func(kind string, n int), fn func
 
 func scan(b *bolt.Bucket, prefix string, fn func(Record) error) error {
 	return b.ForEach(func(k, v []byte) error { return fn(Record{Key: prefix + string(k), Value: v}) })
-}
-
-func each(b *bolt.Bucket, prefix string, out *[]Record) error {
-	return b.ForEach(func(k, v []byte) error {
-		*out = append(*out, Record{Key: prefix + string(k), Value: slices.Clone(v)})
-		return nil
-	})
 }
 
 // place returns where a key lives in the file: its bucket and its key

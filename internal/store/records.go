@@ -299,7 +299,8 @@ func strictJSON(data []byte, v any) error {
 
 // Scanner is a Store that can hand its records to a function one at a
 // time, so that a large state is decoded without a snapshot of it in
-// memory. The Record's bytes are valid only during the call.
+// memory. The Record's bytes are valid only during the call; sizes, if
+// not nil, hears how many records of a kind (a key prefix) there are.
 type Scanner interface {
 	Scan(ctx context.Context, sizes func(kind string, n int), fn func(Record) error) (Rev, error)
 }
