@@ -260,9 +260,18 @@ func Compile(cfg *Config) *Ruleset {
 	if c.Public != "" {
 		public = []string{c.Public}
 	}
+	// The hairpin elements, in one slice rather than one per mapping.
 	var hairpin []Hairpin
-	for _, m := range c.Mappings {
-		hairpin = append(hairpin, HairpinsOf(c, m)...)
+	if c.Public != "" && len(c.PublicAddrs) > 0 {
+		hairpin = make([]Hairpin, 0, len(c.Mappings)*len(c.PublicAddrs))
+		for _, m := range c.Mappings {
+			if m.Interface != c.Public {
+				continue
+			}
+			for _, a := range c.PublicAddrs {
+				hairpin = append(hairpin, Hairpin{Addr: a, Protocol: m.Protocol, Port: m.ExternalPort, Target: m.Target, InternalPort: m.InternalPort})
+			}
+		}
 	}
 	return &Ruleset{
 		Hairpin: hairpin,

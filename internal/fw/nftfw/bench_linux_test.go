@@ -42,3 +42,36 @@ func BenchmarkUpdateMappings(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkReplace50k replaces the table with 50,000 mappings, the
+// kernel work of a restore: over no table ("fresh"), and over the table a
+// daemon left ("over").
+func BenchmarkReplace50k(b *testing.B) {
+	ns := nettest.New(b)
+	be, err := New(ns.Handle, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	cfg := &fw.Config{Public: "wan0", PublicAddrs: []netip.Addr{netip.MustParseAddr("198.51.100.1")}, Private: []string{"lan0"}, Firewalled: []string{"wan0"}}
+	for i := range 50000 {
+		cfg.Mappings = append(cfg.Mappings, mapping("wan0", fw.TCP, uint16(10000+i), "192.168.137.10", 80))
+	}
+	b.Run("fresh", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			be.Remove(ctx)
+			b.StartTimer()
+			if err := be.Replace(ctx, cfg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("over", func(b *testing.B) {
+		for b.Loop() {
+			if err := be.Replace(ctx, cfg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
