@@ -109,7 +109,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		var closeKernel func()
 		var err error
-		links, firewall, closeKernel, err = kernelBackends(links, firewall, cfg.StateDir, log)
+		links, firewall, closeKernel, err = kernelBackends(links, firewall, log)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"log/slog"
-	"path/filepath"
 
 	"github.com/vishvananda/netns"
 
@@ -14,9 +13,8 @@ import (
 
 // kernelBackends opens the netlink and nftables backends of the daemon's
 // network namespace where links or firewall is nil; closeAll closes what
-// it opened. The nftables backend keeps the signature of its rules in
-// stateDir, so that the next start can keep the table.
-func kernelBackends(links link.Backend, firewall fw.Backend, stateDir string, log *slog.Logger) (_ link.Backend, _ fw.Backend, closeAll func(), err error) {
+// it opened.
+func kernelBackends(links link.Backend, firewall fw.Backend, log *slog.Logger) (_ link.Backend, _ fw.Backend, closeAll func(), err error) {
 	var closers []func()
 	closeAll = func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -38,7 +36,6 @@ func kernelBackends(links link.Backend, firewall fw.Backend, stateDir string, lo
 			return nil, nil, func() {}, err
 		}
 		closers = append(closers, func() { f.Close() })
-		f.KeepSignature(filepath.Join(stateDir, "nftables.sig"))
 		firewall = f
 	}
 	return links, firewall, closeAll, nil

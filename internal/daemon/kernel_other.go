@@ -12,7 +12,7 @@ import (
 
 // kernelBackends refuses: netshare's kernel backends are Linux's netlink
 // and nftables. The fake backend runs anywhere.
-func kernelBackends(links link.Backend, firewall fw.Backend, _ string, _ *slog.Logger) (link.Backend, fw.Backend, func(), error) {
+func kernelBackends(links link.Backend, firewall fw.Backend, _ *slog.Logger) (link.Backend, fw.Backend, func(), error) {
 	if links != nil && firewall != nil {
 		return links, firewall, func() {}, nil
 	}

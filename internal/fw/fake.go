@@ -14,7 +14,6 @@ type Fake struct {
 	fail     error
 	replaces int
 	updates  int
-	adopts   int
 }
 
 var _ Backend = (*Fake)(nil)
@@ -44,13 +43,6 @@ func (f *Fake) Config() *Config {
 	return c
 }
 
-// Adopts returns how many times Adopt took the state.
-func (f *Fake) Adopts() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.adopts
-}
-
 // Calls returns how many times Replace and UpdateMappings succeeded.
 func (f *Fake) Calls() (replaces, updates int) {
 	f.mu.Lock()
@@ -76,33 +68,6 @@ func (f *Fake) Replace(ctx context.Context, cfg *Config) error {
 	f.mappings = ms
 	f.replaces++
 	return nil
-}
-
-// Adopt implements Backend: a Fake holding a state (from an earlier
-// Replace) that equals cfg but for the mappings takes cfg's mappings.
-func (f *Fake) Adopt(ctx context.Context, cfg *Config) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.cfg == nil {
-		return false, nil
-	}
-	a, b := f.cfg.Clone(), cfg.Clone()
-	a.Mappings, b.Mappings = nil, nil
-	if !a.Equal(b) {
-		return false, nil
-	}
-	if err := f.takeFail(); err != nil {
-		return false, err
-	}
-	ms := make(map[Key]Mapping, len(cfg.Mappings))
-	for _, m := range cfg.Mappings {
-		ms[m.Key] = m
-	}
-	f.cfg = cfg.Clone()
-	f.cfg.Mappings = nil
-	f.mappings = ms
-	f.adopts++
-	return true, nil
 }
 
 // UpdateMappings implements Backend.

@@ -131,9 +131,4 @@ type Backend interface {
 	// rest of the state as it is. Keys in del are present; keys in add are
 	// absent once del is removed.
 	UpdateMappings(ctx context.Context, del, add []Mapping) error
-	// Adopt takes the state a previous run left in the packet filter as
-	// cfg's, when it holds what cfg compiles to but mappings, and brings
-	// the mappings to cfg's. It reports false when it cannot; the caller
-	// then calls Replace.
-	Adopt(ctx context.Context, cfg *Config) (bool, error)
 }

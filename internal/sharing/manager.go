@@ -227,22 +227,11 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	m.fwTargets = map[string]netip.Addr{}
 	cfg := m.fwConfigLocked()
 	compiled := time.Now()
-	// The table the previous run left is taken when its rules are this
-	// state's: only the mappings that differ change. Otherwise, or if
-	// that fails, the table is rebuilt.
-	adopted, err := m.fw.Adopt(ctx, cfg)
-	if err != nil {
-		m.log.Warn("taking the firewall state left by the previous run failed; rebuilding it", "err", err)
-	}
-	if adopted {
-		m.public.Store(&cfg.PublicAddrs)
-		m.pubIf.Store(&cfg.Public)
-		m.gen.Add(1)
-	} else if err := m.replaceLocked(ctx, cfg); err != nil {
+	if err := m.replaceLocked(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("applying the stored state to the firewall: %w", err)
 	}
 	m.log.Info("state loaded", "load", loaded.Sub(start).Round(time.Millisecond), "model", compiled.Sub(loaded).Round(time.Millisecond),
-		"firewall", time.Since(compiled).Round(time.Millisecond), "firewallKept", adopted, "connections", len(m.conns), "mappings", len(m.mappings),
+		"firewall", time.Since(compiled).Round(time.Millisecond), "connections", len(m.conns), "mappings", len(m.mappings),
 		"public", cfg.Public, "private", cfg.Private, "activeMappings", len(cfg.Mappings), "leases", len(m.leases))
 	m.applyServicesLocked(ctx)
 	return m, nil

@@ -58,18 +58,12 @@ func newHarness(t testing.TB) *harness {
 // reboot.
 func (h *harness) start() {
 	h.t.Helper()
-	h.fw = fw.NewFake()
-	h.startOn()
-}
-
-// startOn opens the store and a Manager on h.fw as it is.
-func (h *harness) startOn() {
-	h.t.Helper()
 	st, err := store.Open(h.dir)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.st = st
+	h.fw = fw.NewFake()
 	m, err := New(ctx, Options{Desired: st.Desired, Runtime: st.Runtime, Links: h.links, Firewall: h.fw})
 	if err != nil {
 		h.t.Fatal(err)

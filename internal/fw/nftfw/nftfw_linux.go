@@ -1,17 +1,12 @@
 package nftfw
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/google/nftables"
@@ -38,10 +33,6 @@ type Backend struct {
 
 	flows     chan []fw.Mapping // mappings whose flows the flusher deletes
 	flowsDone chan struct{}
-
-	// sigPath, if set, is where the signature of the rules last applied
-	// is kept, for Adopt.
-	sigPath string
 }
 
 var _ fw.Backend = (*Backend)(nil)
@@ -254,7 +245,6 @@ func (b *Backend) replaceLocked(cfg *fw.Config) error {
 	b.mappings = next
 	b.queueFlows(gone)
 	b.gen = b.genLocked()
-	b.writeSignature(rs)
 	return nil
 }
 
@@ -368,14 +358,11 @@ func (b *Backend) Check(ctx context.Context) (restored bool, err error) {
 
 // differsLocked says how the kernel's table differs from the compiled
 // state, or "" if it does not.
-func (b *Backend) differsLocked() string { return b.differsFrom(fw.Compile(b.cfg)) }
-
-// differsFrom says how the kernel's table differs from want, apart from
-// the elements of the mappings and hairpin maps, or "" if it does not.
-func (b *Backend) differsFrom(want *fw.Ruleset) string {
+func (b *Backend) differsLocked() string {
 	if _, err := b.conn.ListTableOfFamily(fw.TableName, nftables.TableFamilyINet); err != nil {
 		return "the table is gone"
 	}
+	want := fw.Compile(b.cfg)
 	sets, err := b.conn.GetSets(b.table)
 	if err != nil {
 		return "listing its sets failed: " + err.Error()
@@ -610,134 +597,4 @@ func ruleExprs(r fw.Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 		}
 	}
 	return out, nil
-}
-
-// KeepSignature makes the backend keep, in the file path, a signature of
-// the rules it last applied, so that a backend started later (the daemon,
-// after a restart) can adopt the table instead of rebuilding it.
-func (b *Backend) KeepSignature(path string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.sigPath = path
-}
-
-// signature identifies what a ruleset installs besides the elements of
-// the mappings and hairpin maps, with the version of this encoding.
-func signature(rs *fw.Ruleset) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "netshare nftfw 1\n")
-	for _, s := range rs.Sets {
-		fmt.Fprintf(h, "set %q %q\n", s.Name, s.Elements)
-	}
-	for _, c := range rs.Chains {
-		fmt.Fprintf(h, "chain %q %q %q %q\n", c.Name, c.Type, c.Hook, c.Priority)
-		for _, r := range c.Rules {
-			fmt.Fprintf(h, "rule %v\n", r)
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// writeSignature records the signature of rs, or removes the file when it
-// cannot be written (a stale signature must not stand).
-func (b *Backend) writeSignature(rs *fw.Ruleset) {
-	if b.sigPath == "" {
-		return
-	}
-	tmp := b.sigPath + ".tmp"
-	err := os.WriteFile(tmp, []byte(signature(rs)+"\n"), 0o600)
-	if err == nil {
-		err = os.Rename(tmp, b.sigPath)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		os.Remove(b.sigPath)
-		b.log.Warn("keeping the signature of the table", "err", err)
-	}
-}
-
-// Adopt takes the table a previous backend left as holding cfg, when its
-// rules are the ones cfg compiles to (by the signature that backend kept,
-// and the sets' elements and the chains' rule counts in the kernel), and
-// brings the elements of the mappings and hairpin maps to cfg's in one
-// batch. A restart of the daemon so changes a few elements instead of
-// rebuilding a table of tens of thousands. It reports whether it adopted
-// the table; if not, call Replace.
-func (b *Backend) Adopt(ctx context.Context, cfg *fw.Config) (bool, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.sigPath == "" {
-		return false, nil
-	}
-	kept, err := os.ReadFile(b.sigPath)
-	if err != nil {
-		return false, nil
-	}
-	rs := fw.Compile(cfg)
-	if strings.TrimSpace(string(kept)) != signature(rs) {
-		b.log.Info("the table left in the kernel has other rules: rebuilding it")
-		return false, nil
-	}
-	if why := b.differsFrom(rs); why != "" {
-		b.log.Info("the table left in the kernel differs: rebuilding it", "change", why)
-		return false, nil
-	}
-	for _, x := range []struct {
-		set  *nftables.Set
-		want []nftables.SetElement
-	}{
-		{b.mapSet(), elements(rs.Mappings)},
-		{b.hairpinSet(), hairpinElements(rs.Hairpin)},
-	} {
-		have, err := b.conn.GetSetElements(x.set)
-		if err != nil {
-			return false, nil
-		}
-		del, add := elementDelta(have, x.want)
-		if len(del) > 0 {
-			if err := b.conn.SetDeleteElements(x.set, del); err != nil {
-				return false, &fw.OpError{Op: "updating", Object: "map " + x.set.Name, Err: err}
-			}
-		}
-		if len(add) > 0 {
-			if err := b.conn.SetAddElements(x.set, add); err != nil {
-				return false, &fw.OpError{Op: "updating", Object: "map " + x.set.Name, Err: err}
-			}
-		}
-	}
-	if err := b.conn.Flush(); err != nil {
-		return false, &fw.OpError{Op: "updating", Object: "the maps of table inet " + fw.TableName, Err: err}
-	}
-	b.cfg = cfg.Clone()
-	b.cfg.Mappings = nil
-	b.mappings = make(map[fw.Key]fw.Mapping, len(rs.Mappings))
-	for _, m := range rs.Mappings {
-		b.mappings[m.Key] = m
-	}
-	b.gen = b.genLocked()
-	return true, nil
-}
-
-// elementDelta returns the elements to delete from have and to add to it
-// so that it holds want: the elements whose key or value differ.
-func elementDelta(have, want []nftables.SetElement) (del, add []nftables.SetElement) {
-	w := make(map[string][]byte, len(want))
-	for _, e := range want {
-		w[string(e.Key)] = e.Val
-	}
-	h := make(map[string]bool, len(have))
-	for _, e := range have {
-		v, ok := w[string(e.Key)]
-		if ok && bytes.Equal(v, e.Val) {
-			h[string(e.Key)] = true
-			continue
-		}
-		del = append(del, nftables.SetElement{Key: e.Key})
-	}
-	for _, e := range want {
-		if !h[string(e.Key)] {
-			add = append(add, e)
-		}
-	}
-	return del, add
 }
