@@ -49,6 +49,9 @@ func (m *Manager) changeMapping(ctx context.Context, plan func() (*store.Mapping
 		case <-op.lead:
 		}
 	}
+	// The group carries others' changes too: the leader's caller going
+	// away must not fail them.
+	ctx = context.WithoutCancel(ctx)
 	m.mu.Lock()
 	for !op.finished() {
 		m.runMappingOpsLocked(ctx)

@@ -1,12 +1,14 @@
 package sharing
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
@@ -228,4 +230,44 @@ func replay(t *testing.T, seed uint64, steps int) {
 			h.check()
 		}()
 	}
+}
+
+// The caller that carries out a group going away does not fail the
+// changes of the others in it.
+func TestLeaderCancelDoesNotFailTheGroup(t *testing.T) {
+	h := newHarness(t)
+	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	queued := func(n int) {
+		for {
+			h.m.opMu.Lock()
+			k := len(h.m.ops)
+			h.m.opMu.Unlock()
+			if k == n {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	add := func(c context.Context, port int, errp *error) func() {
+		return func() {
+			_, *errp = h.m.AddPortMapping(c, "wan0", hnetcfg.PortMappingSpec{Name: "m", Protocol: "tcp", ExternalPort: port, InternalPort: 1, TargetIPAddress: "192.168.137.10"})
+		}
+	}
+	// Another change is going on: the cancelled caller queues first and
+	// leads; the other queues behind it, in its group.
+	h.m.mu.Lock()
+	var wg sync.WaitGroup
+	var errLeader, errOther error
+	wg.Go(add(cctx, 100, &errLeader))
+	queued(1)
+	wg.Go(add(ctx, 101, &errOther))
+	queued(2)
+	h.m.mu.Unlock()
+	wg.Wait()
+	if errOther != nil {
+		t.Fatalf("the other caller's change failed with the leader's cancelled context: %v", errOther)
+	}
+	h.check()
 }
