@@ -30,15 +30,6 @@ func NewFake(links ...Link) *Fake {
 	return f
 }
 
-// SetAlias sets a link's alias, as another program would.
-func (f *Fake) SetAlias(name, alias string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if l := f.find(name); l != nil {
-		l.Alias = alias
-	}
-}
-
 // SetForwarding sets IPv4 forwarding, as another program (or a reboot)
 // would.
 func (f *Fake) SetForwarding(on bool) {
