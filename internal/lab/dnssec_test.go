@@ -34,7 +34,7 @@ www  IN A   198.51.100.80
 	for _, args := range [][]string{
 		{"dnssec-keygen", "-q", "-K", dir, "-a", "ECDSAP256SHA256", "-n", "ZONE", "signed.test"},
 		{"dnssec-keygen", "-q", "-K", dir, "-a", "ECDSAP256SHA256", "-f", "KSK", "-n", "ZONE", "signed.test"},
-		{"dnssec-signzone", "-S", "-K", dir, "-o", "signed.test", "-f", src + ".signed", src},
+		{"dnssec-signzone", "-S", "-K", dir, "-d", dir, "-o", "signed.test", "-f", src + ".signed", src},
 	} {
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, out)
