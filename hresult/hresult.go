@@ -9,6 +9,7 @@ package hresult
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code is an HNetCfg failure code, spelled as in netcon.h.
@@ -138,4 +139,19 @@ func CodeOf(err error) Code {
 func IsNotFound(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Reason == NotFound
+}
+
+// Within says where in a document err is: at (such as "connections[2]")
+// goes in front of its field, so that "externalPort: ..." becomes
+// "connections[2].mappings[0].externalPort: ...". The cause is kept.
+func Within(at string, err error) *Error {
+	c := *From(err)
+	if rest, ok := strings.CutPrefix(c.Message, c.Field+": "); ok && c.Field != "" {
+		c.Field = at + "." + c.Field
+		c.Message = c.Field + ": " + rest
+	} else {
+		c.Field = at
+		c.Message = at + ": " + c.Message
+	}
+	return &c
 }
