@@ -27,6 +27,7 @@ var layers = map[string][]string{
 
 	// Leaves: small tools with no layer of their own.
 	"internal/connlimit": {},
+	"internal/ipproto":   {},
 	"internal/ratelimit": {},
 	"internal/trust":     {},
 	"internal/ping":      {},
@@ -34,12 +35,12 @@ var layers = map[string][]string{
 
 	// Kernel seams: the interface packages import nothing; their Linux
 	// backends import their interface and the kernel's libraries.
-	"internal/fw":              {},
+	"internal/fw":              {"internal/ipproto"},
 	"internal/fw/fwtest":       {"internal/fw"},
-	"internal/fw/nftfw":        {"internal/fw", "github.com/google/nftables", "github.com/vishvananda/netlink"},
+	"internal/fw/nftfw":        {"internal/fw", "internal/ipproto", "github.com/google/nftables", "github.com/vishvananda/netlink"},
 	"internal/link":            {},
 	"internal/link/linuxlink":  {"internal/link", "github.com/vishvananda/netlink"},
-	"internal/store":           {"internal/trust", "go.etcd.io/bbolt"},
+	"internal/store":           {"internal/ipproto", "internal/trust", "go.etcd.io/bbolt"},
 	"internal/store/storetest": {"internal/store"},
 
 	// Services of the private networks.
@@ -47,14 +48,14 @@ var layers = map[string][]string{
 	"internal/dns":      {"internal/connlimit", "internal/ratelimit"},
 	"internal/services": {"internal/dhcp", "internal/dns"},
 
-	// The model: no HTTP, no CLI, no kernel library, no store library.
-	// hnetcfg is the wire format, which the model still speaks; the core
-	// redesign (issue 11) moves the conversion into internal/api.
-	"internal/sharing": {"hnetcfg", "hresult", "internal/dhcp", "internal/dns", "internal/fw", "internal/link",
+	// The model: no wire format (hnetcfg), no HTTP, no CLI, no kernel
+	// library, no store library. It owns its types; internal/api
+	// converts them to and from the wire's.
+	"internal/sharing": {"hresult", "internal/dhcp", "internal/dns", "internal/fw", "internal/ipproto", "internal/link",
 		"internal/ratelimit", "internal/services", "internal/store"},
 
 	// The API and the web UI: HTTP over the model.
-	"internal/api":   {"hnetcfg", "hresult", "internal/sharing", "net/http"},
+	"internal/api":   {"hnetcfg", "hresult", "internal/ipproto", "internal/sharing", "net/http"},
 	"internal/webui": {"hresult", "internal/api", "internal/connlimit", "internal/ratelimit", "internal/trust", "net/http"},
 
 	// The daemon wires everything; the CLI drives the daemon, the lab and
@@ -64,7 +65,7 @@ var layers = map[string][]string{
 	"internal/daemon/daemontest": {"internal/daemon", "internal/fw", "internal/link", "internal/webui"},
 	"internal/cli":               {"hnetcfg", "hresult", "internal/bench", "internal/daemon", "internal/lab", "internal/webui", "github.com/spf13/cobra"},
 	"internal/lab":               {"hnetcfg", "internal/ping", "internal/trust", "github.com/vishvananda/netlink"},
-	"internal/bench":             {"hnetcfg", "internal/fw", "internal/fw/nftfw", "internal/lab", "internal/store", "github.com/google/nftables"},
+	"internal/bench":             {"hnetcfg", "internal/fw", "internal/fw/nftfw", "internal/ipproto", "internal/lab", "internal/store", "github.com/google/nftables"},
 }
 
 // marked says whether an import path is one the layers table governs:

@@ -332,24 +332,24 @@ func (s *Server) getConfig(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tagged{doc.Revision, doc}, nil
+	return tagged{doc.Revision, configDoc(doc)}, nil
 }
 
 // putConfig applies a whole document. The revision it is based on is the
 // If-Match header's, or else the document's own; "*" (or neither) applies
 // it whatever the revision. ?dryRun=true only lists the changes.
 func (s *Server) putConfig(r *http.Request) (any, error) {
-	var doc hnetcfg.Config
-	if err := decodeUpTo(r, &doc, maxConfig); err != nil {
+	var wire hnetcfg.Config
+	if err := decodeUpTo(r, &wire, maxConfig); err != nil {
 		return nil, err
 	}
-	dry := false
-	switch v := r.URL.Query().Get("dryRun"); v {
-	case "", "false":
-	case "true":
-		dry = true
-	default:
-		return nil, hresult.Invalid("dryRun", "%q is not allowed; use true or false", v)
+	dry, err := boolQuery(r, "dryRun")
+	if err != nil {
+		return nil, err
+	}
+	doc, err := configFrom(wire)
+	if err != nil {
+		return nil, err
 	}
 	rev := doc.Revision
 	if m := r.Header.Get("If-Match"); m != "" {
@@ -362,17 +362,71 @@ func (s *Server) putConfig(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tagged{res.Config.Revision, res}, nil
+	return tagged{res.Config.Revision, configResult(res)}, nil
 }
 
-func (s *Server) sharing(r *http.Request) (any, error) { return s.m.Sharing(r.Context()) }
+// boolQuery reads a query parameter that is true, false or absent.
+func boolQuery(r *http.Request, name string) (bool, error) {
+	switch v := r.URL.Query().Get(name); v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, hresult.Invalid(name, "%q is not allowed; use true or false", v)
+	}
+}
+
+// conn answers with the connection that do returns.
+func conn(c sharing.Connection, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return connectionProps(c), nil
+}
+
+// mapping answers with the mapping that do returns. A change that is
+// stored but not yet in the kernel is answered with its error (E_FAIL);
+// the mapping shows it as applyError until the kernel holds it.
+func mapping(m sharing.Mapping, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return mappingProps(m), nil
+}
+
+func dhcp(d sharing.DHCPSettings, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return dhcpSettings(d), nil
+}
+
+func dns(d sharing.DNSSettings, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return dnsSettings(d), nil
+}
+
+func (s *Server) sharing(r *http.Request) (any, error) {
+	o, err := s.m.Sharing(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return overview(o), nil
+}
 
 func (s *Server) listConnections(r *http.Request) (any, error) {
-	return s.m.EnumEveryConnection(r.Context())
+	cs, err := s.m.EnumEveryConnection(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return connectionList(cs), nil
 }
 
 func (s *Server) getConnection(r *http.Request) (any, error) {
-	return s.m.NetConnectionProps(r.Context(), r.PathValue("conn"))
+	return conn(s.m.NetConnectionProps(r.Context(), r.PathValue("conn")))
 }
 
 func (s *Server) deleteConnection(r *http.Request) (any, error) {
@@ -380,11 +434,11 @@ func (s *Server) deleteConnection(r *http.Request) (any, error) {
 }
 
 func (s *Server) connect(r *http.Request) (any, error) {
-	return s.m.Connect(r.Context(), r.PathValue("conn"))
+	return conn(s.m.Connect(r.Context(), r.PathValue("conn")))
 }
 
 func (s *Server) disconnect(r *http.Request) (any, error) {
-	return s.m.Disconnect(r.Context(), r.PathValue("conn"))
+	return conn(s.m.Disconnect(r.Context(), r.PathValue("conn")))
 }
 
 func (s *Server) rename(r *http.Request) (any, error) {
@@ -392,7 +446,7 @@ func (s *Server) rename(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	return s.m.Rename(r.Context(), r.PathValue("conn"), req.Name)
+	return conn(s.m.Rename(r.Context(), r.PathValue("conn"), req.Name))
 }
 
 func (s *Server) duplicate(r *http.Request) (any, error) {
@@ -408,11 +462,19 @@ func (s *Server) enableSharing(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	return s.m.EnableSharing(r.Context(), r.PathValue("conn"), req)
+	role, err := sharingRole("type", req.Type)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := privateAddress(req.Address)
+	if err != nil {
+		return nil, err
+	}
+	return conn(s.m.EnableSharing(r.Context(), r.PathValue("conn"), role, addr))
 }
 
 func (s *Server) disableSharing(r *http.Request) (any, error) {
-	return s.m.DisableSharing(r.Context(), r.PathValue("conn"))
+	return conn(s.m.DisableSharing(r.Context(), r.PathValue("conn")))
 }
 
 func (s *Server) enableFirewall(r *http.Request) (any, error) {
@@ -420,103 +482,152 @@ func (s *Server) enableFirewall(r *http.Request) (any, error) {
 	if err := decodeOptional(r, &req); err != nil {
 		return nil, err
 	}
-	return s.m.EnableInternetFirewall(r.Context(), r.PathValue("conn"), req)
+	return conn(s.m.EnableInternetFirewall(r.Context(), r.PathValue("conn"), req.AllowPing))
 }
 
 func (s *Server) disableFirewall(r *http.Request) (any, error) {
-	return s.m.DisableInternetFirewall(r.Context(), r.PathValue("conn"))
+	return conn(s.m.DisableInternetFirewall(r.Context(), r.PathValue("conn")))
 }
 
 func (s *Server) listMappings(r *http.Request) (any, error) {
-	flags := hnetcfg.ICSSC_DEFAULT
-	switch v := r.URL.Query().Get("enabled"); v {
-	case "", "false":
-	case "true":
-		flags = hnetcfg.ICSSC_ENABLED
-	default:
-		return nil, hresult.Invalid("enabled", "%q is not allowed; use true or false", v)
+	enabled, err := boolQuery(r, "enabled")
+	if err != nil {
+		return nil, err
 	}
-	return s.m.EnumPortMappings(r.Context(), r.PathValue("conn"), flags)
+	ms, err := s.m.EnumPortMappings(r.Context(), r.PathValue("conn"), sharing.MappingFilter{EnabledOnly: enabled})
+	if err != nil {
+		return nil, err
+	}
+	return mappingList(ms), nil
 }
 
 func (s *Server) addMapping(r *http.Request) (any, error) {
-	var spec hnetcfg.PortMappingSpec
-	if err := decode(r, &spec); err != nil {
+	var w hnetcfg.PortMappingSpec
+	if err := decode(r, &w); err != nil {
 		return nil, err
 	}
-	return s.m.AddPortMapping(r.Context(), r.PathValue("conn"), spec)
+	spec, err := mappingSpec(w.Name, w.Protocol, w.ExternalPort, w.InternalPort, w.Options, w.TargetName, w.TargetIPAddress)
+	if err != nil {
+		return nil, err
+	}
+	return mapping(s.m.AddPortMapping(r.Context(), r.PathValue("conn"), spec))
+}
+
+// withMapping runs do with the mapping id of the request's path.
+func withMapping(r *http.Request, do func(sharing.MappingID) (sharing.Mapping, error)) (any, error) {
+	id, err := mappingID(r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	return mapping(do(id))
 }
 
 func (s *Server) getMapping(r *http.Request) (any, error) {
-	return s.m.PortMapping(r.Context(), r.PathValue("conn"), r.PathValue("id"))
+	return withMapping(r, func(id sharing.MappingID) (sharing.Mapping, error) {
+		return s.m.PortMapping(r.Context(), r.PathValue("conn"), id)
+	})
 }
 
 func (s *Server) editMapping(r *http.Request) (any, error) {
-	var e hnetcfg.PortMappingEdit
-	if err := decode(r, &e); err != nil {
+	var w hnetcfg.PortMappingEdit
+	if err := decode(r, &w); err != nil {
 		return nil, err
 	}
-	return s.m.EditPortMapping(r.Context(), r.PathValue("conn"), r.PathValue("id"), e)
+	e, err := mappingEdit(w)
+	if err != nil {
+		return nil, err
+	}
+	return withMapping(r, func(id sharing.MappingID) (sharing.Mapping, error) {
+		return s.m.EditPortMapping(r.Context(), r.PathValue("conn"), id, e)
+	})
 }
 
 func (s *Server) removeMapping(r *http.Request) (any, error) {
-	return nil, s.m.RemovePortMapping(r.Context(), r.PathValue("conn"), r.PathValue("id"))
+	return withMapping(r, func(id sharing.MappingID) (sharing.Mapping, error) {
+		return sharing.Mapping{}, s.m.RemovePortMapping(r.Context(), r.PathValue("conn"), id)
+	})
 }
 
 func (s *Server) enableMapping(r *http.Request) (any, error) {
-	return s.m.EnablePortMapping(r.Context(), r.PathValue("conn"), r.PathValue("id"))
+	return withMapping(r, func(id sharing.MappingID) (sharing.Mapping, error) {
+		return s.m.EnablePortMapping(r.Context(), r.PathValue("conn"), id)
+	})
 }
 
 func (s *Server) disableMapping(r *http.Request) (any, error) {
-	return s.m.DisablePortMapping(r.Context(), r.PathValue("conn"), r.PathValue("id"))
+	return withMapping(r, func(id sharing.MappingID) (sharing.Mapping, error) {
+		return s.m.DisablePortMapping(r.Context(), r.PathValue("conn"), id)
+	})
 }
 
 func (s *Server) getDHCP(r *http.Request) (any, error) {
-	return s.m.DHCPSettings(r.Context(), r.PathValue("conn"))
+	return dhcp(s.m.DHCPSettings(r.Context(), r.PathValue("conn")))
 }
 
 func (s *Server) setDHCP(r *http.Request) (any, error) {
-	var e hnetcfg.DHCPEdit
-	if err := decode(r, &e); err != nil {
+	var w hnetcfg.DHCPEdit
+	if err := decode(r, &w); err != nil {
 		return nil, err
 	}
-	return s.m.SetDHCP(r.Context(), r.PathValue("conn"), e)
+	e, err := dhcpEdit(w)
+	if err != nil {
+		return nil, err
+	}
+	return dhcp(s.m.SetDHCP(r.Context(), r.PathValue("conn"), e))
 }
 
 func (s *Server) reserve(r *http.Request) (any, error) {
-	var res hnetcfg.Reservation
-	if err := decode(r, &res); err != nil {
+	var w hnetcfg.Reservation
+	if err := decode(r, &w); err != nil {
 		return nil, err
 	}
-	return s.m.Reserve(r.Context(), r.PathValue("conn"), res)
+	res, err := reservation(w)
+	if err != nil {
+		return nil, err
+	}
+	return dhcp(s.m.Reserve(r.Context(), r.PathValue("conn"), res))
 }
 
 func (s *Server) unreserve(r *http.Request) (any, error) {
-	return s.m.Unreserve(r.Context(), r.PathValue("conn"), r.PathValue("mac"))
+	return dhcp(s.m.Unreserve(r.Context(), r.PathValue("conn"), r.PathValue("mac")))
 }
 
-func (s *Server) leases(r *http.Request) (any, error) { return s.m.LeaseList(r.Context()) }
-
-func (s *Server) getDNS(r *http.Request) (any, error) { return s.m.DNSSettings(r.Context()) }
-
-func (s *Server) setDNS(r *http.Request) (any, error) {
-	var e hnetcfg.DNSEdit
-	if err := decode(r, &e); err != nil {
+func (s *Server) leases(r *http.Request) (any, error) {
+	ls, err := s.m.LeaseList(r.Context())
+	if err != nil {
 		return nil, err
 	}
-	return s.m.SetDNS(r.Context(), e)
+	return leaseList(ls), nil
+}
+
+func (s *Server) getDNS(r *http.Request) (any, error) { return dns(s.m.DNSSettings(r.Context())) }
+
+func (s *Server) setDNS(r *http.Request) (any, error) {
+	var w hnetcfg.DNSEdit
+	if err := decode(r, &w); err != nil {
+		return nil, err
+	}
+	ups, err := upstreams(w.Upstreams)
+	if err != nil {
+		return nil, err
+	}
+	return dns(s.m.SetDNS(r.Context(), ups))
 }
 
 func (s *Server) addHost(r *http.Request) (any, error) {
-	var h hnetcfg.DNSHost
-	if err := decode(r, &h); err != nil {
+	var w hnetcfg.DNSHost
+	if err := decode(r, &w); err != nil {
 		return nil, err
 	}
-	return s.m.AddHost(r.Context(), h)
+	h, err := dnsHost(w)
+	if err != nil {
+		return nil, err
+	}
+	return dns(s.m.AddHost(r.Context(), h))
 }
 
 func (s *Server) removeHost(r *http.Request) (any, error) {
-	return s.m.RemoveHost(r.Context(), r.PathValue("name"))
+	return dns(s.m.RemoveHost(r.Context(), r.PathValue("name")))
 }
 
 // Routes returns the route table as "METHOD /path" strings, for tests and

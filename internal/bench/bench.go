@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/lab"
 	"github.com/netshare/netshare/internal/store"
 )
@@ -422,17 +424,18 @@ func fill(l *lab.Lab, n int) error {
 		b.DeleteMapping(mp.ID)
 	}
 	id := state.LastMappingID
-	put := func(name, proto string, ext int) {
+	target := netip.MustParseAddr(lab.LANHost)
+	put := func(name string, proto ipproto.Proto, ext int) {
 		id++
 		b.PutMapping(store.Mapping{ID: id, Connection: wan, Name: name, Protocol: proto,
-			ExternalPort: uint16(ext), InternalPort: serverPort, TargetIP: lab.LANHost, Enabled: true})
+			ExternalPort: uint16(ext), InternalPort: serverPort, TargetIP: target, Enabled: true})
 	}
 	if n > 0 {
-		put("test-tcp", "tcp", testPort)
-		put("test-udp", "udp", testPort)
+		put("test-tcp", ipproto.TCP, testPort)
+		put("test-udp", ipproto.UDP, testPort)
 	}
 	for i := range max(n-1, 0) {
-		put(fmt.Sprintf("fill-%d", i), "tcp", fillPort+i)
+		put(fmt.Sprintf("fill-%d", i), ipproto.TCP, fillPort+i)
 	}
 	b.SetLastMappingID(id)
 	recs, err := b.Records()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/fw/nftfw"
+	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/lab"
 )
 
@@ -167,7 +168,7 @@ func tableTurn(l *lab.Lab, n int) (*changes, func() error, error) {
 	}
 	target := netip.MustParseAddr(lab.LANHost)
 	mk := func(port int) fw.Mapping {
-		return fw.Mapping{Key: fw.Key{Interface: "wan0", Protocol: fw.TCP, ExternalPort: uint16(port)}, Target: target, InternalPort: serverPort}
+		return fw.Mapping{Key: fw.Key{Interface: "wan0", Protocol: ipproto.TCP, ExternalPort: uint16(port)}, Target: target, InternalPort: serverPort}
 	}
 	cfg := &fw.Config{Public: "wan0", PublicAddrs: []netip.Addr{netip.MustParseAddr(lab.GatewayWAN)}, Private: []string{"lan0"}, Firewalled: []string{"wan0"}}
 	for i := range n {

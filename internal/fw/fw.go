@@ -15,22 +15,15 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-)
 
-// Protocol is an IP protocol a port mapping forwards: "tcp" or "udp".
-type Protocol string
-
-// Protocols.
-const (
-	TCP Protocol = "tcp"
-	UDP Protocol = "udp"
+	"github.com/netshare/netshare/internal/ipproto"
 )
 
 // Key identifies a port mapping in the filter: traffic arriving on
 // Interface for Protocol and ExternalPort.
 type Key struct {
 	Interface    string
-	Protocol     Protocol
+	Protocol     ipproto.Proto
 	ExternalPort uint16
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/netshare/netshare/internal/ipproto"
 )
 
 // TableName is the nftables table netshare owns, in the inet family. It
@@ -36,7 +38,7 @@ type Ruleset struct {
 // network to a public address and port goes to the mapping's target.
 type Hairpin struct {
 	Addr         netip.Addr
-	Protocol     Protocol
+	Protocol     ipproto.Proto
 	Port         uint16
 	Target       netip.Addr
 	InternalPort uint16

@@ -1,11 +1,11 @@
 package sharing
 
 import (
+	"cmp"
 	"context"
 	"net/netip"
 	"slices"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/store"
 )
@@ -28,54 +28,46 @@ var DefaultPrivateAddress = netip.MustParsePrefix("192.168.137.1/24")
 // are kept and put back when sharing stops. The private network must not
 // overlap the public connection's or another private one's. While any
 // connection is shared, the namespace forwards IPv4.
-func (m *Manager) EnableSharing(ctx context.Context, ref string, req hnetcfg.SharingRequest) (hnetcfg.ConnectionProps, error) {
-	var role store.Role
-	switch req.Type {
-	case hnetcfg.ICSSHARINGTYPE_PUBLIC:
-		role = store.RolePublic
-		if req.Address != "" {
-			return hnetcfg.ConnectionProps{}, hresult.Invalid("address", "is for private connections; a public connection keeps its own addresses")
+func (m *Manager) EnableSharing(ctx context.Context, ref string, role Role, addr netip.Prefix) (Connection, error) {
+	switch role {
+	case RolePublic:
+		if addr.IsValid() {
+			return Connection{}, hresult.Invalid("address", "is for private connections; a public connection keeps its own addresses")
 		}
-	case hnetcfg.ICSSHARINGTYPE_PRIVATE:
-		role = store.RolePrivate
+	case RolePrivate:
+		if addr.IsValid() {
+			if err := checkPrivateAddress(addr); err != nil {
+				return Connection{}, err
+			}
+		}
 	default:
-		return hnetcfg.ConnectionProps{}, hresult.Invalid("type", "%q is not a sharing type; use public or private", req.Type)
-	}
-	var addr netip.Prefix
-	if req.Address != "" {
-		var err error
-		if addr, err = checkPrivateAddress(req.Address); err != nil {
-			return hnetcfg.ConnectionProps{}, err
-		}
+		return Connection{}, hresult.Invalid("type", "%q is not a sharing type; use public or private", role)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, err := m.lookupLocked(ctx, ref)
 	if err != nil {
-		return hnetcfg.ConnectionProps{}, err
+		return Connection{}, err
 	}
 	if role == store.RolePrivate && !addr.IsValid() {
-		addr = DefaultPrivateAddress
-		if p, err := netip.ParsePrefix(c.rec.PrivateAddress); err == nil {
-			addr = p
-		}
+		addr = cmp.Or(c.rec.PrivateAddress, DefaultPrivateAddress)
 	}
-	if c.rec.Role == role && (role == store.RolePublic || c.rec.PrivateAddress == addr.String()) {
+	if c.rec.Role == role && (role == store.RolePublic || c.rec.PrivateAddress == addr) {
 		return m.propsLocked(c), nil
 	}
 	if err := m.checkOverlapLocked(c.rec, role, addr); err != nil {
-		return hnetcfg.ConnectionProps{}, err
+		return Connection{}, err
 	}
 	ch := &change{}
 	if c.rec.Role == store.RolePrivate && role == store.RolePrivate {
 		// A new address for a private connection: move it, keeping the
 		// saved addresses and the mappings.
 		rec := *c.rec
-		rec.PrivateAddress = addr.String()
+		rec.PrivateAddress = addr
 		m.moveAddressLocked(ch, &rec, c.rec.PrivateAddress, addr)
 		ch.conns = []store.Connection{rec}
 		if err := m.commitLocked(ctx, ch); err != nil {
-			return hnetcfg.ConnectionProps{}, err
+			return Connection{}, err
 		}
 		m.log.Info("private address changed", "connection", rec.ID, "interface", rec.Interface, "address", rec.PrivateAddress)
 		return m.refreshLocked(ctx, rec.ID)
@@ -99,48 +91,46 @@ func (m *Manager) EnableSharing(ctx context.Context, ref string, req hnetcfg.Sha
 	if role == store.RolePublic {
 		rec.Firewall = true
 	} else {
-		rec.PrivateAddress = addr.String()
+		rec.PrivateAddress = addr
 		m.addressLocked(ch, &rec, addr)
 	}
 	ch.conns = append(ch.conns, rec)
 	m.forwardingLocked(ctx, ch)
 	if err := m.commitLocked(ctx, ch); err != nil {
-		return hnetcfg.ConnectionProps{}, err
+		return Connection{}, err
 	}
 	m.log.Info("sharing enabled", "connection", rec.ID, "interface", rec.Interface, "type", role, "address", rec.PrivateAddress)
 	return m.refreshLocked(ctx, rec.ID)
 }
 
 // refreshLocked returns the current properties of the connection id.
-func (m *Manager) refreshLocked(ctx context.Context, id string) (hnetcfg.ConnectionProps, error) {
+func (m *Manager) refreshLocked(ctx context.Context, id string) (Connection, error) {
 	c, err := m.lookupLocked(ctx, id)
 	if err != nil {
-		return hnetcfg.ConnectionProps{}, err
+		return Connection{}, err
 	}
 	return m.propsLocked(c), nil
 }
 
-// checkPrivateAddress parses the address of a private connection: an IPv4
-// host address with its prefix, such as 192.168.137.1/24.
-func checkPrivateAddress(s string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return p, hresult.Invalid("address", "%q is not an address with a prefix length; give one such as 192.168.137.1/24", s)
-	}
-	a := p.Addr()
+// checkPrivateAddress checks the address of a private connection: an
+// IPv4 host address with its prefix, such as 192.168.137.1/24.
+func checkPrivateAddress(p netip.Prefix) error {
+	a, s := p.Addr(), p.String()
 	switch {
+	case !p.IsValid():
+		return hresult.Invalid("address", "is missing; give one such as 192.168.137.1/24")
 	case !a.Is4():
-		return p, hresult.Invalid("address", "%q is not IPv4", s)
+		return hresult.Invalid("address", "%q is not IPv4", s)
 	case p.Bits() < 8 || p.Bits() > 30:
-		return p, hresult.Invalid("address", "%q: the prefix length must be 8 to 30", s)
+		return hresult.Invalid("address", "%q: the prefix length must be 8 to 30", s)
 	case a == p.Masked().Addr():
-		return p, hresult.Invalid("address", "%q is the network address of %s; give a host address", s, p.Masked())
+		return hresult.Invalid("address", "%q is the network address of %s; give a host address", s, p.Masked())
 	case a == lastAddr(p):
-		return p, hresult.Invalid("address", "%q is the broadcast address of %s; give a host address", s, p.Masked())
+		return hresult.Invalid("address", "%q is the broadcast address of %s; give a host address", s, p.Masked())
 	case a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() || thisNetwork.Contains(a) || reservedE.Contains(a):
-		return p, hresult.Invalid("address", "%q is not a usable unicast address", s)
+		return hresult.Invalid("address", "%q is not a usable unicast address", s)
 	}
-	return p, nil
+	return nil
 }
 
 // lastAddr returns the last (broadcast) address of an IPv4 prefix.
@@ -166,12 +156,12 @@ func (m *Manager) checkOverlapLocked(c *store.Connection, role store.Role, addr 
 				}
 			}
 		case role == store.RolePrivate && o.Role == store.RolePrivate:
-			if p, err := netip.ParsePrefix(o.PrivateAddress); err == nil && p.Masked().Overlaps(addr.Masked()) {
+			if p := o.PrivateAddress; p.IsValid() && p.Masked().Overlaps(addr.Masked()) {
 				return hresult.Invalid("address", "%s overlaps %s of the private connection %s; choose another private network", addr, p.Masked(), label(o))
 			}
 		case role == store.RolePublic && o.Role == store.RolePrivate:
-			p, err := netip.ParsePrefix(o.PrivateAddress)
-			if err != nil {
+			p := o.PrivateAddress
+			if !p.IsValid() {
 				continue
 			}
 			for _, q := range m.ipv4Locked(c.Interface) {
@@ -205,21 +195,17 @@ func (m *Manager) addressLocked(ch *change, rec *store.Connection, addr netip.Pr
 	}
 	current := m.ipv4After(ch, rec.Interface)
 	if rec.SavedAddrs == nil {
-		rec.SavedAddrs = []string{}
-		for _, p := range current {
-			rec.SavedAddrs = append(rec.SavedAddrs, p.String())
-		}
+		rec.SavedAddrs = append([]netip.Prefix{}, current...)
 	}
 	ch.setIPv4(rec.Interface, []netip.Prefix{addr})
 }
 
 // moveAddressLocked declares in ch that a private connection's link has
 // addr in place of its old private address, keeping its other addresses.
-func (m *Manager) moveAddressLocked(ch *change, rec *store.Connection, old string, addr netip.Prefix) {
+func (m *Manager) moveAddressLocked(ch *change, rec *store.Connection, was, addr netip.Prefix) {
 	if _, ok := m.seen[rec.Interface]; !ok {
 		return
 	}
-	was, _ := netip.ParsePrefix(old)
 	next := slices.DeleteFunc(slices.Clone(m.ipv4After(ch, rec.Interface)), func(p netip.Prefix) bool { return p == was })
 	if !slices.Contains(next, addr) {
 		next = append(next, addr)
@@ -290,11 +276,11 @@ func (m *Manager) unshareLocked(ch *change, c *store.Connection) {
 		if _, ok := m.seen[c.Interface]; ok {
 			// Its own addresses back, and any added by hand since.
 			next := slices.Clone(m.ipv4After(ch, c.Interface))
-			if p, err := netip.ParsePrefix(c.PrivateAddress); err == nil && !slices.Contains(c.SavedAddrs, p.String()) {
+			if p := c.PrivateAddress; p.IsValid() && !slices.Contains(c.SavedAddrs, p) {
 				next = slices.DeleteFunc(next, func(q netip.Prefix) bool { return q == p })
 			}
-			for _, s := range c.SavedAddrs {
-				if p, err := netip.ParsePrefix(s); err == nil && !slices.Contains(next, p) {
+			for _, p := range c.SavedAddrs {
+				if !slices.Contains(next, p) {
 					next = append(next, p)
 				}
 			}
@@ -316,12 +302,12 @@ func (m *Manager) unshareLocked(ch *change, c *store.Connection) {
 // of it; the firewall stays as it is. A private connection gets its own
 // addresses back. It succeeds, and still disables the mappings, when the
 // connection is not shared.
-func (m *Manager) DisableSharing(ctx context.Context, ref string) (hnetcfg.ConnectionProps, error) {
+func (m *Manager) DisableSharing(ctx context.Context, ref string) (Connection, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, err := m.lookupLocked(ctx, ref)
 	if err != nil {
-		return hnetcfg.ConnectionProps{}, err
+		return Connection{}, err
 	}
 	ch := &change{}
 	m.unshareLocked(ch, c.rec)
@@ -333,7 +319,7 @@ func (m *Manager) DisableSharing(ctx context.Context, ref string) (hnetcfg.Conne
 	}
 	if len(ch.conns)+len(ch.mappings) > 0 {
 		if err := m.commitLocked(ctx, ch); err != nil {
-			return hnetcfg.ConnectionProps{}, err
+			return Connection{}, err
 		}
 		m.log.Info("sharing disabled", "connection", c.rec.ID, "interface", c.rec.Interface, "mappingsDisabled", len(ch.mappings))
 	}
@@ -341,25 +327,25 @@ func (m *Manager) DisableSharing(ctx context.Context, ref string) (hnetcfg.Conne
 }
 
 // EnableInternetFirewall switches the firewall on for the connection; it
-// succeeds when the firewall is already on. req.AllowPing, if set, says
-// whether the connection answers ping (inbound ICMP echo); by default it
-// does not.
-func (m *Manager) EnableInternetFirewall(ctx context.Context, ref string, req hnetcfg.FirewallRequest) (hnetcfg.ConnectionProps, error) {
-	return m.setFirewall(ctx, ref, true, req.AllowPing)
+// succeeds when the firewall is already on. allowPing, if set, says
+// whether the connection answers ping (inbound ICMP echo); unset leaves
+// it as it is (off at first).
+func (m *Manager) EnableInternetFirewall(ctx context.Context, ref string, allowPing *bool) (Connection, error) {
+	return m.setFirewall(ctx, ref, true, allowPing)
 }
 
 // DisableInternetFirewall switches the firewall off for the connection; it
 // succeeds when the firewall is already off.
-func (m *Manager) DisableInternetFirewall(ctx context.Context, ref string) (hnetcfg.ConnectionProps, error) {
+func (m *Manager) DisableInternetFirewall(ctx context.Context, ref string) (Connection, error) {
 	return m.setFirewall(ctx, ref, false, nil)
 }
 
-func (m *Manager) setFirewall(ctx context.Context, ref string, on bool, allowPing *bool) (hnetcfg.ConnectionProps, error) {
+func (m *Manager) setFirewall(ctx context.Context, ref string, on bool, allowPing *bool) (Connection, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, err := m.lookupLocked(ctx, ref)
 	if err != nil {
-		return hnetcfg.ConnectionProps{}, err
+		return Connection{}, err
 	}
 	if c.rec.Firewall != on || allowPing != nil && *allowPing != c.rec.AllowPing {
 		rec := *c.rec
@@ -368,7 +354,7 @@ func (m *Manager) setFirewall(ctx context.Context, ref string, on bool, allowPin
 			rec.AllowPing = *allowPing
 		}
 		if err := m.commitLocked(ctx, &change{conns: []store.Connection{rec}}); err != nil {
-			return hnetcfg.ConnectionProps{}, err
+			return Connection{}, err
 		}
 		m.log.Info("firewall", "connection", rec.ID, "interface", rec.Interface, "enabled", on, "allowPing", rec.AllowPing)
 		c.rec = m.conns[rec.ID]

@@ -1,9 +1,9 @@
 package sharing
 
 import (
+	"cmp"
 	"context"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/link"
 	"github.com/netshare/netshare/internal/store"
@@ -11,103 +11,94 @@ import (
 
 // statusOf derives a connection's NETCON_STATUS from its link; l is nil
 // when the interface is absent.
-func statusOf(l *link.Link) hnetcfg.Status {
+func statusOf(l *link.Link) Status {
 	switch {
 	case l == nil:
-		return hnetcfg.NCS_HARDWARE_NOT_PRESENT
+		return StatusHardwareNotPresent
 	case !l.Up:
-		return hnetcfg.NCS_DISCONNECTED
+		return StatusDisconnected
 	case !l.Carrier:
-		return hnetcfg.NCS_MEDIA_DISCONNECTED
+		return StatusMediaDisconnected
 	}
 	for _, p := range l.Addrs {
 		if a := p.Addr(); a.Is4() || a.IsGlobalUnicast() {
-			return hnetcfg.NCS_CONNECTED
+			return StatusConnected
 		}
 	}
 	// Up with a carrier but no usable address: Windows' INVALID_ADDRESS.
-	return hnetcfg.NCS_INVALID_ADDRESS
+	return StatusInvalidAddress
 }
 
 // mediaOf derives a connection's NETCON_MEDIATYPE from its link kind.
-func mediaOf(l *link.Link) hnetcfg.MediaType {
+func mediaOf(l *link.Link) Media {
 	if l == nil {
-		return hnetcfg.NCM_NONE
+		return MediaNone
 	}
 	switch l.Kind {
 	case "device", "veth", "macvlan", "macvtap", "vlan", "bond", "team", "dummy", "ipvlan":
-		return hnetcfg.NCM_LAN
+		return MediaLAN
 	case "bridge":
-		return hnetcfg.NCM_BRIDGE
+		return MediaBridge
 	case "ppp":
-		return hnetcfg.NCM_PPPOE
+		return MediaPPPoE
 	case "tun", "tap", "tuntap", "wireguard", "ipip", "gre", "gretap", "ip6gre", "sit", "vti", "vti6", "ip6tnl", "vxlan", "geneve":
-		return hnetcfg.NCM_TUNNEL
+		return MediaTunnel
 	}
-	return hnetcfg.NCM_NONE
+	return MediaNone
 }
 
 // propsLocked returns the properties of a connection.
-func (m *Manager) propsLocked(c conn) hnetcfg.ConnectionProps {
+func (m *Manager) propsLocked(c conn) Connection {
 	r := c.rec
-	p := hnetcfg.ConnectionProps{
+	p := Connection{
 		ID:              r.ID,
-		Name:            r.Name,
+		Name:            cmp.Or(r.Name, r.Interface),
 		Interface:       r.Interface,
 		Status:          statusOf(c.link),
-		MediaType:       mediaOf(c.link),
-		Characteristics: []hnetcfg.Characteristic{hnetcfg.NCCF_ALL_USERS, hnetcfg.NCCF_ALLOW_RENAME},
-		FirewallEnabled: r.Firewall,
+		Media:           mediaOf(c.link),
+		Characteristics: CharAllUsers | CharAllowRename,
+		Role:            r.Role,
+		Firewall:        r.Firewall,
 		AllowPing:       r.AllowPing,
 	}
-	if p.Name == "" {
-		p.Name = r.Interface
-	}
 	if c.link != nil {
-		p.DeviceName = c.link.Driver
-		if p.DeviceName == "" {
-			p.DeviceName = c.link.Kind
-		}
+		p.Device = cmp.Or(c.link.Driver, c.link.Kind)
 	}
 	switch r.Role {
 	case store.RolePublic:
-		p.Characteristics = append(p.Characteristics, hnetcfg.NCCF_SHARED)
-		p.Sharing = hnetcfg.SharingState{Enabled: true, Type: hnetcfg.ICSSHARINGTYPE_PUBLIC}
+		p.Characteristics |= CharShared
 	case store.RolePrivate:
-		p.Characteristics = append(p.Characteristics, hnetcfg.NCCF_SHARED_PRIVATE)
-		p.Sharing = hnetcfg.SharingState{Enabled: true, Type: hnetcfg.ICSSHARINGTYPE_PRIVATE, Address: r.PrivateAddress}
+		p.Characteristics |= CharSharedPrivate
+		p.PrivateAddress = r.PrivateAddress
 	}
 	if r.Firewall {
-		p.Characteristics = append(p.Characteristics, hnetcfg.NCCF_FIREWALLED)
+		p.Characteristics |= CharFirewalled
 	}
 	return p
 }
 
-// SharingInstalled reports whether sharing is available: always, on Linux.
-func (m *Manager) SharingInstalled() bool { return true }
-
 // EnumEveryConnection returns every connection: each interface of the
 // namespace but loopback, and each absent one that carries configuration
 // (shown as hardware-not-present). They are sorted by interface name.
-func (m *Manager) EnumEveryConnection(ctx context.Context) ([]hnetcfg.ConnectionProps, error) {
+func (m *Manager) EnumEveryConnection(ctx context.Context) ([]Connection, error) {
 	return m.enum(ctx, func(*store.Connection) bool { return true })
 }
 
 // EnumPublicConnections returns the connection shared as public, if any.
-func (m *Manager) EnumPublicConnections(ctx context.Context) ([]hnetcfg.ConnectionProps, error) {
+func (m *Manager) EnumPublicConnections(ctx context.Context) ([]Connection, error) {
 	return m.enum(ctx, func(c *store.Connection) bool { return c.Role == store.RolePublic })
 }
 
 // EnumPrivateConnections returns the connections shared as private.
-func (m *Manager) EnumPrivateConnections(ctx context.Context) ([]hnetcfg.ConnectionProps, error) {
+func (m *Manager) EnumPrivateConnections(ctx context.Context) ([]Connection, error) {
 	return m.enum(ctx, func(c *store.Connection) bool { return c.Role == store.RolePrivate })
 }
 
-func (m *Manager) enum(ctx context.Context, keep func(*store.Connection) bool) ([]hnetcfg.ConnectionProps, error) {
+func (m *Manager) enum(ctx context.Context, keep func(*store.Connection) bool) ([]Connection, error) {
 	m.view.RLock()
 	defer m.view.RUnlock()
 	cs := m.listLocked()
-	out := []hnetcfg.ConnectionProps{}
+	out := []Connection{}
 	for _, c := range cs {
 		if keep(c.rec) {
 			out = append(out, m.propsLocked(c))
@@ -116,13 +107,12 @@ func (m *Manager) enum(ctx context.Context, keep func(*store.Connection) bool) (
 	return out, nil
 }
 
-// Sharing returns the manager's overview: whether sharing is installed and
-// which connections are public and private.
-func (m *Manager) Sharing(ctx context.Context) (hnetcfg.SharingOverview, error) {
+// Sharing returns which connections are public and private.
+func (m *Manager) Sharing(ctx context.Context) (Overview, error) {
 	m.view.RLock()
 	defer m.view.RUnlock()
 	cs := m.listLocked()
-	o := hnetcfg.SharingOverview{Installed: true, Public: []hnetcfg.ConnectionProps{}, Private: []hnetcfg.ConnectionProps{}}
+	o := Overview{Public: []Connection{}, Private: []Connection{}}
 	for _, c := range cs {
 		switch c.rec.Role {
 		case store.RolePublic:
@@ -136,42 +126,42 @@ func (m *Manager) Sharing(ctx context.Context) (hnetcfg.SharingOverview, error) 
 
 // NetConnectionProps returns the properties of the connection ref names
 // (an id, an interface name or a friendly name).
-func (m *Manager) NetConnectionProps(ctx context.Context, ref string) (hnetcfg.ConnectionProps, error) {
+func (m *Manager) NetConnectionProps(ctx context.Context, ref string) (Connection, error) {
 	m.view.RLock()
 	defer m.view.RUnlock()
 	c, err := m.findLocked(ref)
 	if err != nil {
-		return hnetcfg.ConnectionProps{}, err
+		return Connection{}, err
 	}
 	return m.propsLocked(c), nil
 }
 
 // Connect brings the connection's interface up.
-func (m *Manager) Connect(ctx context.Context, ref string) (hnetcfg.ConnectionProps, error) {
+func (m *Manager) Connect(ctx context.Context, ref string) (Connection, error) {
 	return m.setLink(ctx, ref, "connecting", m.links.SetUp)
 }
 
 // Disconnect takes the connection's interface down.
-func (m *Manager) Disconnect(ctx context.Context, ref string) (hnetcfg.ConnectionProps, error) {
+func (m *Manager) Disconnect(ctx context.Context, ref string) (Connection, error) {
 	return m.setLink(ctx, ref, "disconnecting", m.links.SetDown)
 }
 
-func (m *Manager) setLink(ctx context.Context, ref, verb string, do func(context.Context, string) error) (hnetcfg.ConnectionProps, error) {
+func (m *Manager) setLink(ctx context.Context, ref, verb string, do func(context.Context, string) error) (Connection, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, err := m.lookupLocked(ctx, ref)
 	if err != nil {
-		return hnetcfg.ConnectionProps{}, err
+		return Connection{}, err
 	}
 	if c.link == nil {
-		return hnetcfg.ConnectionProps{}, hresult.New(hresult.Fail, "%s connection %s: its interface is not present", verb, label(c.rec))
+		return Connection{}, hresult.New(hresult.Fail, "%s connection %s: its interface is not present", verb, label(c.rec))
 	}
 	if err := do(ctx, c.rec.Interface); err != nil {
-		return hnetcfg.ConnectionProps{}, hresult.New(hresult.Fail, "%s connection %s: %w", verb, label(c.rec), err)
+		return Connection{}, hresult.New(hresult.Fail, "%s connection %s: %w", verb, label(c.rec), err)
 	}
 	m.log.Info(verb, "connection", c.rec.ID, "interface", c.rec.Interface)
 	if c, err = m.lookupLocked(ctx, c.rec.ID); err != nil {
-		return hnetcfg.ConnectionProps{}, err
+		return Connection{}, err
 	}
 	return m.propsLocked(c), nil
 }
@@ -180,19 +170,19 @@ func (m *Manager) setLink(ctx context.Context, ref, verb string, do func(context
 // set as the interface alias. The name must not be another connection's
 // name or interface name. Renaming to the interface name restores the
 // default.
-func (m *Manager) Rename(ctx context.Context, ref, name string) (hnetcfg.ConnectionProps, error) {
+func (m *Manager) Rename(ctx context.Context, ref, name string) (Connection, error) {
 	if err := checkName("name", name); err != nil {
-		return hnetcfg.ConnectionProps{}, err
+		return Connection{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, err := m.lookupLocked(ctx, ref)
 	if err != nil {
-		return hnetcfg.ConnectionProps{}, err
+		return Connection{}, err
 	}
 	for _, o := range m.conns {
 		if o.ID != c.rec.ID && (o.Name == name || o.Interface == name) {
-			return hnetcfg.ConnectionProps{}, hresult.Clash("name", "%q is already used by connection %s", name, label(o))
+			return Connection{}, hresult.Clash("name", "%q is already used by connection %s", name, label(o))
 		}
 	}
 	rec := *c.rec
@@ -208,7 +198,7 @@ func (m *Manager) Rename(ctx context.Context, ref, name string) (hnetcfg.Connect
 		ch.setAlias(rec.Interface, rec.Name)
 	}
 	if err := m.commitLocked(ctx, ch); err != nil {
-		return hnetcfg.ConnectionProps{}, err
+		return Connection{}, err
 	}
 	m.log.Info("renamed", "connection", rec.ID, "interface", rec.Interface, "name", name)
 	c.rec = m.conns[rec.ID]

@@ -2,57 +2,56 @@ package sharing
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/dhcp"
 	"github.com/netshare/netshare/internal/store"
 )
 
 // dhcpSettingsLocked describes the DHCP configuration of c.
-func (m *Manager) dhcpSettingsLocked(c *store.Connection) hnetcfg.DHCPSettings {
+func (m *Manager) dhcpSettingsLocked(c *store.Connection) DHCPSettings {
 	cfg := dhcpConfig(c)
 	_, present := m.seen[c.Interface]
-	s := hnetcfg.DHCPSettings{
+	s := DHCPSettings{
 		Connection:   c.ID,
 		Active:       c.Role == store.RolePrivate && present,
-		Subnet:       cfg.Subnet.String(),
-		PoolStart:    cfg.PoolStart.String(),
-		PoolEnd:      cfg.PoolEnd.String(),
-		LeaseTime:    cfg.LeaseTime.String(),
+		Subnet:       cfg.Subnet,
+		PoolStart:    cfg.PoolStart,
+		PoolEnd:      cfg.PoolEnd,
+		LeaseTime:    cfg.LeaseTime,
 		Domain:       cfg.Domain,
-		Router:       cfg.Router.String(),
-		DNSServer:    cfg.DNS.String(),
-		Reservations: []hnetcfg.Reservation{},
+		Router:       cfg.Router,
+		DNSServer:    cfg.DNS,
+		Reservations: []Reservation{},
 	}
 	for _, r := range cfg.Reservations {
-		s.Reservations = append(s.Reservations, hnetcfg.Reservation{MAC: r.MAC, IP: r.IP.String(), Name: r.Name})
+		s.Reservations = append(s.Reservations, Reservation{MAC: r.MAC, IP: r.IP, Name: r.Name})
 	}
 	return s
 }
 
 // DHCPSettings returns the DHCP configuration of a connection. It applies
 // while the connection is shared as private.
-func (m *Manager) DHCPSettings(ctx context.Context, ref string) (hnetcfg.DHCPSettings, error) {
+func (m *Manager) DHCPSettings(ctx context.Context, ref string) (DHCPSettings, error) {
 	m.view.RLock()
 	defer m.view.RUnlock()
 	c, err := m.findLocked(ref)
 	if err != nil {
-		return hnetcfg.DHCPSettings{}, err
+		return DHCPSettings{}, err
 	}
 	return m.dhcpSettingsLocked(c.rec), nil
 }
 
-// hostAddr checks that s is an address of the private network p that can
+// hostAddr checks that a is an address of the private network p that can
 // be given to a host.
-func hostAddr(field, s string, p netip.Prefix) (netip.Addr, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() {
-		return a, hresult.Invalid(field, "%q is not an IPv4 address", s)
+func hostAddr(field string, a netip.Addr, p netip.Prefix) (netip.Addr, error) {
+	if !a.Is4() {
+		return a, hresult.Invalid(field, "%q is not an IPv4 address", a.String())
 	}
 	switch {
 	case !p.Contains(a):
@@ -68,15 +67,15 @@ func hostAddr(field, s string, p netip.Prefix) (netip.Addr, error) {
 }
 
 // changeDHCP validates a new DHCP configuration for c and commits it.
-func (m *Manager) changeDHCP(ctx context.Context, c *store.Connection, d *store.DHCP) (hnetcfg.DHCPSettings, error) {
+func (m *Manager) changeDHCP(ctx context.Context, c *store.Connection, d *store.DHCP) (DHCPSettings, error) {
 	d, err := checkDHCP(privatePrefix(c), d)
 	if err != nil {
-		return hnetcfg.DHCPSettings{}, err
+		return DHCPSettings{}, err
 	}
 	rec := *c
 	rec.DHCP = d
 	if err := m.commitLocked(ctx, &change{conns: []store.Connection{rec}}); err != nil {
-		return hnetcfg.DHCPSettings{}, err
+		return DHCPSettings{}, err
 	}
 	m.log.Info("DHCP settings changed", "connection", rec.ID, "interface", rec.Interface)
 	return m.dhcpSettingsLocked(m.conns[rec.ID]), nil
@@ -87,12 +86,12 @@ func (m *Manager) changeDHCP(ctx context.Context, c *store.Connection, d *store.
 func checkDHCP(p netip.Prefix, d *store.DHCP) (*store.DHCP, error) {
 	var start, end netip.Addr
 	var err error
-	if d.PoolStart != "" {
+	if d.PoolStart.IsValid() {
 		if start, err = hostAddr("poolStart", d.PoolStart, p); err != nil {
 			return nil, err
 		}
 	}
-	if d.PoolEnd != "" {
+	if d.PoolEnd.IsValid() {
 		if end, err = hostAddr("poolEnd", d.PoolEnd, p); err != nil {
 			return nil, err
 		}
@@ -107,20 +106,19 @@ func checkDHCP(p netip.Prefix, d *store.DHCP) (*store.DHCP, error) {
 	if start.Compare(end) > 0 {
 		return nil, hresult.Invalid("poolEnd", "the pool %s-%s is empty: its end comes before its start", start, end)
 	}
-	if d.Router != "" {
-		a, err := netip.ParseAddr(d.Router)
-		if err != nil || !a.Is4() || !p.Contains(a) || a == p.Masked().Addr() || a == lastAddr(p) {
-			return nil, hresult.Invalid("router", "%q is not a host address of the private network %s", d.Router, p.Masked())
+	if a := d.Router; a.IsValid() {
+		if !a.Is4() || !p.Contains(a) || a == p.Masked().Addr() || a == lastAddr(p) {
+			return nil, hresult.Invalid("router", "%q is not a host address of the private network %s", a.String(), p.Masked())
 		}
 	}
-	if d.DNSServer != "" {
-		if _, err := checkTargetIP(d.DNSServer); err != nil {
-			return nil, hresult.Invalid("dnsServer", "%q is not an IPv4 unicast address", d.DNSServer)
+	if d.DNSServer.IsValid() {
+		if err := checkTargetIP("dnsServer", d.DNSServer); err != nil {
+			return nil, err
 		}
 	}
 	if d.LeaseSeconds != 0 {
-		if lt := time.Duration(d.LeaseSeconds) * time.Second; lt < minLeaseTime || lt > maxLeaseTime {
-			return nil, hresult.Invalid("leaseTime", "%v is out of range; a lease lasts %v to %v", lt, minLeaseTime, maxLeaseTime)
+		if err := checkLeaseTime(time.Duration(d.LeaseSeconds) * time.Second); err != nil {
+			return nil, err
 		}
 	}
 	d = cloneDHCP(d)
@@ -130,7 +128,7 @@ func checkDHCP(p netip.Prefix, d *store.DHCP) (*store.DHCP, error) {
 		}
 		d.Domain = strings.ToLower(strings.TrimSuffix(d.Domain, "."))
 	}
-	seenIP, seenName, seenMAC := map[string]string{}, map[string]string{}, map[string]bool{}
+	seenIP, seenName, seenMAC := map[netip.Addr]string{}, map[string]string{}, map[string]bool{}
 	for i, r := range d.Reservations {
 		mac, err := dhcp.NormalizeMAC(r.MAC)
 		if err != nil {
@@ -149,19 +147,26 @@ func checkDHCP(p netip.Prefix, d *store.DHCP) (*store.DHCP, error) {
 				return nil, hresult.Invalid("name", "%q is not a host name (one label of letters, digits and hyphens)", r.Name)
 			}
 		}
-		if other, ok := seenIP[ip.String()]; ok && other != mac {
+		if other, ok := seenIP[ip]; ok && other != mac {
 			return nil, hresult.Clash("ip", "%s is reserved for %s already", ip, other)
 		}
 		if other, ok := seenName[strings.ToLower(r.Name)]; ok && r.Name != "" && other != mac {
 			return nil, hresult.Clash("name", "%q is the name of the reservation of %s already", r.Name, other)
 		}
-		seenIP[ip.String()], seenName[strings.ToLower(r.Name)] = mac, mac
-		d.Reservations[i] = store.Reservation{MAC: mac, IP: ip.String(), Name: strings.ToLower(r.Name)}
+		seenIP[ip], seenName[strings.ToLower(r.Name)] = mac, mac
+		d.Reservations[i] = store.Reservation{MAC: mac, IP: ip, Name: strings.ToLower(r.Name)}
 	}
-	if d.PoolStart == "" && d.PoolEnd == "" && d.LeaseSeconds == 0 && d.Domain == "" && d.Router == "" && d.DNSServer == "" && len(d.Reservations) == 0 {
+	if !d.PoolStart.IsValid() && !d.PoolEnd.IsValid() && d.LeaseSeconds == 0 && d.Domain == "" && !d.Router.IsValid() && !d.DNSServer.IsValid() && len(d.Reservations) == 0 {
 		return nil, nil
 	}
 	return d, nil
+}
+
+func checkLeaseTime(lt time.Duration) error {
+	if lt < minLeaseTime || lt > maxLeaseTime {
+		return hresult.Invalid("leaseTime", "%v is out of range; a lease lasts %v to %v", lt, minLeaseTime, maxLeaseTime)
+	}
+	return nil
 }
 
 func checkDomain(s string) error {
@@ -180,9 +185,9 @@ func cloneDHCP(d *store.DHCP) *store.DHCP {
 	return &c
 }
 
-// SetDHCP changes the DHCP settings of a connection; an empty string puts
-// a field back to its default.
-func (m *Manager) SetDHCP(ctx context.Context, ref string, e hnetcfg.DHCPEdit) (hnetcfg.DHCPSettings, error) {
+// SetDHCP changes the DHCP settings of a connection; a zero value puts a
+// field back to its default.
+func (m *Manager) SetDHCP(ctx context.Context, ref string, e DHCPEdit) (DHCPSettings, error) {
 	return m.editDHCP(ctx, ref, func(c *store.Connection, d *store.DHCP) error {
 		return applyDHCPEdit(d, e)
 	})
@@ -190,22 +195,22 @@ func (m *Manager) SetDHCP(ctx context.Context, ref string, e hnetcfg.DHCPEdit) (
 
 // editDHCP runs edit on a copy of the DHCP configuration of the connection
 // ref names, then validates and commits the result.
-func (m *Manager) editDHCP(ctx context.Context, ref string, edit func(*store.Connection, *store.DHCP) error) (hnetcfg.DHCPSettings, error) {
+func (m *Manager) editDHCP(ctx context.Context, ref string, edit func(*store.Connection, *store.DHCP) error) (DHCPSettings, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, err := m.lookupLocked(ctx, ref)
 	if err != nil {
-		return hnetcfg.DHCPSettings{}, err
+		return DHCPSettings{}, err
 	}
 	d := cloneDHCP(c.rec.DHCP)
 	if err := edit(c.rec, d); err != nil {
-		return hnetcfg.DHCPSettings{}, err
+		return DHCPSettings{}, err
 	}
 	return m.changeDHCP(ctx, c.rec, d)
 }
 
 // applyDHCPEdit sets the fields e sets.
-func applyDHCPEdit(d *store.DHCP, e hnetcfg.DHCPEdit) error {
+func applyDHCPEdit(d *store.DHCP, e DHCPEdit) error {
 	if e.PoolStart != nil {
 		d.PoolStart = *e.PoolStart
 	}
@@ -223,13 +228,9 @@ func applyDHCPEdit(d *store.DHCP, e hnetcfg.DHCPEdit) error {
 	}
 	if e.LeaseTime != nil {
 		d.LeaseSeconds = 0
-		if *e.LeaseTime != "" {
-			lt, err := time.ParseDuration(*e.LeaseTime)
-			if err != nil {
-				return hresult.Invalid("leaseTime", "%q is not a duration such as 30m, 12h or 168h", *e.LeaseTime)
-			}
-			if lt < minLeaseTime || lt > maxLeaseTime {
-				return hresult.Invalid("leaseTime", "%v is out of range; a lease lasts %v to %v", lt, minLeaseTime, maxLeaseTime)
+		if lt := *e.LeaseTime; lt != 0 {
+			if err := checkLeaseTime(lt); err != nil {
+				return err
 			}
 			d.LeaseSeconds = int64(lt / time.Second)
 		}
@@ -239,14 +240,14 @@ func applyDHCPEdit(d *store.DHCP, e hnetcfg.DHCPEdit) error {
 
 // Reserve gives a hardware address a fixed address (and a name) on a
 // private connection, replacing its reservation if it has one.
-func (m *Manager) Reserve(ctx context.Context, ref string, r hnetcfg.Reservation) (hnetcfg.DHCPSettings, error) {
+func (m *Manager) Reserve(ctx context.Context, ref string, r Reservation) (DHCPSettings, error) {
 	mac, err := dhcp.NormalizeMAC(r.MAC)
 	if err != nil {
-		return hnetcfg.DHCPSettings{}, hresult.Invalid("mac", "%v", err)
+		return DHCPSettings{}, hresult.Invalid("mac", "%v", err)
 	}
 	if r.Name != "" {
 		if err := checkHostName(r.Name); err != nil || strings.Contains(r.Name, ".") {
-			return hnetcfg.DHCPSettings{}, hresult.Invalid("name", "%q is not a host name (one label of letters, digits and hyphens)", r.Name)
+			return DHCPSettings{}, hresult.Invalid("name", "%q is not a host name (one label of letters, digits and hyphens)", r.Name)
 		}
 	}
 	return m.editDHCP(ctx, ref, func(c *store.Connection, d *store.DHCP) error {
@@ -256,23 +257,23 @@ func (m *Manager) Reserve(ctx context.Context, ref string, r hnetcfg.Reservation
 		}
 		d.Reservations = slices.DeleteFunc(d.Reservations, func(x store.Reservation) bool { return x.MAC == mac })
 		for _, x := range d.Reservations {
-			if x.IP == ip.String() {
+			if x.IP == ip {
 				return hresult.Clash("ip", "%s is reserved for %s already", ip, x.MAC)
 			}
 			if r.Name != "" && strings.EqualFold(x.Name, r.Name) {
 				return hresult.Clash("name", "%q is the name of the reservation of %s already", r.Name, x.MAC)
 			}
 		}
-		d.Reservations = append(d.Reservations, store.Reservation{MAC: mac, IP: ip.String(), Name: strings.ToLower(r.Name)})
+		d.Reservations = append(d.Reservations, store.Reservation{MAC: mac, IP: ip, Name: strings.ToLower(r.Name)})
 		return nil
 	})
 }
 
 // Unreserve removes the reservation of a hardware address.
-func (m *Manager) Unreserve(ctx context.Context, ref, macText string) (hnetcfg.DHCPSettings, error) {
+func (m *Manager) Unreserve(ctx context.Context, ref, macText string) (DHCPSettings, error) {
 	mac, err := dhcp.NormalizeMAC(macText)
 	if err != nil {
-		return hnetcfg.DHCPSettings{}, hresult.Invalid("mac", "%v", err)
+		return DHCPSettings{}, hresult.Invalid("mac", "%v", err)
 	}
 	return m.editDHCP(ctx, ref, func(c *store.Connection, d *store.DHCP) error {
 		n := len(d.Reservations)
@@ -286,63 +287,66 @@ func (m *Manager) Unreserve(ctx context.Context, ref, macText string) (hnetcfg.D
 
 // LeaseList returns the DHCP leases of every connection, active first,
 // then by address.
-func (m *Manager) LeaseList(ctx context.Context) ([]hnetcfg.LeaseInfo, error) {
+func (m *Manager) LeaseList(ctx context.Context) ([]LeaseInfo, error) {
 	m.view.RLock()
 	defer m.view.RUnlock()
 	m.leaseMu.Lock()
 	defer m.leaseMu.Unlock()
 	now := m.now()
-	out := []hnetcfg.LeaseInfo{}
+	out := []LeaseInfo{}
 	for _, l := range m.leases {
 		if l.Declined {
 			continue
 		}
-		info := hnetcfg.LeaseInfo{Connection: l.Connection, MAC: l.MAC, IP: l.IP, Hostname: l.Hostname,
-			Expiry: time.Unix(l.Expiry, 0).UTC().Format(time.RFC3339), Active: time.Unix(l.Expiry, 0).After(now)}
+		exp := time.Unix(l.Expiry, 0).UTC()
+		info := LeaseInfo{Connection: l.Connection, MAC: l.MAC, IP: l.IP, Hostname: l.Hostname, Expiry: exp, Active: exp.After(now)}
 		if c := m.conns[l.Connection]; c != nil {
 			info.Interface = c.Interface
 		}
 		out = append(out, info)
 	}
-	slices.SortFunc(out, func(a, b hnetcfg.LeaseInfo) int {
+	slices.SortFunc(out, func(a, b LeaseInfo) int {
 		if a.Active != b.Active {
 			if a.Active {
 				return -1
 			}
 			return 1
 		}
-		x, _ := netip.ParseAddr(a.IP)
-		y, _ := netip.ParseAddr(b.IP)
-		return x.Compare(y)
+		return a.IP.Compare(b.IP)
 	})
 	return out, nil
 }
 
 // DNSSettings returns the forwarder's configuration.
-func (m *Manager) DNSSettings(ctx context.Context) (hnetcfg.DNSSettings, error) {
+func (m *Manager) DNSSettings(ctx context.Context) (DNSSettings, error) {
 	m.view.RLock()
 	defer m.view.RUnlock()
 	return m.dnsSettingsLocked(), nil
 }
 
-func (m *Manager) dnsSettingsLocked() hnetcfg.DNSSettings {
-	s := hnetcfg.DNSSettings{Upstreams: slices.Clone(m.settings.Upstreams), Effective: []string{}, Hosts: []hnetcfg.DNSHost{}}
-	if s.Upstreams == nil {
-		s.Upstreams = []string{}
+func (m *Manager) dnsSettingsLocked() DNSSettings {
+	s := DNSSettings{Upstreams: upstreamsOf(m.settings), Effective: m.upstreamsLocked(), Hosts: []DNSHost{}}
+	for _, name := range slices.Sorted(maps.Keys(m.settings.Hosts)) {
+		s.Hosts = append(s.Hosts, DNSHost{Name: name, IP: m.settings.Hosts[name]})
 	}
-	for _, u := range m.upstreamsLocked() {
-		s.Effective = append(s.Effective, u.String())
-	}
-	for name, ip := range m.settings.Hosts {
-		s.Hosts = append(s.Hosts, hnetcfg.DNSHost{Name: name, IP: ip})
-	}
-	slices.SortFunc(s.Hosts, func(a, b hnetcfg.DNSHost) int { return strings.Compare(a.Name, b.Name) })
 	return s
 }
 
-func (m *Manager) changeSettingsLocked(ctx context.Context, st store.Settings) (hnetcfg.DNSSettings, error) {
+// upstreamsOf returns the upstream servers the settings name; the store
+// checked each when it loaded them.
+func upstreamsOf(st store.Settings) []netip.AddrPort {
+	out := []netip.AddrPort{}
+	for _, s := range st.Upstreams {
+		if ap, err := store.ParseUpstream(s); err == nil {
+			out = append(out, ap)
+		}
+	}
+	return out
+}
+
+func (m *Manager) changeSettingsLocked(ctx context.Context, st store.Settings) (DNSSettings, error) {
 	if err := m.commitLocked(ctx, &change{settings: &st}); err != nil {
-		return hnetcfg.DNSSettings{}, err
+		return DNSSettings{}, err
 	}
 	return m.dnsSettingsLocked(), nil
 }
@@ -350,18 +354,18 @@ func (m *Manager) changeSettingsLocked(ctx context.Context, st store.Settings) (
 func (m *Manager) cloneSettingsLocked() store.Settings {
 	st := m.settings
 	st.Upstreams = slices.Clone(st.Upstreams)
-	st.Hosts = map[string]string{}
-	for k, v := range m.settings.Hosts {
-		st.Hosts[k] = v
+	st.Hosts = maps.Clone(m.settings.Hosts)
+	if st.Hosts == nil {
+		st.Hosts = map[string]netip.Addr{}
 	}
 	return st
 }
 
 // SetDNS sets the upstream servers; none means those of resolv.conf.
-func (m *Manager) SetDNS(ctx context.Context, e hnetcfg.DNSEdit) (hnetcfg.DNSSettings, error) {
-	ups, err := checkUpstreams(e.Upstreams)
+func (m *Manager) SetDNS(ctx context.Context, upstreams []netip.AddrPort) (DNSSettings, error) {
+	ups, err := checkUpstreams(upstreams)
 	if err != nil {
-		return hnetcfg.DNSSettings{}, err
+		return DNSSettings{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -371,52 +375,50 @@ func (m *Manager) SetDNS(ctx context.Context, e hnetcfg.DNSEdit) (hnetcfg.DNSSet
 }
 
 // AddHost adds or replaces a static name.
-func (m *Manager) AddHost(ctx context.Context, h hnetcfg.DNSHost) (hnetcfg.DNSSettings, error) {
-	name, ip, err := checkStaticHost(h)
+func (m *Manager) AddHost(ctx context.Context, h DNSHost) (DNSSettings, error) {
+	name, err := checkStaticHost(h)
 	if err != nil {
-		return hnetcfg.DNSSettings{}, err
+		return DNSSettings{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.cloneSettingsLocked()
-	st.Hosts[name] = ip
+	st.Hosts[name] = h.IP
 	return m.changeSettingsLocked(ctx, st)
 }
 
-// checkUpstreams validates DNS upstream servers and returns them in their
-// normal form.
-func checkUpstreams(us []string) ([]string, error) {
+// checkUpstreams validates DNS upstream servers and returns them as the
+// store keeps them.
+func checkUpstreams(us []netip.AddrPort) ([]string, error) {
 	var ups []string
-	for _, u := range us {
-		ap, err := parseUpstream(strings.TrimSpace(u))
-		if err != nil || ap.Addr().IsUnspecified() || ap.Addr().IsMulticast() || ap.Port() == 0 {
-			return nil, hresult.Invalid("upstream", "%q is not a DNS server address such as 192.0.2.53 or [2001:db8::53]:53", u)
+	for _, ap := range us {
+		if !ap.Addr().IsValid() || ap.Addr().IsUnspecified() || ap.Addr().IsMulticast() || ap.Port() == 0 {
+			return nil, hresult.Invalid("upstream", "%q is not a DNS server address such as 192.0.2.53 or [2001:db8::53]:53", ap.String())
 		}
 		ups = append(ups, ap.String())
 	}
 	return ups, nil
 }
 
-// checkStaticHost validates a static DNS name and returns its name and
-// address in their normal forms.
-func checkStaticHost(h hnetcfg.DNSHost) (string, string, error) {
+// checkStaticHost validates a static DNS name and returns the name in
+// its normal form.
+func checkStaticHost(h DNSHost) (string, error) {
 	if err := checkHostName(h.Name); err != nil || strings.Contains(strings.TrimSuffix(h.Name, "."), ".") {
-		return "", "", hresult.Invalid("name", "%q is not a host name (one label of letters, digits and hyphens)", h.Name)
+		return "", hresult.Invalid("name", "%q is not a host name (one label of letters, digits and hyphens)", h.Name)
 	}
-	ip, err := checkTargetIP(h.IP)
-	if err != nil {
-		return "", "", hresult.Invalid("ip", "%q is not an IPv4 unicast address", h.IP)
+	if err := checkTargetIP("ip", h.IP); err != nil {
+		return "", err
 	}
-	return strings.ToLower(strings.TrimSuffix(h.Name, ".")), ip.String(), nil
+	return strings.ToLower(strings.TrimSuffix(h.Name, ".")), nil
 }
 
 // RemoveHost removes a static name.
-func (m *Manager) RemoveHost(ctx context.Context, name string) (hnetcfg.DNSSettings, error) {
+func (m *Manager) RemoveHost(ctx context.Context, name string) (DNSSettings, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
 	if _, ok := m.settings.Hosts[name]; !ok {
-		return hnetcfg.DNSSettings{}, hresult.Missing("host %q: no such static name", name)
+		return DNSSettings{}, hresult.Missing("host %q: no such static name", name)
 	}
 	st := m.cloneSettingsLocked()
 	delete(st.Hosts, name)

@@ -11,12 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/store"
 )
 
-// The whole desired state as one document (hnetcfg.Config): Config reads
+// The whole desired state as one document (Config): Config reads
 // it, ApplyConfig makes the state what a document says, all or nothing.
 
 // Revision returns the revision of the desired state, as documents carry
@@ -30,46 +29,38 @@ func (m *Manager) Revision() string {
 func revString(r store.Rev) string { return strconv.FormatUint(uint64(r), 10) }
 
 // Config returns the whole desired state as one document.
-func (m *Manager) Config(ctx context.Context) (hnetcfg.Config, error) {
+func (m *Manager) Config(ctx context.Context) (Config, error) {
 	m.view.RLock()
 	defer m.view.RUnlock()
 	return m.configLocked(), nil
 }
 
 // configLocked renders the desired state; mu or view is held.
-func (m *Manager) configLocked() hnetcfg.Config {
-	doc := hnetcfg.Config{Revision: revString(m.rev), Connections: []hnetcfg.ConnectionConfig{}}
+func (m *Manager) configLocked() Config {
+	doc := Config{Revision: revString(m.rev), Connections: []ConnectionConfig{}}
 	for _, c := range m.listLocked() {
 		r := c.rec
-		cc := hnetcfg.ConnectionConfig{ID: r.ID, Interface: r.Interface, Name: r.Name, Firewall: r.Firewall, AllowPing: r.AllowPing}
-		switch r.Role {
-		case store.RolePublic:
-			cc.Sharing = hnetcfg.ICSSHARINGTYPE_PUBLIC
-		case store.RolePrivate:
-			cc.Sharing = hnetcfg.ICSSHARINGTYPE_PRIVATE
+		cc := ConnectionConfig{ID: r.ID, Interface: r.Interface, Name: r.Name, Role: r.Role, Firewall: r.Firewall, AllowPing: r.AllowPing}
+		if r.Role == store.RolePrivate {
 			cc.Address = r.PrivateAddress
 		}
 		if d := r.DHCP; d != nil {
-			dc := &hnetcfg.DHCPConfig{PoolStart: d.PoolStart, PoolEnd: d.PoolEnd, Domain: d.Domain, Router: d.Router, DNSServer: d.DNSServer}
-			if d.LeaseSeconds != 0 {
-				dc.LeaseTime = (time.Duration(d.LeaseSeconds) * time.Second).String()
-			}
+			dc := &DHCPConfig{PoolStart: d.PoolStart, PoolEnd: d.PoolEnd, LeaseTime: time.Duration(d.LeaseSeconds) * time.Second,
+				Domain: d.Domain, Router: d.Router, DNSServer: d.DNSServer}
 			for _, x := range d.Reservations {
-				dc.Reservations = append(dc.Reservations, hnetcfg.Reservation{MAC: x.MAC, IP: x.IP, Name: x.Name})
+				dc.Reservations = append(dc.Reservations, Reservation(x))
 			}
 			cc.DHCP = dc
 		}
 		for _, id := range m.sortedMappingIDsLocked(r.ID) {
 			mp := m.mappings[id]
-			cc.Mappings = append(cc.Mappings, hnetcfg.MappingConfig{ID: strconv.FormatUint(id, 10), Name: mp.Name,
-				Protocol: hnetcfg.Protocol(mp.Protocol), ExternalPort: int(mp.ExternalPort), InternalPort: int(mp.InternalPort),
-				TargetName: mp.TargetName, TargetIPAddress: mp.TargetIP, Enabled: mp.Enabled})
+			cc.Mappings = append(cc.Mappings, MappingConfig{ID: MappingID(id), MappingSpec: specOf(mp), Enabled: mp.Enabled})
 		}
 		doc.Connections = append(doc.Connections, cc)
 	}
-	doc.DNS.Upstreams = slices.Clone(m.settings.Upstreams)
+	doc.DNS.Upstreams = upstreamsOf(m.settings)
 	for _, name := range slices.Sorted(maps.Keys(m.settings.Hosts)) {
-		doc.DNS.Hosts = append(doc.DNS.Hosts, hnetcfg.DNSHost{Name: name, IP: m.settings.Hosts[name]})
+		doc.DNS.Hosts = append(doc.DNS.Hosts, DNSHost{Name: name, IP: m.settings.Hosts[name]})
 	}
 	return doc
 }
@@ -85,22 +76,22 @@ func (m *Manager) configLocked() hnetcfg.Config {
 // another revision is refused (hresult.Stale), since applying the
 // document would undo changes its author did not see. With dryRun, the
 // changes are returned and nothing changes.
-func (m *Manager) ApplyConfig(ctx context.Context, doc hnetcfg.Config, ifMatch string, dryRun bool) (hnetcfg.ConfigResult, error) {
+func (m *Manager) ApplyConfig(ctx context.Context, doc Config, ifMatch string, dryRun bool) (ConfigResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, err := m.observeLocked(ctx); err != nil {
-		return hnetcfg.ConfigResult{}, err
+		return ConfigResult{}, err
 	}
 	if ifMatch != "" && ifMatch != revString(m.rev) {
 		e := hresult.New(hresult.Abort, "the state is at revision %s, not %s: it changed since the document was read; export it again (or apply without the revision to replace the state anyway)", revString(m.rev), ifMatch)
 		e.Reason = hresult.Stale
-		return hnetcfg.ConfigResult{}, e
+		return ConfigResult{}, e
 	}
 	p, err := m.planLocked(doc)
 	if err != nil {
-		return hnetcfg.ConfigResult{}, err
+		return ConfigResult{}, err
 	}
-	res := hnetcfg.ConfigResult{DryRun: dryRun, Changes: p.changes}
+	res := ConfigResult{DryRun: dryRun, Changes: p.changes}
 	if res.Changes == nil {
 		res.Changes = []string{}
 	}
@@ -110,7 +101,7 @@ func (m *Manager) ApplyConfig(ctx context.Context, doc hnetcfg.Config, ifMatch s
 	}
 	ch := m.changeForPlanLocked(ctx, p)
 	if err := m.commitLocked(ctx, ch); err != nil {
-		return hnetcfg.ConfigResult{}, err
+		return ConfigResult{}, err
 	}
 	m.log.Info("configuration applied", "changes", len(p.changes), "revision", m.rev)
 	res.Config = m.configLocked()
@@ -129,12 +120,12 @@ type plan struct {
 
 // planLocked checks doc against itself and the links and returns what it
 // asks for.
-func (m *Manager) planLocked(doc hnetcfg.Config) (*plan, error) {
+func (m *Manager) planLocked(doc Config) (*plan, error) {
 	p := &plan{conns: map[string]*store.Connection{}, addrs: map[string]netip.Prefix{}, mappings: map[uint64]*store.Mapping{}}
 	listed := map[string]int{} // connection id -> its index in doc
 	nextID := m.lastID
 	for i, cc := range doc.Connections {
-		at := func(err error) error { return inDocument(fmt.Sprintf("connections[%d]", i), err) }
+		at := func(err error) error { return hresult.Within(fmt.Sprintf("connections[%d]", i), err) }
 		old := m.findRecordLocked(cc.ID, cc.Interface)
 		if old == nil {
 			return nil, at(hresult.Missing("connection %q: no such connection (connections come from the kernel's interfaces; 'netshare connection list' shows them)", cmpOr(cc.ID, cc.Interface)))
@@ -153,29 +144,24 @@ func (m *Manager) planLocked(doc hnetcfg.Config) (*plan, error) {
 		if rec.Name == rec.Interface {
 			rec.Name = ""
 		}
-		switch cc.Sharing {
-		case "":
-			rec.Role = store.RoleNone
-		case hnetcfg.ICSSHARINGTYPE_PUBLIC:
-			rec.Role = store.RolePublic
-		case hnetcfg.ICSSHARINGTYPE_PRIVATE:
-			rec.Role = store.RolePrivate
+		switch cc.Role {
+		case RoleNone, RolePublic, RolePrivate:
+			rec.Role = cc.Role
 		default:
-			return nil, at(hresult.Invalid("sharing", "%q is not a sharing type; use public, private, or leave it out", cc.Sharing))
+			return nil, at(hresult.Invalid("sharing", "%q is not a sharing type; use public, private, or leave it out", cc.Role))
 		}
-		if cc.Address != "" {
+		if cc.Address.IsValid() {
 			if rec.Role != store.RolePrivate {
 				return nil, at(hresult.Invalid("address", "is for private connections; a connection that is not shared as private keeps its own addresses"))
 			}
-			a, err := checkPrivateAddress(cc.Address)
-			if err != nil {
+			if err := checkPrivateAddress(cc.Address); err != nil {
 				return nil, at(err)
 			}
-			rec.PrivateAddress = a.String()
+			rec.PrivateAddress = cc.Address
 		}
 		if rec.Role == store.RolePrivate {
 			p.addrs[rec.ID] = privatePrefix(&rec)
-			rec.PrivateAddress = p.addrs[rec.ID].String()
+			rec.PrivateAddress = p.addrs[rec.ID]
 		}
 		rec.DHCP = nil
 		if cc.DHCP != nil {
@@ -184,7 +170,7 @@ func (m *Manager) planLocked(doc hnetcfg.Config) (*plan, error) {
 				d, err = checkDHCP(privatePrefix(&rec), d)
 			}
 			if err != nil {
-				return nil, at(inDocument("dhcp", err))
+				return nil, at(hresult.Within("dhcp", err))
 			}
 			rec.DHCP = d
 		}
@@ -195,21 +181,20 @@ func (m *Manager) planLocked(doc hnetcfg.Config) (*plan, error) {
 		// twice changes nothing the second time.
 		claimed := map[uint64]bool{}
 		for _, mc := range cc.Mappings {
-			if id, err := strconv.ParseUint(mc.ID, 10, 64); err == nil {
-				claimed[id] = true
+			if mc.ID != 0 {
+				claimed[uint64(mc.ID)] = true
 			}
 		}
 		keys := map[protoPort]string{}
 		for k, mc := range cc.Mappings {
-			at := func(err error) error { return at(inDocument(fmt.Sprintf("mappings[%d]", k), err)) }
-			mp, err := checkSpec(hnetcfg.PortMappingSpec{Name: mc.Name, Protocol: mc.Protocol, ExternalPort: mc.ExternalPort,
-				InternalPort: mc.InternalPort, TargetName: mc.TargetName, TargetIPAddress: mc.TargetIPAddress})
+			at := func(err error) error { return at(hresult.Within(fmt.Sprintf("mappings[%d]", k), err)) }
+			mp, err := checkSpec(mc.MappingSpec)
 			if err != nil {
 				return nil, at(err)
 			}
 			mp.Connection, mp.Enabled = rec.ID, mc.Enabled
 			key := protoPort{mp.Protocol, mp.ExternalPort}
-			if mc.ID == "" {
+			if mc.ID == 0 {
 				if id, ok := m.byConn[rec.ID][key]; ok && !claimed[id] {
 					mp.ID = id
 					claimed[id] = true
@@ -218,10 +203,7 @@ func (m *Manager) planLocked(doc hnetcfg.Config) (*plan, error) {
 					mp.ID = nextID
 				}
 			} else {
-				id, err := strconv.ParseUint(mc.ID, 10, 64)
-				if err != nil {
-					return nil, at(hresult.Invalid("id", "%q is not a mapping id; leave it out for a new mapping", mc.ID))
-				}
+				id := uint64(mc.ID)
 				if o := m.mappings[id]; o == nil || o.Connection != rec.ID {
 					return nil, at(hresult.Missing("mapping %s of connection %s: no such mapping; leave the id out for a new mapping", mc.ID, label(old)))
 				}
@@ -251,19 +233,19 @@ func (m *Manager) planLocked(doc hnetcfg.Config) (*plan, error) {
 	st := m.cloneSettingsLocked()
 	ups, err := checkUpstreams(doc.DNS.Upstreams)
 	if err != nil {
-		return nil, inDocument("dns", err)
+		return nil, hresult.Within("dns", err)
 	}
 	st.Upstreams = ups
-	st.Hosts = map[string]string{}
+	st.Hosts = map[string]netip.Addr{}
 	for i, h := range doc.DNS.Hosts {
-		name, ip, err := checkStaticHost(h)
+		name, err := checkStaticHost(h)
 		if err != nil {
-			return nil, inDocument(fmt.Sprintf("dns.hosts[%d]", i), err)
+			return nil, hresult.Within(fmt.Sprintf("dns.hosts[%d]", i), err)
 		}
 		if _, dup := st.Hosts[name]; dup {
-			return nil, inDocument(fmt.Sprintf("dns.hosts[%d]", i), hresult.Clash("name", "%q is listed twice", name))
+			return nil, hresult.Within(fmt.Sprintf("dns.hosts[%d]", i), hresult.Clash("name", "%q is listed twice", name))
 		}
-		st.Hosts[name] = ip
+		st.Hosts[name] = h.IP
 	}
 	p.settings = st
 	p.describe(m)
@@ -293,7 +275,7 @@ func (p *plan) checkConnections(m *Manager) error {
 			continue
 		}
 		if o, ok := names[c.Name]; ok && o.ID != c.ID {
-			return inDocument("connections", hresult.Clash("name", "%q is the name of connection %s, and %s's", c.Name, label(o), c.Interface))
+			return hresult.Within("connections", hresult.Clash("name", "%q is the name of connection %s, and %s's", c.Name, label(o), c.Interface))
 		}
 		names[c.Name] = c
 	}
@@ -368,9 +350,9 @@ func (p *plan) describe(m *Manager) {
 		iface := p.conns[mp.Connection].Interface
 		switch {
 		case old == nil:
-			say("connection %s: mapping %d (%q) added: %s %d -> %s:%d, %s", iface, id, mp.Name, mp.Protocol, mp.ExternalPort, cmpOr(mp.TargetName, mp.TargetIP), mp.InternalPort, enabledWord(mp.Enabled))
+			say("connection %s: mapping %d (%q) added: %s %d -> %s:%d, %s", iface, id, mp.Name, mp.Protocol, mp.ExternalPort, targetText(mp), mp.InternalPort, enabledWord(mp.Enabled))
 		case *old != *mp:
-			say("connection %s: mapping %d (%q) changed: %s %d -> %s:%d, %s", iface, id, mp.Name, mp.Protocol, mp.ExternalPort, cmpOr(mp.TargetName, mp.TargetIP), mp.InternalPort, enabledWord(mp.Enabled))
+			say("connection %s: mapping %d (%q) changed: %s %d -> %s:%d, %s", iface, id, mp.Name, mp.Protocol, mp.ExternalPort, targetText(mp), mp.InternalPort, enabledWord(mp.Enabled))
 		}
 	}
 	if !slices.Equal(p.settings.Upstreams, m.settings.Upstreams) {
@@ -422,7 +404,7 @@ func (m *Manager) changeForPlanLocked(ctx context.Context, p *plan) *change {
 		if c.Role == store.RolePrivate {
 			addr := p.addrs[id]
 			if old.Role == store.RolePrivate {
-				if addr.String() != old.PrivateAddress {
+				if addr != old.PrivateAddress {
 					m.moveAddressLocked(ch, &rec, old.PrivateAddress, addr)
 				}
 			} else {
@@ -473,29 +455,23 @@ func (m *Manager) findRecordLocked(id, iface string) *store.Connection {
 }
 
 // dhcpFromDocument converts a document's DHCP settings to the record's.
-func dhcpFromDocument(dc *hnetcfg.DHCPConfig) (*store.DHCP, error) {
+func dhcpFromDocument(dc *DHCPConfig) (*store.DHCP, error) {
 	d := &store.DHCP{PoolStart: dc.PoolStart, PoolEnd: dc.PoolEnd, Domain: dc.Domain, Router: dc.Router, DNSServer: dc.DNSServer}
-	if err := applyDHCPEdit(d, hnetcfg.DHCPEdit{LeaseTime: &dc.LeaseTime}); err != nil {
+	if err := applyDHCPEdit(d, DHCPEdit{LeaseTime: &dc.LeaseTime}); err != nil {
 		return nil, err
 	}
 	for _, r := range dc.Reservations {
-		d.Reservations = append(d.Reservations, store.Reservation{MAC: r.MAC, IP: r.IP, Name: r.Name})
+		d.Reservations = append(d.Reservations, store.Reservation(r))
 	}
 	return d, nil
 }
 
-// inDocument puts where in the document an error is in front of its field.
-func inDocument(at string, err error) error {
-	e := hresult.From(err)
-	c := *e
-	if rest, ok := strings.CutPrefix(c.Message, c.Field+": "); ok && c.Field != "" {
-		c.Field = at + "." + c.Field
-		c.Message = c.Field + ": " + rest
-	} else {
-		c.Field = at
-		c.Message = at + ": " + c.Message
+// targetText returns a mapping's target as the changes list it.
+func targetText(mp *store.Mapping) string {
+	if mp.TargetName != "" {
+		return mp.TargetName
 	}
-	return &c
+	return mp.TargetIP.String()
 }
 
 func cmpOr(a, b string) string {

@@ -2,15 +2,18 @@ package sharing
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/ipproto"
 )
 
-func (h *harness) config() hnetcfg.Config {
+func (h *harness) config() Config {
 	h.t.Helper()
 	doc, err := h.m.Config(ctx)
 	if err != nil {
@@ -19,7 +22,7 @@ func (h *harness) config() hnetcfg.Config {
 	return doc
 }
 
-func (h *harness) apply(doc hnetcfg.Config, dryRun bool) hnetcfg.ConfigResult {
+func (h *harness) apply(doc Config, dryRun bool) ConfigResult {
 	h.t.Helper()
 	res, err := h.m.ApplyConfig(ctx, doc, doc.Revision, dryRun)
 	if err != nil {
@@ -28,7 +31,7 @@ func (h *harness) apply(doc hnetcfg.Config, dryRun bool) hnetcfg.ConfigResult {
 	return res
 }
 
-func connOf(doc *hnetcfg.Config, iface string) *hnetcfg.ConnectionConfig {
+func connOf(doc *Config, iface string) *ConnectionConfig {
 	for i := range doc.Connections {
 		if doc.Connections[i].Interface == iface {
 			return &doc.Connections[i]
@@ -41,16 +44,16 @@ func TestConfigDocument(t *testing.T) {
 	h := newHarness(t)
 	// A document written by hand: a public and a private connection, a
 	// name, mappings, DNS.
-	doc := hnetcfg.Config{
-		Connections: []hnetcfg.ConnectionConfig{
-			{Interface: "wan0", Sharing: "public", Firewall: true, Name: "Upstream", Mappings: []hnetcfg.MappingConfig{
-				{Name: "web", Protocol: "tcp", ExternalPort: 80, InternalPort: 8080, TargetIPAddress: "10.5.0.10", Enabled: true},
-				{Name: "nas", Protocol: "udp", ExternalPort: 9000, InternalPort: 9000, TargetName: "nas"},
+	doc := Config{
+		Connections: []ConnectionConfig{
+			{Interface: "wan0", Role: RolePublic, Firewall: true, Name: "Upstream", Mappings: []MappingConfig{
+				{MappingSpec: MappingSpec{Name: "web", Protocol: ipproto.TCP, ExternalPort: 80, InternalPort: 8080, Target: Target{IP: netip.MustParseAddr("10.5.0.10")}}, Enabled: true},
+				{MappingSpec: MappingSpec{Name: "nas", Protocol: ipproto.UDP, ExternalPort: 9000, InternalPort: 9000, Target: Target{Name: "nas"}}},
 			}},
-			{Interface: "lan0", Sharing: "private", Address: "10.5.0.1/24", DHCP: &hnetcfg.DHCPConfig{LeaseTime: "2h",
-				Reservations: []hnetcfg.Reservation{{MAC: "02:00:00:00:00:01", IP: "10.5.0.5", Name: "nas"}}}},
+			{Interface: "lan0", Role: RolePrivate, Address: netip.MustParsePrefix("10.5.0.1/24"), DHCP: &DHCPConfig{LeaseTime: 2 * time.Hour,
+				Reservations: []Reservation{{MAC: "02:00:00:00:00:01", IP: mustIP("10.5.0.5"), Name: "nas"}}}},
 		},
-		DNS: hnetcfg.DNSConfig{Upstreams: []string{"192.0.2.53"}, Hosts: []hnetcfg.DNSHost{{Name: "printer", IP: "10.5.0.7"}}},
+		DNS: DNSConfig{Upstreams: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.53:53")}, Hosts: []DNSHost{{Name: "printer", IP: mustIP("10.5.0.7")}}},
 	}
 	rev := h.m.Revision()
 	dry, err := h.m.ApplyConfig(ctx, doc, rev, true)
@@ -79,7 +82,7 @@ func TestConfigDocument(t *testing.T) {
 	if !h.forwarding() {
 		t.Error("forwarding is off while sharing")
 	}
-	if p := h.props("wan0"); p.Name != "Upstream" || !p.Sharing.Enabled || !p.FirewallEnabled {
+	if p := h.props("wan0"); p.Name != "Upstream" || p.Role == RoleNone || !p.Firewall {
 		t.Errorf("wan0: %+v", p)
 	}
 	if l, _ := h.links.Get("wan0"); l.Alias != "Upstream" {
@@ -88,7 +91,7 @@ func TestConfigDocument(t *testing.T) {
 	if ms := h.fw.Config().Mappings; len(ms) != 1 || ms[0].ExternalPort != 80 {
 		t.Errorf("firewall mappings %v", ms)
 	}
-	if d, _ := h.m.DHCPSettings(ctx, "lan0"); d.LeaseTime != "2h0m0s" || len(d.Reservations) != 1 {
+	if d, _ := h.m.DHCPSettings(ctx, "lan0"); d.LeaseTime.String() != "2h0m0s" || len(d.Reservations) != 1 {
 		t.Errorf("DHCP %+v", d)
 	}
 
@@ -109,11 +112,11 @@ func TestConfigDocument(t *testing.T) {
 	w := connOf(&edit, "wan0")
 	w.Mappings = w.Mappings[1:]
 	w.Mappings[0].Enabled = true
-	w.Mappings[0].TargetName, w.Mappings[0].TargetIPAddress = "", "10.1.0.9"
-	edit.Connections = slices.DeleteFunc(edit.Connections, func(c hnetcfg.ConnectionConfig) bool { return c.Interface == "lan0" })
+	w.Mappings[0].Target = Target{IP: mustIP("10.1.0.9")}
+	edit.Connections = slices.DeleteFunc(edit.Connections, func(c ConnectionConfig) bool { return c.Interface == "lan0" })
 	res = h.apply(edit, false)
 	h.check()
-	if p := h.props("lan0"); p.Sharing.Enabled {
+	if p := h.props("lan0"); p.Role != RoleNone {
 		t.Errorf("lan0 was left out and is still shared: %+v", p)
 	}
 	if got := h.addrs("lan0"); !slices.Equal(got, []string{"192.168.137.1/24"}) {
@@ -125,72 +128,72 @@ func TestConfigDocument(t *testing.T) {
 	t.Logf("changes: %q", res.Changes)
 }
 
-func equalDocs(a, b hnetcfg.Config) bool {
+func equalDocs(a, b Config) bool {
 	return strings.EqualFold(strings.TrimSpace(fmtDoc(a)), strings.TrimSpace(fmtDoc(b)))
 }
 
-func fmtDoc(d hnetcfg.Config) string {
+func fmtDoc(d Config) string {
 	var b strings.Builder
 	for _, c := range d.Connections {
-		b.WriteString(c.Interface + c.Name + string(c.Sharing) + c.Address)
+		fmt.Fprint(&b, c.Interface, c.Name, c.Role, c.Address)
 		for _, m := range c.Mappings {
-			b.WriteString(m.ID + m.Name)
+			fmt.Fprint(&b, m.ID, m.Name)
 		}
 	}
-	return d.Revision + b.String() + strings.Join(d.DNS.Upstreams, ",")
+	return fmt.Sprint(d.Revision, b.String(), d.DNS.Upstreams)
 }
 
 // A document with any error changes nothing, and the error says where.
 func TestConfigDocumentRefused(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
 	web := h.add("wan0", "web", 80, "192.168.137.10")
 	base := h.config()
 	before := h.state()
-	mod := func(f func(d *hnetcfg.Config)) hnetcfg.Config {
+	mod := func(f func(d *Config)) Config {
 		d := h.config()
 		f(&d)
 		return d
 	}
 	for _, tt := range []struct {
 		name  string
-		doc   hnetcfg.Config
+		doc   Config
 		field string
 	}{
-		{"unknown connection", mod(func(d *hnetcfg.Config) {
-			d.Connections = append(d.Connections, hnetcfg.ConnectionConfig{Interface: "eth9"})
+		{"unknown connection", mod(func(d *Config) {
+			d.Connections = append(d.Connections, ConnectionConfig{Interface: "eth9"})
 		}), "connections[4]"},
-		{"listed twice", mod(func(d *hnetcfg.Config) {
-			d.Connections = append(d.Connections, hnetcfg.ConnectionConfig{Interface: "wan0"})
+		{"listed twice", mod(func(d *Config) {
+			d.Connections = append(d.Connections, ConnectionConfig{Interface: "wan0"})
 		}), "connections[4].id"},
-		{"two public", mod(func(d *hnetcfg.Config) { connOf(d, "lan0").Sharing = "public" }), "connections"},
-		{"bad sharing", mod(func(d *hnetcfg.Config) { connOf(d, "lan0").Sharing = "both" }), "connections[0].sharing"},
-		{"address of a public", mod(func(d *hnetcfg.Config) { connOf(d, "wan0").Address = "10.0.0.1/24" }), "connections[2].address"},
-		{"overlapping privates", mod(func(d *hnetcfg.Config) {
-			connOf(d, "lan0").Sharing, connOf(d, "lan1").Sharing = "private", "private"
-			connOf(d, "lan1").Address = "192.168.137.9/24"
+		{"two public", mod(func(d *Config) { connOf(d, "lan0").Role = RolePublic }), "connections"},
+		{"bad sharing", mod(func(d *Config) { connOf(d, "lan0").Role = "both" }), "connections[0].sharing"},
+		{"address of a public", mod(func(d *Config) { connOf(d, "wan0").Address = netip.MustParsePrefix("10.0.0.1/24") }), "connections[2].address"},
+		{"overlapping privates", mod(func(d *Config) {
+			connOf(d, "lan0").Role, connOf(d, "lan1").Role = RolePrivate, RolePrivate
+			connOf(d, "lan1").Address = netip.MustParsePrefix("192.168.137.9/24")
 		}), "address"},
-		{"private over the public", mod(func(d *hnetcfg.Config) {
-			connOf(d, "lan0").Sharing, connOf(d, "lan0").Address = "private", "198.51.100.9/24"
+		{"private over the public", mod(func(d *Config) {
+			connOf(d, "lan0").Role, connOf(d, "lan0").Address = RolePrivate, netip.MustParsePrefix("198.51.100.9/24")
 		}), "address"},
-		{"name taken", mod(func(d *hnetcfg.Config) { connOf(d, "lan0").Name = "wan0" }), "connections.name"},
-		{"bad mapping", mod(func(d *hnetcfg.Config) { connOf(d, "wan0").Mappings[0].ExternalPort = 0 }), "connections[2].mappings[0].externalPort"},
-		{"same port twice", mod(func(d *hnetcfg.Config) {
+		{"name taken", mod(func(d *Config) { connOf(d, "lan0").Name = "wan0" }), "connections.name"},
+		{"bad mapping", mod(func(d *Config) { connOf(d, "wan0").Mappings[0].ExternalPort = 0 }), "connections[2].mappings[0].externalPort"},
+		{"same port twice", mod(func(d *Config) {
 			w := connOf(d, "wan0")
-			w.Mappings = append(w.Mappings, hnetcfg.MappingConfig{Name: "x", Protocol: "tcp", ExternalPort: 80, InternalPort: 1, TargetIPAddress: "10.0.0.1"})
+			w.Mappings = append(w.Mappings, MappingConfig{MappingSpec: MappingSpec{Name: "x", Protocol: ipproto.TCP, ExternalPort: 80, InternalPort: 1, Target: Target{IP: netip.MustParseAddr("10.0.0.1")}}})
 		}), "connections[2].mappings[1].externalPort"},
-		{"unknown mapping id", mod(func(d *hnetcfg.Config) { connOf(d, "wan0").Mappings[0].ID = "77" }), "connections[2].mappings[0]"},
-		{"mapping of another connection", mod(func(d *hnetcfg.Config) {
-			connOf(d, "lan0").Mappings = []hnetcfg.MappingConfig{{ID: web.ID, Name: "x", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "10.0.0.1"}}
+		{"unknown mapping id", mod(func(d *Config) { connOf(d, "wan0").Mappings[0].ID = 77 }), "connections[2].mappings[0]"},
+		{"mapping of another connection", mod(func(d *Config) {
+			connOf(d, "lan0").Mappings = []MappingConfig{{ID: web.ID, MappingSpec: MappingSpec{Name: "x", Protocol: ipproto.TCP, ExternalPort: 81, InternalPort: 1, Target: Target{IP: netip.MustParseAddr("10.0.0.1")}}}}
 		}), "connections[0].mappings[0]"},
-		{"bad DHCP", mod(func(d *hnetcfg.Config) {
+		{"bad DHCP", mod(func(d *Config) {
 			c := connOf(d, "lan0")
-			c.Sharing, c.DHCP = "private", &hnetcfg.DHCPConfig{PoolStart: "10.9.9.9"}
+			c.Role, c.DHCP = RolePrivate, &DHCPConfig{PoolStart: mustIP("10.9.9.9")}
 		}), "connections[0].dhcp.poolStart"},
-		{"bad lease time", mod(func(d *hnetcfg.Config) { connOf(d, "lan0").DHCP = &hnetcfg.DHCPConfig{LeaseTime: "forever"} }), "connections[0].dhcp.leaseTime"},
-		{"bad upstream", mod(func(d *hnetcfg.Config) { d.DNS.Upstreams = []string{"nowhere"} }), "dns.upstream"},
-		{"host twice", mod(func(d *hnetcfg.Config) {
-			d.DNS.Hosts = []hnetcfg.DNSHost{{Name: "a", IP: "10.0.0.1"}, {Name: "A", IP: "10.0.0.2"}}
+		{"bad lease time", mod(func(d *Config) { connOf(d, "lan0").DHCP = &DHCPConfig{LeaseTime: time.Second} }), "connections[0].dhcp.leaseTime"},
+		{"bad upstream", mod(func(d *Config) { d.DNS.Upstreams = []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:53")} }), "dns.upstream"},
+		{"host twice", mod(func(d *Config) {
+			d.DNS.Hosts = []DNSHost{{Name: "a", IP: mustIP("10.0.0.1")}, {Name: "A", IP: mustIP("10.0.0.2")}}
 		}), "dns.hosts[1].name"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,7 +208,7 @@ func TestConfigDocumentRefused(t *testing.T) {
 		})
 	}
 	// A stale document is refused; without a revision it applies.
-	h.must(h.m.EnableInternetFirewall(ctx, "lan0", hnetcfg.FirewallRequest{}))
+	h.must(h.m.EnableInternetFirewall(ctx, "lan0", nil))
 	before = h.state()
 	if _, err := h.m.ApplyConfig(ctx, base, base.Revision, false); hresult.From(err).Reason != hresult.Stale {
 		t.Fatalf("a stale document: %v; want a stale error", err)
@@ -220,7 +223,7 @@ func TestConfigDocumentRefused(t *testing.T) {
 	h.check()
 	// A link that refuses a change leaves everything as it was.
 	doc := h.config()
-	connOf(&doc, "lan0").Sharing, connOf(&doc, "lan0").Address = "private", "10.77.0.1/24"
+	connOf(&doc, "lan0").Role, connOf(&doc, "lan0").Address = RolePrivate, netip.MustParsePrefix("10.77.0.1/24")
 	before = h.state()
 	h.links.FailNext(errors.New("address refused"))
 	if _, err := h.m.ApplyConfig(ctx, doc, doc.Revision, false); hresult.CodeOf(err) != hresult.Fail {

@@ -1,6 +1,7 @@
 package sharing
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"net/netip"
@@ -66,7 +67,7 @@ func (t *nameTable) label(name string) (string, bool) {
 
 // nameSource is what the name table is built from, besides the leases.
 type nameSource struct {
-	hosts        map[string]string
+	hosts        map[string]netip.Addr
 	reservations []store.Reservation
 	subnets      []netip.Prefix
 	domains      []string
@@ -128,7 +129,7 @@ func (m *Manager) nameSourceLocked() nameSource {
 		}
 		cfg := dhcpConfig(c)
 		for _, r := range cfg.Reservations {
-			src.reservations = append(src.reservations, store.Reservation{MAC: r.MAC, IP: r.IP.String(), Name: r.Name})
+			src.reservations = append(src.reservations, store.Reservation{MAC: r.MAC, IP: r.IP, Name: r.Name})
 		}
 		src.subnets = append(src.subnets, cfg.Subnet)
 		src.domains = append(src.domains, strings.ToLower(cfg.Domain))
@@ -140,9 +141,8 @@ func (m *Manager) nameSourceLocked() nameSource {
 // reservations; m.leaseMu must be held.
 func (m *Manager) rebuildNamesLocked() {
 	t := &nameTable{byName: map[string]netip.Addr{}, byIP: map[netip.Addr]string{}, subnets: m.nameSrc.subnets, domains: m.nameSrc.domains}
-	add := func(name, ip string) {
-		a, err := netip.ParseAddr(ip)
-		if name == "" || err != nil {
+	add := func(name string, a netip.Addr) {
+		if name == "" || !a.IsValid() {
 			return
 		}
 		name = strings.ToLower(name)
@@ -185,10 +185,7 @@ func (m *Manager) nameLeaseLocked(l store.Lease) {
 	if l.Declined || name == "" || l.Expiry <= m.now().Unix() {
 		return
 	}
-	ip, err := netip.ParseAddr(l.IP)
-	if err != nil {
-		return
-	}
+	ip := l.IP
 	key := l.Key()
 	if h, ok := m.lnames.holder[name]; ok && h != key {
 		if other, ok := m.leases[h]; ok && other.Expiry > m.now().Unix() {
@@ -242,10 +239,7 @@ func (m *Manager) Changed() <-chan struct{} { return m.changed }
 
 // privatePrefix returns the address of a private connection.
 func privatePrefix(c *store.Connection) netip.Prefix {
-	if p, err := netip.ParsePrefix(c.PrivateAddress); err == nil {
-		return p
-	}
-	return DefaultPrivateAddress
+	return cmp.Or(c.PrivateAddress, DefaultPrivateAddress)
 }
 
 // dhcpConfig returns the DHCP configuration of c, defaults filled in.
@@ -263,13 +257,11 @@ func dhcpConfig(c *store.Connection) dhcp.Config {
 	if d := c.DHCP; d != nil {
 		// A pool or reservation left outside the subnet by a change of
 		// the private address falls back to the defaults.
-		s, errS := netip.ParseAddr(d.PoolStart)
-		e, errE := netip.ParseAddr(d.PoolEnd)
-		if errS == nil && cfg.Subnet.Contains(s) {
-			cfg.PoolStart = s
+		if cfg.Subnet.Contains(d.PoolStart) {
+			cfg.PoolStart = d.PoolStart
 		}
-		if errE == nil && cfg.Subnet.Contains(e) {
-			cfg.PoolEnd = e
+		if cfg.Subnet.Contains(d.PoolEnd) {
+			cfg.PoolEnd = d.PoolEnd
 		}
 		if cfg.PoolStart.Compare(cfg.PoolEnd) > 0 {
 			cfg.PoolStart, cfg.PoolEnd = defaultPool(p)
@@ -280,15 +272,15 @@ func dhcpConfig(c *store.Connection) dhcp.Config {
 		if d.Domain != "" {
 			cfg.Domain = d.Domain
 		}
-		if a, err := netip.ParseAddr(d.Router); err == nil && cfg.Subnet.Contains(a) {
-			cfg.Router = a
+		if cfg.Subnet.Contains(d.Router) {
+			cfg.Router = d.Router
 		}
-		if a, err := netip.ParseAddr(d.DNSServer); err == nil {
-			cfg.DNS = a
+		if d.DNSServer.IsValid() {
+			cfg.DNS = d.DNSServer
 		}
 		for _, r := range d.Reservations {
-			if a, err := netip.ParseAddr(r.IP); err == nil && cfg.Subnet.Contains(a) {
-				cfg.Reservations = append(cfg.Reservations, dhcp.Reservation{MAC: r.MAC, IP: a, Name: r.Name})
+			if cfg.Subnet.Contains(r.IP) {
+				cfg.Reservations = append(cfg.Reservations, dhcp.Reservation{MAC: r.MAC, IP: r.IP, Name: r.Name})
 			}
 		}
 	}

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/dhcp"
+	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/services"
 )
 
@@ -26,7 +26,7 @@ func TestServicesFollowSharing(t *testing.T) {
 	if n := len(h.services().Networks); n != 0 {
 		t.Fatalf("%d networks before sharing", n)
 	}
-	h.must(h.m.EnableSharing(ctx, "lan1", private))
+	h.must(h.m.EnableSharing(ctx, "lan1", RolePrivate, noAddr))
 	nets := h.services().Networks
 	if len(nets) != 1 {
 		t.Fatalf("networks %+v", nets)
@@ -53,55 +53,52 @@ func TestServicesFollowSharing(t *testing.T) {
 
 func TestDHCPSettings(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "lan1", private))
-	s, err := h.m.SetDHCP(ctx, "lan1", hnetcfg.DHCPEdit{PoolStart: new("192.168.137.20"), PoolEnd: new("192.168.137.29"), LeaseTime: new("30m"), Domain: new("Lab.Example")})
-	if err != nil || s.PoolStart != "192.168.137.20" || s.PoolEnd != "192.168.137.29" || s.LeaseTime != "30m0s" || s.Domain != "lab.example" || !s.Active {
+	h.must(h.m.EnableSharing(ctx, "lan1", RolePrivate, noAddr))
+	s, err := h.m.SetDHCP(ctx, "lan1", DHCPEdit{PoolStart: ipPtr("192.168.137.20"), PoolEnd: ipPtr("192.168.137.29"), LeaseTime: durPtr("30m"), Domain: new("Lab.Example")})
+	if err != nil || s.PoolStart != mustIP("192.168.137.20") || s.PoolEnd != mustIP("192.168.137.29") || s.LeaseTime.String() != "30m0s" || s.Domain != "lab.example" || !s.Active {
 		t.Fatalf("SetDHCP = %+v, %v", s, err)
 	}
 	if d := h.services().Networks[0].DHCP; d.LeaseTime != 30*time.Minute || d.Domain != "lab.example" {
 		t.Fatalf("services got %+v", d)
 	}
 	mac := "52:54:00:AA:BB:CC"
-	s, err = h.m.Reserve(ctx, "lan1", hnetcfg.Reservation{MAC: mac, IP: "192.168.137.50", Name: "Printer"})
-	if err != nil || len(s.Reservations) != 1 || s.Reservations[0] != (hnetcfg.Reservation{MAC: "52:54:00:aa:bb:cc", IP: "192.168.137.50", Name: "printer"}) {
+	s, err = h.m.Reserve(ctx, "lan1", Reservation{MAC: mac, IP: mustIP("192.168.137.50"), Name: "Printer"})
+	if err != nil || len(s.Reservations) != 1 || s.Reservations[0] != (Reservation{MAC: "52:54:00:aa:bb:cc", IP: mustIP("192.168.137.50"), Name: "printer"}) {
 		t.Fatalf("Reserve = %+v, %v", s, err)
 	}
 	h.restart()
 	s, _ = h.m.DHCPSettings(ctx, "lan1")
-	if s.PoolStart != "192.168.137.20" || len(s.Reservations) != 1 {
+	if s.PoolStart != mustIP("192.168.137.20") || len(s.Reservations) != 1 {
 		t.Fatalf("after restart: %+v", s)
 	}
 	// Refused values name the field and change nothing.
 	before := h.state()
 	for _, tt := range []struct {
-		edit  hnetcfg.DHCPEdit
+		edit  DHCPEdit
 		field string
 	}{
-		{hnetcfg.DHCPEdit{PoolStart: new("10.0.0.5")}, "poolStart"},
-		{hnetcfg.DHCPEdit{PoolEnd: new("192.168.137.255")}, "poolEnd"},
-		{hnetcfg.DHCPEdit{PoolStart: new("192.168.137.0")}, "poolStart"},
-		{hnetcfg.DHCPEdit{PoolStart: new("192.168.137.1")}, "poolStart"},
-		{hnetcfg.DHCPEdit{PoolStart: new("192.168.137.40"), PoolEnd: new("192.168.137.30")}, "poolEnd"},
-		{hnetcfg.DHCPEdit{PoolStart: new("banana")}, "poolStart"},
-		{hnetcfg.DHCPEdit{LeaseTime: new("0s")}, "leaseTime"},
-		{hnetcfg.DHCPEdit{LeaseTime: new("10s")}, "leaseTime"},
-		{hnetcfg.DHCPEdit{LeaseTime: new("forever")}, "leaseTime"},
-		{hnetcfg.DHCPEdit{Domain: new("bad_domain")}, "domain"},
-		{hnetcfg.DHCPEdit{Router: new("10.0.0.1")}, "router"},
-		{hnetcfg.DHCPEdit{DNSServer: new("224.0.0.1")}, "dnsServer"},
+		{DHCPEdit{PoolStart: ipPtr("10.0.0.5")}, "poolStart"},
+		{DHCPEdit{PoolEnd: ipPtr("192.168.137.255")}, "poolEnd"},
+		{DHCPEdit{PoolStart: ipPtr("192.168.137.0")}, "poolStart"},
+		{DHCPEdit{PoolStart: ipPtr("192.168.137.1")}, "poolStart"},
+		{DHCPEdit{PoolStart: ipPtr("192.168.137.40"), PoolEnd: ipPtr("192.168.137.30")}, "poolEnd"},
+		{DHCPEdit{LeaseTime: durPtr("10s")}, "leaseTime"},
+		{DHCPEdit{Domain: new("bad_domain")}, "domain"},
+		{DHCPEdit{Router: ipPtr("10.0.0.1")}, "router"},
+		{DHCPEdit{DNSServer: ipPtr("224.0.0.1")}, "dnsServer"},
 	} {
 		_, err := h.m.SetDHCP(ctx, "lan1", tt.edit)
 		wantInvalid(t, err, tt.field)
 	}
 	for _, tt := range []struct {
-		r     hnetcfg.Reservation
+		r     Reservation
 		field string
 	}{
-		{hnetcfg.Reservation{MAC: "nope", IP: "192.168.137.51"}, "mac"},
-		{hnetcfg.Reservation{MAC: "52:54:00:00:00:01", IP: "10.1.2.3"}, "ip"},
-		{hnetcfg.Reservation{MAC: "52:54:00:00:00:01", IP: "192.168.137.50"}, "ip"},
-		{hnetcfg.Reservation{MAC: "52:54:00:00:00:01", IP: "192.168.137.51", Name: "printer"}, "name"},
-		{hnetcfg.Reservation{MAC: "52:54:00:00:00:01", IP: "192.168.137.51", Name: "two.labels"}, "name"},
+		{Reservation{MAC: "nope", IP: mustIP("192.168.137.51")}, "mac"},
+		{Reservation{MAC: "52:54:00:00:00:01", IP: mustIP("10.1.2.3")}, "ip"},
+		{Reservation{MAC: "52:54:00:00:00:01", IP: mustIP("192.168.137.50")}, "ip"},
+		{Reservation{MAC: "52:54:00:00:00:01", IP: mustIP("192.168.137.51"), Name: "printer"}, "name"},
+		{Reservation{MAC: "52:54:00:00:00:01", IP: mustIP("192.168.137.51"), Name: "two.labels"}, "name"},
 	} {
 		_, err := h.m.Reserve(ctx, "lan1", tt.r)
 		wantInvalid(t, err, tt.field)
@@ -115,16 +112,16 @@ func TestDHCPSettings(t *testing.T) {
 	if got := h.state(); got != before {
 		t.Fatalf("refused calls changed the state:\n%s\nwant\n%s", got, before)
 	}
-	s, err = h.m.SetDHCP(ctx, "lan1", hnetcfg.DHCPEdit{Router: new("192.168.137.254"), DNSServer: new("198.51.100.53")})
-	if err != nil || s.Router != "192.168.137.254" || s.DNSServer != "198.51.100.53" {
+	s, err = h.m.SetDHCP(ctx, "lan1", DHCPEdit{Router: ipPtr("192.168.137.254"), DNSServer: ipPtr("198.51.100.53")})
+	if err != nil || s.Router != mustIP("192.168.137.254") || s.DNSServer != mustIP("198.51.100.53") {
 		t.Fatalf("router and DNS server: %+v, %v", s, err)
 	}
 	if d := h.services().Networks[0].DHCP; d.Router.String() != "192.168.137.254" || d.DNS.String() != "198.51.100.53" {
 		t.Fatalf("services got %+v", d)
 	}
 	// Back to the defaults.
-	s, err = h.m.SetDHCP(ctx, "lan1", hnetcfg.DHCPEdit{PoolStart: new(""), PoolEnd: new(""), LeaseTime: new(""), Domain: new(""), Router: new(""), DNSServer: new("")})
-	if err != nil || s.PoolStart != "192.168.137.100" || s.LeaseTime != "1h0m0s" || s.Domain != "home.arpa" || s.Router != "192.168.137.1" || s.DNSServer != "192.168.137.1" || len(s.Reservations) != 1 {
+	s, err = h.m.SetDHCP(ctx, "lan1", DHCPEdit{PoolStart: ipPtr(""), PoolEnd: ipPtr(""), LeaseTime: durPtr(""), Domain: new(""), Router: ipPtr(""), DNSServer: ipPtr("")})
+	if err != nil || s.PoolStart != mustIP("192.168.137.100") || s.LeaseTime.String() != "1h0m0s" || s.Domain != "home.arpa" || s.Router != mustIP("192.168.137.1") || s.DNSServer != mustIP("192.168.137.1") || len(s.Reservations) != 1 {
 		t.Fatalf("defaults: %+v, %v", s, err)
 	}
 	h.must(h.m.Unreserve(ctx, "lan1", mac))
@@ -132,10 +129,10 @@ func TestDHCPSettings(t *testing.T) {
 
 func TestNamesAndMappingsByName(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
-	h.must(h.m.EnableSharing(ctx, "lan1", private))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
+	h.must(h.m.EnableSharing(ctx, "lan1", RolePrivate, noAddr))
 	conn := h.props("lan1").ID
-	pm, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{Name: "cam", Protocol: "tcp", ExternalPort: 8000, InternalPort: 80, TargetName: "camera.home.arpa"})
+	pm, err := h.m.AddPortMapping(ctx, "wan0", MappingSpec{Name: "cam", Protocol: ipproto.TCP, ExternalPort: 8000, InternalPort: 80, Target: Target{Name: "camera.home.arpa"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +156,7 @@ func TestNamesAndMappingsByName(t *testing.T) {
 	if got := h.fw.Config().Mappings; len(got) != 1 || got[0].Target.String() != "192.168.137.100" {
 		t.Fatalf("firewall %v", got)
 	}
-	if p, _ := h.m.PortMapping(ctx, "wan0", pm.ID); p.Unresolved || p.ResolvedIPAddress != "192.168.137.100" {
+	if p, _ := h.m.PortMapping(ctx, "wan0", pm.ID); p.Unresolved || p.Resolved != mustIP("192.168.137.100") {
 		t.Fatalf("resolved: %+v", p)
 	}
 	// A new lease moves it; a static entry wins over leases.
@@ -169,7 +166,7 @@ func TestNamesAndMappingsByName(t *testing.T) {
 	if got := h.fw.Config().Mappings; len(got) != 1 || got[0].Target.String() != "192.168.137.101" {
 		t.Fatalf("after a new lease: %v", got)
 	}
-	h.must(h.m.AddHost(ctx, hnetcfg.DNSHost{Name: "camera", IP: "192.168.137.5"}))
+	h.must(h.m.AddHost(ctx, DNSHost{Name: "camera", IP: mustIP("192.168.137.5")}))
 	h.m.Refresh(ctx)
 	h.check()
 	if got := h.fw.Config().Mappings; len(got) != 1 || got[0].Target.String() != "192.168.137.5" {
@@ -196,16 +193,17 @@ func TestNamesAndMappingsByName(t *testing.T) {
 
 func TestDNSSettings(t *testing.T) {
 	h := newHarness(t)
-	s, err := h.m.SetDNS(ctx, hnetcfg.DNSEdit{Upstreams: []string{"198.51.100.53", "[2001:db8::53]:5353"}})
-	if err != nil || !slices.Equal(s.Upstreams, []string{"198.51.100.53:53", "[2001:db8::53]:5353"}) || !slices.Equal(s.Effective, s.Upstreams) {
+	ups := []netip.AddrPort{netip.MustParseAddrPort("198.51.100.53:53"), netip.MustParseAddrPort("[2001:db8::53]:5353")}
+	s, err := h.m.SetDNS(ctx, ups)
+	if err != nil || !slices.Equal(s.Upstreams, ups) || !slices.Equal(s.Effective, s.Upstreams) {
 		t.Fatalf("SetDNS = %+v, %v", s, err)
 	}
 	before := h.state()
-	for _, u := range []string{"banana", "0.0.0.0", "224.0.0.1", "10.0.0.1:0"} {
-		_, err := h.m.SetDNS(ctx, hnetcfg.DNSEdit{Upstreams: []string{u}})
+	for _, u := range []string{"0.0.0.0:53", "224.0.0.1:53", "10.0.0.1:0"} {
+		_, err := h.m.SetDNS(ctx, []netip.AddrPort{netip.MustParseAddrPort(u)})
 		wantInvalid(t, err, "upstream")
 	}
-	for _, hst := range []hnetcfg.DNSHost{{Name: "a.b", IP: "192.168.137.5"}, {Name: "", IP: "192.168.137.5"}, {Name: "x", IP: "fe80::1"}, {Name: "x", IP: "nope"}} {
+	for _, hst := range []DNSHost{{Name: "a.b", IP: mustIP("192.168.137.5")}, {Name: "", IP: mustIP("192.168.137.5")}, {Name: "x", IP: mustIP("fe80::1")}, {Name: "x"}} {
 		_, err := h.m.AddHost(ctx, hst)
 		if hresult.CodeOf(err) != hresult.InvalidArg || !(strings.HasPrefix(hresult.From(err).Message, "name:") || strings.HasPrefix(hresult.From(err).Message, "ip:")) {
 			t.Errorf("AddHost(%+v) = %v", hst, err)
@@ -217,8 +215,8 @@ func TestDNSSettings(t *testing.T) {
 	if got := h.state(); got != before {
 		t.Fatalf("refused calls changed the state")
 	}
-	s, err = h.m.AddHost(ctx, hnetcfg.DNSHost{Name: "NAS", IP: "192.168.137.5"})
-	if err != nil || len(s.Hosts) != 1 || s.Hosts[0] != (hnetcfg.DNSHost{Name: "nas", IP: "192.168.137.5"}) {
+	s, err = h.m.AddHost(ctx, DNSHost{Name: "NAS", IP: mustIP("192.168.137.5")})
+	if err != nil || len(s.Hosts) != 1 || s.Hosts[0] != (DNSHost{Name: "nas", IP: mustIP("192.168.137.5")}) {
 		t.Fatalf("AddHost = %+v, %v", s, err)
 	}
 	if a, ok := h.m.Lookup("nas"); !ok || a.String() != "192.168.137.5" {
@@ -241,14 +239,14 @@ func TestDNSSettings(t *testing.T) {
 // lease ends; a reservation's name is never anyone else's.
 func TestNamesBelongToTheirFirstHolder(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
-	h.must(h.m.EnableSharing(ctx, "lan1", private))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
+	h.must(h.m.EnableSharing(ctx, "lan1", RolePrivate, noAddr))
 	conn := h.props("lan1").ID
-	h.must(h.m.Reserve(ctx, "lan1", hnetcfg.Reservation{MAC: "52:54:00:00:00:50", IP: "192.168.137.50", Name: "printer"}))
+	h.must(h.m.Reserve(ctx, "lan1", Reservation{MAC: "52:54:00:00:00:50", IP: mustIP("192.168.137.50"), Name: "printer"}))
 	now := time.Now()
 	camera := dhcp.Lease{MAC: "52:54:00:00:00:01", IP: netip.MustParseAddr("192.168.137.100"), Hostname: "camera", Expiry: now.Add(time.Hour)}
 	ok(t, h.m.Bind(conn, camera))
-	pm, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{Name: "cam", Protocol: "tcp", ExternalPort: 8000, InternalPort: 80, TargetName: "camera"})
+	pm, err := h.m.AddPortMapping(ctx, "wan0", MappingSpec{Name: "cam", Protocol: ipproto.TCP, ExternalPort: 8000, InternalPort: 80, Target: Target{Name: "camera"}})
 	ok(t, err)
 	h.must(h.m.EnablePortMapping(ctx, "wan0", pm.ID))
 
@@ -270,7 +268,7 @@ func TestNamesBelongToTheirFirstHolder(t *testing.T) {
 	if got := h.fw.Config().Mappings; len(got) != 1 || got[0].Target.String() != "192.168.137.100" {
 		t.Fatalf("the mapping by name moved: %v", got)
 	}
-	if ls, _ := h.m.LeaseList(ctx); !slices.ContainsFunc(ls, func(l hnetcfg.LeaseInfo) bool { return l.MAC == attacker && l.Hostname == "" && l.Active }) {
+	if ls, _ := h.m.LeaseList(ctx); !slices.ContainsFunc(ls, func(l LeaseInfo) bool { return l.MAC == attacker && l.Hostname == "" && l.Active }) {
 		t.Errorf("the attacker's lease should stand, without a name: %+v", ls)
 	}
 	// The camera renews: still its name.
@@ -295,7 +293,7 @@ func TestNamesBelongToTheirFirstHolder(t *testing.T) {
 func TestDeniedNames(t *testing.T) {
 	h := newHarness(t)
 	h.m.gatewayNames = []string{"gw1"}
-	h.must(h.m.EnableSharing(ctx, "lan1", private))
+	h.must(h.m.EnableSharing(ctx, "lan1", RolePrivate, noAddr))
 	conn := h.props("lan1").ID
 	for i, name := range []string{"wpad", "WPAD", "isatap", "localhost", "gateway", "gw1"} {
 		ip := netip.AddrFrom4([4]byte{192, 168, 137, byte(100 + i)})
@@ -307,7 +305,7 @@ func TestDeniedNames(t *testing.T) {
 			t.Errorf("%s is named %q", ip, n)
 		}
 	}
-	h.must(h.m.AddHost(ctx, hnetcfg.DNSHost{Name: "wpad", IP: "192.168.137.2"}))
+	h.must(h.m.AddHost(ctx, DNSHost{Name: "wpad", IP: mustIP("192.168.137.2")}))
 	if a, ok := h.m.Lookup("wpad"); !ok || a.String() != "192.168.137.2" {
 		t.Errorf("the administrator's wpad: %v %v", a, ok)
 	}
@@ -325,7 +323,7 @@ func ok(t *testing.T, err error) {
 // checks that every acknowledged lease is there after a restart.
 func TestConcurrentBindsAreDurable(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "lan1", private))
+	h.must(h.m.EnableSharing(ctx, "lan1", RolePrivate, noAddr))
 	conn := h.props("lan1").ID
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
@@ -358,7 +356,7 @@ func BenchmarkBind(b *testing.B) {
 	for _, par := range []int{1, 16} {
 		b.Run(fmt.Sprintf("writers=%d", par), func(b *testing.B) {
 			h := newHarness(b)
-			h.m.EnableSharing(ctx, "lan1", private)
+			h.m.EnableSharing(ctx, "lan1", RolePrivate, noAddr)
 			conn := h.props("lan1").ID
 			var n atomic.Int64
 			b.SetParallelism(par)
@@ -379,7 +377,7 @@ func BenchmarkBindWithLeases(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("leases=%d", n), func(b *testing.B) {
 			h := newHarness(b)
-			h.m.EnableSharing(ctx, "lan1", hnetcfg.SharingRequest{Type: hnetcfg.ICSSHARINGTYPE_PRIVATE, Address: "10.137.0.1/16"})
+			h.m.EnableSharing(ctx, "lan1", RolePrivate, netip.MustParsePrefix("10.137.0.1/16"))
 			conn := h.props("lan1").ID
 			ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 137, byte(1 + i>>8), byte(i)}) }
 			var wg sync.WaitGroup

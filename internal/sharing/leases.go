@@ -28,8 +28,8 @@ func (m *Manager) Leases(conn string) ([]dhcp.Lease, map[netip.Addr]time.Time) {
 	var out []dhcp.Lease
 	declined := map[netip.Addr]time.Time{}
 	for _, l := range m.leases {
-		ip, err := netip.ParseAddr(l.IP)
-		if l.Connection != conn || err != nil {
+		ip := l.IP
+		if l.Connection != conn {
 			continue
 		}
 		if l.Declined {
@@ -60,18 +60,18 @@ func (m *Manager) putLease(l store.Lease, drop ...string) error {
 	// An address belongs to one client: a lease of it for another one is
 	// over (the allocator gave it away after it expired).
 	key := l.Key()
-	if k, ok := m.leaseByIP[l.Connection+"|"+l.IP]; ok && k != key && !l.Declined {
+	if k, ok := m.leaseByIP[connAddr{l.Connection, l.IP}]; ok && k != key && !l.Declined {
 		m.dropLeaseLocked(k)
 	}
 	if old, ok := m.leases[key]; ok {
 		m.unnameLeaseLocked(key)
-		if m.leaseByIP[old.Connection+"|"+old.IP] == key {
-			delete(m.leaseByIP, old.Connection+"|"+old.IP)
+		if m.leaseByIP[connAddr{old.Connection, old.IP}] == key {
+			delete(m.leaseByIP, connAddr{old.Connection, old.IP})
 		}
 	}
 	m.leases[key] = l
 	if !l.Declined {
-		m.leaseByIP[l.Connection+"|"+l.IP] = key
+		m.leaseByIP[connAddr{l.Connection, l.IP}] = key
 	}
 	m.nameLeaseLocked(l)
 	m.gen.Add(1)
@@ -86,8 +86,8 @@ func (m *Manager) dropLeaseLocked(key string) {
 		return
 	}
 	m.unnameLeaseLocked(key)
-	if m.leaseByIP[l.Connection+"|"+l.IP] == key {
-		delete(m.leaseByIP, l.Connection+"|"+l.IP)
+	if m.leaseByIP[connAddr{l.Connection, l.IP}] == key {
+		delete(m.leaseByIP, connAddr{l.Connection, l.IP})
 	}
 	delete(m.leases, key)
 }
@@ -113,7 +113,7 @@ func (m *Manager) Bind(conn string, l dhcp.Lease) error {
 		}
 		name = ""
 	}
-	err := m.putLease(store.Lease{Connection: conn, MAC: l.MAC, IP: l.IP.String(), Hostname: name, Expiry: l.Expiry.Unix()})
+	err := m.putLease(store.Lease{Connection: conn, MAC: l.MAC, IP: l.IP, Hostname: name, Expiry: l.Expiry.Unix()})
 	if name != "" {
 		m.leaseMu.Lock()
 		delete(m.writing, name)
@@ -165,12 +165,12 @@ func (m *Manager) Decline(conn string, ip netip.Addr, until time.Time) error {
 	var drop []string
 	m.leaseMu.Lock()
 	for k, l := range m.leases {
-		if l.Connection == conn && l.IP == ip.String() && !l.Declined {
+		if l.Connection == conn && l.IP == ip && !l.Declined {
 			drop = append(drop, k)
 		}
 	}
 	m.leaseMu.Unlock()
-	return m.putLease(store.Lease{Connection: conn, IP: ip.String(), Expiry: until.Unix(), Declined: true}, drop...)
+	return m.putLease(store.Lease{Connection: conn, IP: ip, Expiry: until.Unix(), Declined: true}, drop...)
 }
 
 // expireLeasesLocked drops from the names the leases that ended, and from

@@ -24,6 +24,7 @@ import (
 
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/link"
 	"github.com/netshare/netshare/internal/ratelimit"
 	"github.com/netshare/netshare/internal/services"
@@ -56,8 +57,14 @@ type Options struct {
 }
 
 // protoPort is a mapping's key on its connection.
+// connAddr is an address on a connection.
+type connAddr struct {
+	conn string
+	ip   netip.Addr
+}
+
 type protoPort struct {
-	proto string
+	proto ipproto.Proto
 	port  uint16
 }
 
@@ -100,7 +107,7 @@ type Manager struct {
 	gatewayNames []string
 	nameLog      *ratelimit.Sampler
 	leases       map[string]store.Lease
-	leaseByIP    map[string]string // connection|ip -> the key of the lease of that address
+	leaseByIP    map[connAddr]string // the key of the lease of each address
 	lnames       *leaseNames
 	nameSrc      nameSource
 	names        atomic.Pointer[nameTable]
@@ -187,13 +194,13 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		writing:      map[string]string{},
 		gatewayNames: o.GatewayNames,
 		leases:       map[string]store.Lease{},
-		leaseByIP:    map[string]string{},
+		leaseByIP:    map[connAddr]string{},
 		lnames:       newLeaseNames(),
 	}
 	for _, l := range st.Leases {
 		m.leases[l.Key()] = l
 		if !l.Declined {
-			m.leaseByIP[l.Connection+"|"+l.IP] = l.Key()
+			m.leaseByIP[connAddr{l.Connection, l.IP}] = l.Key()
 		}
 	}
 	// The names of the leases, in a fixed order should two hold one
@@ -261,9 +268,9 @@ func (m *Manager) reconcileLocked(ctx context.Context) error {
 		if c.Role != store.RolePrivate {
 			continue
 		}
-		if p, err := netip.ParsePrefix(c.PrivateAddress); err == nil {
+		if c.PrivateAddress.IsValid() {
 			rec := *c
-			m.addressLocked(ch, &rec, p)
+			m.addressLocked(ch, &rec, c.PrivateAddress)
 		}
 	}
 	if shared {
@@ -539,7 +546,7 @@ func (m *Manager) activeWith(mp *store.Mapping, target func(name string) (netip.
 		return fw.Mapping{}, false
 	}
 	return fw.Mapping{
-		Key:          fw.Key{Interface: c.Interface, Protocol: fw.Protocol(mp.Protocol), ExternalPort: mp.ExternalPort},
+		Key:          fw.Key{Interface: c.Interface, Protocol: ipproto.Proto(mp.Protocol), ExternalPort: mp.ExternalPort},
 		Target:       ip,
 		InternalPort: mp.InternalPort,
 	}, true
@@ -929,6 +936,5 @@ func label(c *store.Connection) string {
 
 // targetIP returns the address of a mapping whose target is an address.
 func targetIP(mp *store.Mapping) (netip.Addr, bool) {
-	ip, err := netip.ParseAddr(mp.TargetIP)
-	return ip, err == nil
+	return mp.TargetIP, mp.TargetIP.IsValid()
 }

@@ -11,18 +11,17 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/link"
 	"github.com/netshare/netshare/internal/store"
 )
 
 var (
-	ctx       = context.Background()
-	public    = hnetcfg.SharingRequest{Type: hnetcfg.ICSSHARINGTYPE_PUBLIC}
-	private   = hnetcfg.SharingRequest{Type: hnetcfg.ICSSHARINGTYPE_PRIVATE}
-	private10 = hnetcfg.SharingRequest{Type: hnetcfg.ICSSHARINGTYPE_PRIVATE, Address: "10.1.0.1/24"}
+	ctx    = context.Background()
+	noAddr = netip.Prefix{}
+	addr10 = netip.MustParsePrefix("10.1.0.1/24")
 )
 
 // harness is a Manager on a store in a temporary directory, with fake
@@ -142,7 +141,7 @@ func (h *harness) state() string {
 	return h.stored() + "\n" + string(f) + "\n" + string(ls)
 }
 
-func (h *harness) props(ref string) hnetcfg.ConnectionProps {
+func (h *harness) props(ref string) Connection {
 	h.t.Helper()
 	p, err := h.m.NetConnectionProps(ctx, ref)
 	if err != nil {
@@ -159,9 +158,9 @@ func (h *harness) must(_ any, err error) {
 	h.check()
 }
 
-func (h *harness) add(ref, name string, ext int, ip string) hnetcfg.PortMappingProps {
+func (h *harness) add(ref, name string, ext int, ip string) Mapping {
 	h.t.Helper()
-	p, err := h.m.AddPortMapping(ctx, ref, hnetcfg.PortMappingSpec{Name: name, Protocol: "tcp", ExternalPort: ext, InternalPort: ext + 1000, TargetIPAddress: ip})
+	p, err := h.m.AddPortMapping(ctx, ref, MappingSpec{Name: name, Protocol: ipproto.TCP, ExternalPort: uint16(ext), InternalPort: uint16(ext + 1000), Target: Target{IP: netip.MustParseAddr(ip)}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -169,7 +168,7 @@ func (h *harness) add(ref, name string, ext int, ip string) hnetcfg.PortMappingP
 	return p
 }
 
-func names(ps []hnetcfg.ConnectionProps) []string {
+func names(ps []Connection) []string {
 	var out []string
 	for _, p := range ps {
 		out = append(out, p.Interface)
@@ -187,25 +186,25 @@ func TestConnectionsListed(t *testing.T) {
 		t.Fatalf("connections %v, want %v (loopback excluded, sorted)", got, want)
 	}
 	want := map[string]struct {
-		media  hnetcfg.MediaType
+		media  Media
 		device string
 	}{
-		"wan0": {hnetcfg.NCM_LAN, "e1000e"},
-		"lan0": {hnetcfg.NCM_LAN, "veth"},
-		"lan1": {hnetcfg.NCM_BRIDGE, "bridge"},
-		"wg0":  {hnetcfg.NCM_TUNNEL, "wireguard"},
+		"wan0": {MediaLAN, "e1000e"},
+		"lan0": {MediaLAN, "veth"},
+		"lan1": {MediaBridge, "bridge"},
+		"wg0":  {MediaTunnel, "wireguard"},
 	}
 	ids := map[string]bool{}
 	for _, p := range all {
 		w := want[p.Interface]
-		if p.Name != p.Interface || p.MediaType != w.media || p.DeviceName != w.device || p.Status != hnetcfg.NCS_CONNECTED {
-			t.Errorf("%s: %+v, want name %s, media %s, device %s, connected", p.Interface, p, p.Interface, w.media, w.device)
+		if p.Name != p.Interface || p.Media != w.media || p.Device != w.device || p.Status != StatusConnected {
+			t.Errorf("%s: %+v, want name %s, media %d, device %s, connected", p.Interface, p, p.Interface, w.media, w.device)
 		}
 		if len(p.ID) != 36 || ids[p.ID] {
 			t.Errorf("%s: id %q is not a fresh GUID", p.Interface, p.ID)
 		}
 		ids[p.ID] = true
-		if !slices.Equal(p.Characteristics, []hnetcfg.Characteristic{"all-users", "allow-rename"}) || p.Sharing.Enabled || p.FirewallEnabled {
+		if p.Characteristics != CharAllUsers|CharAllowRename || p.Role != RoleNone || p.Firewall {
 			t.Errorf("%s: %+v, want an unshared, unfirewalled connection", p.Interface, p)
 		}
 	}
@@ -232,28 +231,28 @@ func TestStatus(t *testing.T) {
 	g6 := []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")}
 	tests := []struct {
 		link *link.Link
-		want hnetcfg.Status
+		want Status
 	}{
-		{nil, hnetcfg.NCS_HARDWARE_NOT_PRESENT},
-		{&link.Link{Up: false, Carrier: true, Addrs: v4}, hnetcfg.NCS_DISCONNECTED},
-		{&link.Link{Up: true, Carrier: false, Addrs: v4}, hnetcfg.NCS_MEDIA_DISCONNECTED},
-		{&link.Link{Up: true, Carrier: true}, hnetcfg.NCS_INVALID_ADDRESS},
-		{&link.Link{Up: true, Carrier: true, Addrs: ll6}, hnetcfg.NCS_INVALID_ADDRESS},
-		{&link.Link{Up: true, Carrier: true, Addrs: g6}, hnetcfg.NCS_CONNECTED},
-		{&link.Link{Up: true, Carrier: true, Addrs: v4}, hnetcfg.NCS_CONNECTED},
+		{nil, StatusHardwareNotPresent},
+		{&link.Link{Up: false, Carrier: true, Addrs: v4}, StatusDisconnected},
+		{&link.Link{Up: true, Carrier: false, Addrs: v4}, StatusMediaDisconnected},
+		{&link.Link{Up: true, Carrier: true}, StatusInvalidAddress},
+		{&link.Link{Up: true, Carrier: true, Addrs: ll6}, StatusInvalidAddress},
+		{&link.Link{Up: true, Carrier: true, Addrs: g6}, StatusConnected},
+		{&link.Link{Up: true, Carrier: true, Addrs: v4}, StatusConnected},
 	}
 	for _, tt := range tests {
 		if got := statusOf(tt.link); got != tt.want {
-			t.Errorf("statusOf(%+v) = %s, want %s", tt.link, got, tt.want)
+			t.Errorf("statusOf(%+v) = %d, want %d", tt.link, got, tt.want)
 		}
 	}
-	for kind, want := range map[string]hnetcfg.MediaType{
-		"device": "lan", "veth": "lan", "vlan": "lan", "bond": "lan", "macvlan": "lan",
-		"bridge": "bridge", "ppp": "pppoe", "tun": "tunnel", "wireguard": "tunnel", "gre": "tunnel", "vxlan": "tunnel",
-		"can": "none",
+	for kind, want := range map[string]Media{
+		"device": MediaLAN, "veth": MediaLAN, "vlan": MediaLAN, "bond": MediaLAN, "macvlan": MediaLAN,
+		"bridge": MediaBridge, "ppp": MediaPPPoE, "tun": MediaTunnel, "wireguard": MediaTunnel, "gre": MediaTunnel, "vxlan": MediaTunnel,
+		"can": MediaNone,
 	} {
 		if got := mediaOf(&link.Link{Kind: kind}); got != want {
-			t.Errorf("mediaOf(%s) = %s, want %s", kind, got, want)
+			t.Errorf("mediaOf(%s) = %d, want %d", kind, got, want)
 		}
 	}
 }
@@ -261,14 +260,14 @@ func TestStatus(t *testing.T) {
 func TestConnectDisconnect(t *testing.T) {
 	h := newHarness(t)
 	p, err := h.m.Disconnect(ctx, "lan0")
-	if err != nil || p.Status != hnetcfg.NCS_DISCONNECTED {
+	if err != nil || p.Status != StatusDisconnected {
 		t.Fatalf("Disconnect = %+v, %v; want disconnected", p, err)
 	}
 	if l, _ := h.links.Get("lan0"); l.Up {
 		t.Fatal("lan0 is still up")
 	}
 	p, err = h.m.Connect(ctx, "lan0")
-	if err != nil || p.Status != hnetcfg.NCS_CONNECTED {
+	if err != nil || p.Status != StatusConnected {
 		t.Fatalf("Connect = %+v, %v; want connected", p, err)
 	}
 	h.links.FailNext(errors.New("operation not permitted"))
@@ -348,22 +347,22 @@ func TestRename(t *testing.T) {
 func TestSharingRules(t *testing.T) {
 	h := newHarness(t)
 	// A public connection gets the firewall switched on.
-	p, err := h.m.EnableSharing(ctx, "wan0", public)
-	if err != nil || !p.Sharing.Enabled || p.Sharing.Type != "public" || !p.FirewallEnabled {
+	p, err := h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr)
+	if err != nil || p.Role == RoleNone || p.Role != "public" || !p.Firewall {
 		t.Fatalf("EnableSharing(public) = %+v, %v", p, err)
 	}
-	if !slices.Equal(p.Characteristics, []hnetcfg.Characteristic{"all-users", "allow-rename", "shared", "firewalled"}) {
+	if p.Characteristics != CharAllUsers|CharAllowRename|CharShared|CharFirewalled {
 		t.Errorf("characteristics %v", p.Characteristics)
 	}
 	h.check()
 	// A private connection keeps its firewall as it is.
-	p, err = h.m.EnableSharing(ctx, "lan0", private)
-	if err != nil || p.Sharing.Type != "private" || p.FirewallEnabled {
+	p, err = h.m.EnableSharing(ctx, "lan0", RolePrivate, noAddr)
+	if err != nil || p.Role != "private" || p.Firewall {
 		t.Fatalf("EnableSharing(private) = %+v, %v", p, err)
 	}
-	h.must(h.m.EnableInternetFirewall(ctx, "lan1", hnetcfg.FirewallRequest{}))
-	h.must(h.m.EnableSharing(ctx, "lan1", private10))
-	if !h.props("lan1").FirewallEnabled {
+	h.must(h.m.EnableInternetFirewall(ctx, "lan1", nil))
+	h.must(h.m.EnableSharing(ctx, "lan1", RolePrivate, addr10))
+	if !h.props("lan1").Firewall {
 		t.Error("lan1 lost its firewall when shared as private")
 	}
 	if got := h.fw.Config(); got.Public != "wan0" || !slices.Equal(got.Private, []string{"lan0", "lan1"}) || !slices.Equal(got.Firewalled, []string{"lan1", "wan0"}) {
@@ -371,7 +370,7 @@ func TestSharingRules(t *testing.T) {
 	}
 	// Enabling the same role again changes nothing.
 	replaces, _ := h.fw.Calls()
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
 	if r, _ := h.fw.Calls(); r != replaces {
 		t.Error("enabling the same role again replaced the firewall")
 	}
@@ -383,13 +382,13 @@ func TestSharingRules(t *testing.T) {
 	if len(h.fw.Config().Mappings) != 1 {
 		t.Fatal("the enabled mapping is not in the firewall")
 	}
-	h.must(h.m.EnableSharing(ctx, "wg0", public))
+	h.must(h.m.EnableSharing(ctx, "wg0", RolePublic, noAddr))
 	pub, _ := h.m.EnumPublicConnections(ctx)
 	priv, _ := h.m.EnumPrivateConnections(ctx)
 	if !slices.Equal(names(pub), []string{"wg0"}) || !slices.Equal(names(priv), []string{"lan0", "lan1"}) {
 		t.Fatalf("public %v, private %v", names(pub), names(priv))
 	}
-	if w := h.props("wan0"); w.Sharing.Enabled || !w.FirewallEnabled {
+	if w := h.props("wan0"); w.Role != RoleNone || !w.Firewall {
 		t.Errorf("old public: %+v, want unshared with the firewall still on", w)
 	}
 	if mp, _ := h.m.PortMapping(ctx, "wan0", m1.ID); mp.Enabled {
@@ -401,14 +400,14 @@ func TestSharingRules(t *testing.T) {
 
 	// A connection has one role: making a private one public takes it out
 	// of the private ones.
-	h.must(h.m.EnableSharing(ctx, "lan1", public))
+	h.must(h.m.EnableSharing(ctx, "lan1", RolePublic, noAddr))
 	pub, _ = h.m.EnumPublicConnections(ctx)
 	priv, _ = h.m.EnumPrivateConnections(ctx)
 	if !slices.Equal(names(pub), []string{"lan1"}) || !slices.Equal(names(priv), []string{"lan0"}) {
 		t.Fatalf("after lan1 went public: public %v, private %v", names(pub), names(priv))
 	}
 	o, err := h.m.Sharing(ctx)
-	if err != nil || !o.Installed || !slices.Equal(names(o.Public), []string{"lan1"}) || !slices.Equal(names(o.Private), []string{"lan0"}) {
+	if err != nil || !slices.Equal(names(o.Public), []string{"lan1"}) || !slices.Equal(names(o.Private), []string{"lan0"}) {
 		t.Fatalf("Sharing() = %+v, %v", o, err)
 	}
 
@@ -418,11 +417,11 @@ func TestSharingRules(t *testing.T) {
 	h.must(h.m.EnablePortMapping(ctx, "lan1", m2.ID))
 	h.must(h.m.EnablePortMapping(ctx, "lan1", m3.ID))
 	p, err = h.m.DisableSharing(ctx, "lan1")
-	if err != nil || p.Sharing.Enabled || !p.FirewallEnabled {
+	if err != nil || p.Role != RoleNone || !p.Firewall {
 		t.Fatalf("DisableSharing = %+v, %v", p, err)
 	}
 	h.check()
-	if en, _ := h.m.EnumPortMappings(ctx, "lan1", hnetcfg.ICSSC_ENABLED); len(en) != 0 {
+	if en, _ := h.m.EnumPortMappings(ctx, "lan1", MappingFilter{EnabledOnly: true}); len(en) != 0 {
 		t.Fatalf("enabled mappings after DisableSharing: %+v", en)
 	}
 	// Disable succeeds when already off, and still disables mappings.
@@ -435,14 +434,14 @@ func TestSharingRules(t *testing.T) {
 	// Firewall switches are idempotent.
 	h.must(h.m.DisableInternetFirewall(ctx, "lan1"))
 	h.must(h.m.DisableInternetFirewall(ctx, "lan1"))
-	h.must(h.m.EnableInternetFirewall(ctx, "lan1", hnetcfg.FirewallRequest{}))
-	h.must(h.m.EnableInternetFirewall(ctx, "lan1", hnetcfg.FirewallRequest{}))
-	if !h.props("lan1").FirewallEnabled {
+	h.must(h.m.EnableInternetFirewall(ctx, "lan1", nil))
+	h.must(h.m.EnableInternetFirewall(ctx, "lan1", nil))
+	if !h.props("lan1").Firewall {
 		t.Error("firewall is off")
 	}
-	_, err = h.m.EnableSharing(ctx, "lan0", hnetcfg.SharingRequest{Type: "both"})
+	_, err = h.m.EnableSharing(ctx, "lan0", "both", noAddr)
 	wantInvalid(t, err, "type")
-	_, err = h.m.EnableSharing(ctx, "nope", public)
+	_, err = h.m.EnableSharing(ctx, "nope", RolePublic, noAddr)
 	if !hresult.IsNotFound(err) {
 		t.Errorf("unknown connection: %v", err)
 	}
@@ -450,8 +449,8 @@ func TestSharingRules(t *testing.T) {
 
 func TestSharingPersists(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
-	h.must(h.m.EnableSharing(ctx, "lan0", private))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
+	h.must(h.m.EnableSharing(ctx, "lan0", RolePrivate, noAddr))
 	m1 := h.add("wan0", "web", 80, "192.168.137.10")
 	h.must(h.m.EnablePortMapping(ctx, "wan0", m1.ID))
 	h.add("wan0", "off", 81, "192.168.137.10")
@@ -459,7 +458,7 @@ func TestSharingPersists(t *testing.T) {
 	fwBefore := h.fw.Config()
 	h.restart()
 	after, _ := h.m.EnumEveryConnection(ctx)
-	if !slices.EqualFunc(before, after, func(a, b hnetcfg.ConnectionProps) bool { return fmt.Sprint(a) == fmt.Sprint(b) }) {
+	if !slices.EqualFunc(before, after, func(a, b Connection) bool { return fmt.Sprint(a) == fmt.Sprint(b) }) {
 		t.Fatalf("connections changed over a restart:\n%+v\n%+v", before, after)
 	}
 	if got := h.fw.Config(); !got.Equal(fwBefore) || len(got.Mappings) != 1 {
@@ -479,7 +478,7 @@ func TestSharingPersists(t *testing.T) {
 
 func TestAbsentConnection(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wg0", public))
+	h.must(h.m.EnableSharing(ctx, "wg0", RolePublic, noAddr))
 	id := h.props("wg0").ID
 	h.links.Remove("wg0")
 	h.links.Remove("lan1") // not configured: no longer listed
@@ -489,7 +488,7 @@ func TestAbsentConnection(t *testing.T) {
 		t.Fatalf("connections %v", got)
 	}
 	p := h.props("wg0")
-	if p.Status != hnetcfg.NCS_HARDWARE_NOT_PRESENT || p.ID != id || !p.Sharing.Enabled {
+	if p.Status != StatusHardwareNotPresent || p.ID != id || p.Role == RoleNone {
 		t.Fatalf("absent public connection: %+v", p)
 	}
 	if _, err := h.m.Connect(ctx, "wg0"); hresult.CodeOf(err) != hresult.Fail {
@@ -498,19 +497,19 @@ func TestAbsentConnection(t *testing.T) {
 	// The interface comes back with the same id.
 	h.links.Add(link.Link{Name: "wg0", Kind: "wireguard", Up: true, Carrier: true})
 	h.m.Refresh(ctx)
-	if p := h.props("wg0"); p.ID != id || p.Status != hnetcfg.NCS_INVALID_ADDRESS {
+	if p := h.props("wg0"); p.ID != id || p.Status != StatusInvalidAddress {
 		t.Fatalf("returned connection: %+v", p)
 	}
 }
 
 func TestPortMappings(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
-	p, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{Name: "web", Protocol: "TCP", ExternalPort: 80, InternalPort: 8080, TargetIPAddress: "192.168.137.10"})
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
+	p, err := h.m.AddPortMapping(ctx, "wan0", MappingSpec{Name: "web", Protocol: ipproto.TCP, ExternalPort: 80, InternalPort: 8080, Target: Target{IP: netip.MustParseAddr("192.168.137.10")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := hnetcfg.PortMappingProps{ID: p.ID, Name: "web", Protocol: "tcp", ExternalPort: 80, InternalPort: 8080, TargetIPAddress: "192.168.137.10"}
+	want := Mapping{ID: p.ID, Connection: p.Connection, MappingSpec: MappingSpec{Name: "web", Protocol: ipproto.TCP, ExternalPort: 80, InternalPort: 8080, Target: Target{IP: netip.MustParseAddr("192.168.137.10")}}}
 	if p != want {
 		t.Fatalf("AddPortMapping = %+v, want %+v (disabled)", p, want)
 	}
@@ -528,15 +527,15 @@ func TestPortMappings(t *testing.T) {
 	if _, u := h.fw.Calls(); u != updates+1 {
 		t.Errorf("Enable made %d firewall updates, want 1", u-updates)
 	}
-	wantFW := fw.Mapping{Key: fw.Key{Interface: "wan0", Protocol: "tcp", ExternalPort: 80}, Target: netip.MustParseAddr("192.168.137.10"), InternalPort: 8080}
+	wantFW := fw.Mapping{Key: fw.Key{Interface: "wan0", Protocol: ipproto.TCP, ExternalPort: 80}, Target: netip.MustParseAddr("192.168.137.10"), InternalPort: 8080}
 	if got := h.fw.Config().Mappings; !slices.Equal(got, []fw.Mapping{wantFW}) {
 		t.Fatalf("firewall mappings %v, want %v", got, wantFW)
 	}
 	h.must(h.m.EnablePortMapping(ctx, "wan0", p.ID)) // idempotent
 
 	// The same port with the other protocol, and a name target.
-	u, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{Name: "web-udp", Protocol: "udp", ExternalPort: 80, InternalPort: 80, TargetName: "NAS.home.arpa"})
-	if err != nil || u.TargetName != "nas.home.arpa" || u.TargetIPAddress != "" {
+	u, err := h.m.AddPortMapping(ctx, "wan0", MappingSpec{Name: "web-udp", Protocol: ipproto.UDP, ExternalPort: 80, InternalPort: 80, Target: Target{Name: "NAS.home.arpa"}})
+	if err != nil || u.Target.Name != "nas.home.arpa" || u.Target.IP.IsValid() {
 		t.Fatalf("udp/80 by name = %+v, %v", u, err)
 	}
 	h.must(h.m.EnablePortMapping(ctx, "wan0", u.ID))
@@ -549,24 +548,22 @@ func TestPortMappings(t *testing.T) {
 	// Refused calls change nothing.
 	before := h.state()
 	refused := []struct {
-		spec  hnetcfg.PortMappingSpec
+		spec  MappingSpec
 		field string
 	}{
-		{hnetcfg.PortMappingSpec{Name: "dup", Protocol: "tcp", ExternalPort: 80, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "externalPort"},
-		{hnetcfg.PortMappingSpec{Name: "", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "name"},
-		{hnetcfg.PortMappingSpec{Name: strings.Repeat("x", 257), Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "name"},
-		{hnetcfg.PortMappingSpec{Name: "ctl\x1b", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "name"},
-		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "icmp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "protocol"},
-		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 0, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "externalPort"},
-		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 65536, InternalPort: 1, TargetIPAddress: "10.0.0.1"}, "externalPort"},
-		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 0, TargetIPAddress: "10.0.0.1"}, "internalPort"},
-		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 70000, TargetIPAddress: "10.0.0.1"}, "internalPort"},
-		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, Options: 1, TargetIPAddress: "10.0.0.1"}, "options"},
-		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 1}, "target"},
-		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetName: "a", TargetIPAddress: "10.0.0.1"}, "target"},
-		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "10.0.0"}, "targetIPAddress"},
-		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetIPAddress: "224.0.0.1"}, "targetIPAddress"},
-		{hnetcfg.PortMappingSpec{Name: "p", Protocol: "tcp", ExternalPort: 81, InternalPort: 1, TargetName: "bad_name"}, "targetName"},
+		{MappingSpec{Name: "dup", Protocol: ipproto.TCP, ExternalPort: 80, InternalPort: 1, Target: Target{IP: netip.MustParseAddr("10.0.0.1")}}, "externalPort"},
+		{MappingSpec{Name: "", Protocol: ipproto.TCP, ExternalPort: 81, InternalPort: 1, Target: Target{IP: netip.MustParseAddr("10.0.0.1")}}, "name"},
+		{MappingSpec{Name: strings.Repeat("x", 257), Protocol: ipproto.TCP, ExternalPort: 81, InternalPort: 1, Target: Target{IP: netip.MustParseAddr("10.0.0.1")}}, "name"},
+		{MappingSpec{Name: "ctl\x1b", Protocol: ipproto.TCP, ExternalPort: 81, InternalPort: 1, Target: Target{IP: netip.MustParseAddr("10.0.0.1")}}, "name"},
+		{MappingSpec{Name: "p", Protocol: 1, ExternalPort: 81, InternalPort: 1, Target: Target{IP: netip.MustParseAddr("10.0.0.1")}}, "protocol"},
+		{MappingSpec{Name: "p", Protocol: ipproto.TCP, ExternalPort: 0, InternalPort: 1, Target: Target{IP: netip.MustParseAddr("10.0.0.1")}}, "externalPort"},
+		{MappingSpec{Name: "p", Protocol: ipproto.TCP, ExternalPort: 81, InternalPort: 0, Target: Target{IP: netip.MustParseAddr("10.0.0.1")}}, "internalPort"},
+		{MappingSpec{Name: "p", Protocol: ipproto.TCP, ExternalPort: 81, InternalPort: 1, Options: 1, Target: Target{IP: netip.MustParseAddr("10.0.0.1")}}, "options"},
+		{MappingSpec{Name: "p", Protocol: ipproto.TCP, ExternalPort: 81, InternalPort: 1}, "target"},
+		{MappingSpec{Name: "p", Protocol: ipproto.TCP, ExternalPort: 81, InternalPort: 1, Target: Target{Name: "a", IP: netip.MustParseAddr("10.0.0.1")}}, "target"},
+		{MappingSpec{Name: "p", Protocol: ipproto.TCP, ExternalPort: 81, InternalPort: 1, Target: Target{IP: netip.MustParseAddr("fe80::1")}}, "targetIPAddress"},
+		{MappingSpec{Name: "p", Protocol: ipproto.TCP, ExternalPort: 81, InternalPort: 1, Target: Target{IP: netip.MustParseAddr("224.0.0.1")}}, "targetIPAddress"},
+		{MappingSpec{Name: "p", Protocol: ipproto.TCP, ExternalPort: 81, InternalPort: 1, Target: Target{Name: "bad_name"}}, "targetName"},
 	}
 	for _, tt := range refused {
 		_, err := h.m.AddPortMapping(ctx, "wan0", tt.spec)
@@ -575,10 +572,10 @@ func TestPortMappings(t *testing.T) {
 	if _, err := h.m.AddPortMapping(ctx, "nope", refused[0].spec); !hresult.IsNotFound(err) {
 		t.Errorf("unknown connection: %v", err)
 	}
-	for _, id := range []string{"999", "x", "", "-1"} {
+	for _, id := range []MappingID{999, 0} {
 		_, err := h.m.EnablePortMapping(ctx, "wan0", id)
-		if hresult.CodeOf(err) != hresult.InvalidArg {
-			t.Errorf("Enable(%q) = %v, want E_INVALIDARG", id, err)
+		if hresult.CodeOf(err) != hresult.InvalidArg || !hresult.IsNotFound(err) {
+			t.Errorf("Enable(%d) = %v, want E_INVALIDARG, not found", id, err)
 		}
 	}
 	// A mapping is reached through its own connection only.
@@ -586,16 +583,16 @@ func TestPortMappings(t *testing.T) {
 		t.Errorf("mapping of wan0 through lan0: %v, want not found", err)
 	}
 	for _, e := range []struct {
-		edit  hnetcfg.PortMappingEdit
+		edit  MappingEdit
 		field string
 	}{
-		{hnetcfg.PortMappingEdit{Protocol: new(hnetcfg.Protocol("udp"))}, "externalPort"}, // udp/80 is taken
-		{hnetcfg.PortMappingEdit{Name: new("")}, "name"},
-		{hnetcfg.PortMappingEdit{ExternalPort: new(0)}, "externalPort"},
-		{hnetcfg.PortMappingEdit{TargetIPAddress: new("")}, "target"},
-		{hnetcfg.PortMappingEdit{TargetIPAddress: new("fe80::1")}, "targetIPAddress"},
-		{hnetcfg.PortMappingEdit{TargetName: new("x"), TargetIPAddress: new("10.0.0.1")}, "target"},
-		{hnetcfg.PortMappingEdit{Options: new(2)}, "options"},
+		{MappingEdit{Protocol: new(ipproto.UDP)}, "externalPort"}, // udp/80 is taken
+		{MappingEdit{Name: new("")}, "name"},
+		{MappingEdit{ExternalPort: new(uint16(0))}, "externalPort"},
+		{MappingEdit{TargetIP: &netip.Addr{}}, "target"},
+		{MappingEdit{TargetIP: new(netip.MustParseAddr("fe80::1"))}, "targetIPAddress"},
+		{MappingEdit{TargetName: new("x"), TargetIP: new(netip.MustParseAddr("10.0.0.1"))}, "target"},
+		{MappingEdit{Options: new(uint32(2))}, "options"},
 	} {
 		_, err := h.m.EditPortMapping(ctx, "wan0", p.ID, e.edit)
 		wantInvalid(t, err, e.field)
@@ -603,7 +600,7 @@ func TestPortMappings(t *testing.T) {
 	// A firewall that refuses a change of sharing leaves everything as
 	// it was.
 	h.fw.FailNext(errors.New("netlink: busy"))
-	if _, err := h.m.EnableSharing(ctx, "lan0", private); hresult.CodeOf(err) != hresult.Fail {
+	if _, err := h.m.EnableSharing(ctx, "lan0", RolePrivate, noAddr); hresult.CodeOf(err) != hresult.Fail {
 		t.Errorf("EnableSharing with a failing firewall = %v, want E_FAIL", err)
 	}
 	if got := h.state(); got != before {
@@ -619,10 +616,10 @@ func TestPortMappings(t *testing.T) {
 	if hresult.CodeOf(err) != hresult.Fail || !errors.Is(err, cause) {
 		t.Errorf("Disable with a failing firewall = %v, want E_FAIL with the cause", err)
 	}
-	if d.Enabled || !strings.Contains(d.ApplyError, "out of memory") {
+	if d.Enabled || !errors.Is(d.ApplyError, cause) {
 		t.Errorf("Disable with a failing firewall returned %+v; want the stored mapping with its applyError", d)
 	}
-	if g, _ := h.m.PortMapping(ctx, "wan0", p.ID); g.Enabled || g.ApplyError == "" {
+	if g, _ := h.m.PortMapping(ctx, "wan0", p.ID); g.Enabled || g.ApplyError == nil {
 		t.Errorf("the mapping after a failed apply: %+v; want disabled, with applyError", g)
 	}
 	if got := h.fw.Config().Mappings; len(got) != 1 {
@@ -632,21 +629,21 @@ func TestPortMappings(t *testing.T) {
 	if err := h.m.Refresh(ctx); err == nil {
 		t.Error("Refresh with a failing firewall succeeded")
 	}
-	if g, _ := h.m.PortMapping(ctx, "wan0", p.ID); !strings.Contains(g.ApplyError, "out of memory") {
+	if g, _ := h.m.PortMapping(ctx, "wan0", p.ID); !errors.Is(g.ApplyError, cause) {
 		t.Errorf("the mapping after a failed retry: %+v; want its applyError", g)
 	}
 	if err := h.m.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	h.check()
-	if g, _ := h.m.PortMapping(ctx, "wan0", p.ID); g.ApplyError != "" || len(h.fw.Config().Mappings) != 0 {
+	if g, _ := h.m.PortMapping(ctx, "wan0", p.ID); g.ApplyError != nil || len(h.fw.Config().Mappings) != 0 {
 		t.Fatalf("after the retry: %+v, firewall %v; want it applied", g, h.fw.Config().Mappings)
 	}
 	h.must(h.m.EnablePortMapping(ctx, "wan0", p.ID))
 	h.check()
 
 	// Edit keeps the id and moves the firewall element.
-	e, err := h.m.EditPortMapping(ctx, "wan0", p.ID, hnetcfg.PortMappingEdit{ExternalPort: new(8443), InternalPort: new(443), TargetIPAddress: new("192.168.137.12"), Name: new("web-tls")})
+	e, err := h.m.EditPortMapping(ctx, "wan0", p.ID, MappingEdit{ExternalPort: new(uint16(8443)), InternalPort: new(uint16(443)), TargetIP: new(netip.MustParseAddr("192.168.137.12")), Name: new("web-tls")})
 	if err != nil || e.ID != p.ID || e.ExternalPort != 8443 || e.InternalPort != 443 || e.Name != "web-tls" || !e.Enabled {
 		t.Fatalf("Edit = %+v, %v", e, err)
 	}
@@ -655,8 +652,8 @@ func TestPortMappings(t *testing.T) {
 		t.Fatalf("firewall after edit: %v", got)
 	}
 	// Switching the target to a name takes it out of the firewall.
-	e, err = h.m.EditPortMapping(ctx, "wan0", p.ID, hnetcfg.PortMappingEdit{TargetName: new("nas")})
-	if err != nil || e.TargetName != "nas" || e.TargetIPAddress != "" {
+	e, err = h.m.EditPortMapping(ctx, "wan0", p.ID, MappingEdit{TargetName: new("nas")})
+	if err != nil || e.Target.Name != "nas" || e.Target.IP.IsValid() {
 		t.Fatalf("Edit to a name = %+v, %v", e, err)
 	}
 	h.check()
@@ -664,17 +661,14 @@ func TestPortMappings(t *testing.T) {
 		t.Fatal("a name target is in the firewall")
 	}
 	// Enum: all, or enabled only, in the order added.
-	all, _ := h.m.EnumPortMappings(ctx, "wan0", hnetcfg.ICSSC_DEFAULT)
-	en, _ := h.m.EnumPortMappings(ctx, "wan0", hnetcfg.ICSSC_ENABLED)
+	all, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	en, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{EnabledOnly: true})
 	if len(all) != 2 || all[0].ID != p.ID || all[1].ID != u.ID || len(en) != 2 {
 		t.Fatalf("Enum: all %+v, enabled %+v", all, en)
 	}
 	h.must(h.m.DisablePortMapping(ctx, "wan0", u.ID))
-	if en, _ := h.m.EnumPortMappings(ctx, "wan0", hnetcfg.ICSSC_ENABLED); len(en) != 1 || en[0].ID != p.ID {
+	if en, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{EnabledOnly: true}); len(en) != 1 || en[0].ID != p.ID {
 		t.Fatalf("enabled after disabling one: %+v", en)
-	}
-	if _, err := h.m.EnumPortMappings(ctx, "wan0", 7); hresult.CodeOf(err) != hresult.InvalidArg {
-		t.Errorf("Enum(7) = %v", err)
 	}
 	// Remove.
 	if err := h.m.RemovePortMapping(ctx, "wan0", p.ID); err != nil {
@@ -695,16 +689,16 @@ func TestPortMappings(t *testing.T) {
 // and switch sharing, then checks that memory, store and firewall agree.
 func TestConcurrent(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
 	var wg sync.WaitGroup
 	const workers, rounds = 8, 40
 	for w := range workers {
 		wg.Go(func() {
 			for i := range rounds {
 				port := 1000 + i%10 // workers collide on purpose
-				p, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{
-					Name: fmt.Sprintf("w%d-%d", w, i), Protocol: "tcp", ExternalPort: port, InternalPort: port,
-					TargetIPAddress: fmt.Sprintf("192.168.137.%d", 10+w),
+				p, err := h.m.AddPortMapping(ctx, "wan0", MappingSpec{
+					Name: fmt.Sprintf("w%d-%d", w, i), Protocol: ipproto.TCP, ExternalPort: uint16(port), InternalPort: uint16(port),
+					Target: Target{IP: netip.AddrFrom4([4]byte{192, 168, 137, byte(10 + w)})},
 				})
 				if err != nil {
 					if hresult.From(err).Reason != hresult.Conflict {
@@ -721,7 +715,7 @@ func TestConcurrent(t *testing.T) {
 					}
 				}
 				if w == 0 && i%10 == 0 {
-					h.m.EnableSharing(ctx, "lan1", private10)
+					h.m.EnableSharing(ctx, "lan1", RolePrivate, addr10)
 					h.m.DisableSharing(ctx, "lan1")
 				}
 			}
@@ -729,8 +723,8 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	h.check()
-	all, _ := h.m.EnumPortMappings(ctx, "wan0", hnetcfg.ICSSC_DEFAULT)
-	seen := map[int]bool{}
+	all, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	seen := map[uint16]bool{}
 	for _, p := range all {
 		if seen[p.ExternalPort] {
 			t.Fatalf("two mappings on tcp/%d", p.ExternalPort)
@@ -741,7 +735,7 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("%d mappings, %d in the firewall", len(all), len(h.fw.Config().Mappings))
 	}
 	h.restart()
-	if again, _ := h.m.EnumPortMappings(ctx, "wan0", hnetcfg.ICSSC_DEFAULT); !slices.Equal(again, all) {
+	if again, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); !slices.Equal(again, all) {
 		t.Fatal("mappings changed over a restart")
 	}
 }
@@ -770,13 +764,13 @@ func TestPrivateAddressAndForwarding(t *testing.T) {
 	if h.forwarding() {
 		t.Fatal("forwarding on at the start")
 	}
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
 	if !h.forwarding() {
 		t.Fatal("sharing did not turn forwarding on")
 	}
-	p, err := h.m.EnableSharing(ctx, "lan1", private)
-	if err != nil || p.Sharing.Address != "192.168.137.1/24" {
-		t.Fatalf("EnableSharing(lan1, private) = %+v, %v", p, err)
+	p, err := h.m.EnableSharing(ctx, "lan1", RolePrivate, noAddr)
+	if err != nil || p.PrivateAddress != DefaultPrivateAddress {
+		t.Fatalf("EnableSharing(lan1, RolePrivate, noAddr) = %+v, %v", p, err)
 	}
 	h.check()
 	if got := h.addrs("lan1"); !slices.Equal(got, []string{"192.168.137.1/24"}) {
@@ -786,22 +780,22 @@ func TestPrivateAddressAndForwarding(t *testing.T) {
 	before := h.state()
 	for _, tt := range []struct {
 		ref  string
-		req  hnetcfg.SharingRequest
+		role Role
+		addr string
 		want string
 	}{
-		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "198.51.100.77/24"}, "address: 198.51.100.77/24 overlaps 198.51.100.0/24 of the public connection"},
-		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "192.168.137.5/16"}, "overlaps 192.168.137.0/24 of the private connection"},
-		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "192.168.137.0/24"}, "network address"},
-		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "10.9.255.255/16"}, "broadcast address"},
-		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "10.9.0.1"}, "not an address with a prefix length"},
-		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "10.9.0.1/31"}, "prefix length must be 8 to 30"},
-		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "fd00::1/64"}, "not IPv4"},
-		{"wg0", hnetcfg.SharingRequest{Type: "private", Address: "127.0.0.2/8"}, "not a usable"},
-		{"wg0", hnetcfg.SharingRequest{Type: "public", Address: "10.9.0.1/24"}, "address: is for private connections"},
+		{"wg0", RolePrivate, "198.51.100.77/24", "address: 198.51.100.77/24 overlaps 198.51.100.0/24 of the public connection"},
+		{"wg0", RolePrivate, "192.168.137.5/16", "overlaps 192.168.137.0/24 of the private connection"},
+		{"wg0", RolePrivate, "192.168.137.0/24", "network address"},
+		{"wg0", RolePrivate, "10.9.255.255/16", "broadcast address"},
+		{"wg0", RolePrivate, "10.9.0.1/31", "prefix length must be 8 to 30"},
+		{"wg0", RolePrivate, "fd00::1/64", "not IPv4"},
+		{"wg0", RolePrivate, "127.0.0.2/8", "not a usable"},
+		{"wg0", RolePublic, "10.9.0.1/24", "address: is for private connections"},
 	} {
-		_, err := h.m.EnableSharing(ctx, tt.ref, tt.req)
+		_, err := h.m.EnableSharing(ctx, tt.ref, tt.role, netip.MustParsePrefix(tt.addr))
 		if hresult.CodeOf(err) != hresult.InvalidArg || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("EnableSharing(%s, %+v) = %v, want E_INVALIDARG with %q", tt.ref, tt.req, err, tt.want)
+			t.Errorf("EnableSharing(%s, %s, %s) = %v, want E_INVALIDARG with %q", tt.ref, tt.role, tt.addr, err, tt.want)
 		}
 	}
 	if got := h.state(); got != before {
@@ -811,20 +805,20 @@ func TestPrivateAddressAndForwarding(t *testing.T) {
 	h.links.Add(link.Link{Name: "wan1", Kind: "device", Up: true, Carrier: true, Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.137.200/24")}})
 	h.m.Refresh(ctx) // records wan1
 	before = h.state()
-	if _, err := h.m.EnableSharing(ctx, "wan1", public); hresult.CodeOf(err) != hresult.InvalidArg || !strings.Contains(err.Error(), "overlaps the private network 192.168.137.0/24") {
+	if _, err := h.m.EnableSharing(ctx, "wan1", RolePublic, noAddr); hresult.CodeOf(err) != hresult.InvalidArg || !strings.Contains(err.Error(), "overlaps the private network 192.168.137.0/24") {
 		t.Errorf("overlapping public: %v", err)
 	}
 	// A link that refuses the address leaves everything as it was.
 	h.links.FailNext(errors.New("address refused"))
-	if _, err := h.m.EnableSharing(ctx, "wg0", hnetcfg.SharingRequest{Type: "private", Address: "10.77.0.1/24"}); hresult.CodeOf(err) != hresult.Fail {
+	if _, err := h.m.EnableSharing(ctx, "wg0", RolePrivate, netip.MustParsePrefix("10.77.0.1/24")); hresult.CodeOf(err) != hresult.Fail {
 		t.Errorf("failing link: %v", err)
 	}
 	if got := h.state(); got != before {
 		t.Fatalf("refused calls changed the state:\n%s\nwant\n%s", got, before)
 	}
 	// A second private network, then a new address for it.
-	h.must(h.m.EnableSharing(ctx, "wg0", hnetcfg.SharingRequest{Type: "private", Address: "10.77.0.1/24"}))
-	h.must(h.m.EnableSharing(ctx, "wg0", hnetcfg.SharingRequest{Type: "private", Address: "10.78.0.1/24"}))
+	h.must(h.m.EnableSharing(ctx, "wg0", RolePrivate, netip.MustParsePrefix("10.77.0.1/24")))
+	h.must(h.m.EnableSharing(ctx, "wg0", RolePrivate, netip.MustParsePrefix("10.78.0.1/24")))
 	if got := h.addrs("wg0"); !slices.Equal(got, []string{"10.78.0.1/24"}) {
 		t.Fatalf("wg0 addresses %v", got)
 	}
@@ -855,14 +849,14 @@ func TestPrivateAddressAndForwarding(t *testing.T) {
 	}
 	// Forwarding that was on before stays on.
 	h.links.SetForwarding(true)
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
 	h.must(h.m.DisableSharing(ctx, "wan0"))
 	if !h.forwarding() {
 		t.Fatal("forwarding that was on before sharing was turned off")
 	}
 	// The remembered private address is used again.
-	p, err = h.m.EnableSharing(ctx, "wg0", private)
-	if err != nil || p.Sharing.Address != "10.78.0.1/24" {
+	p, err = h.m.EnableSharing(ctx, "wg0", RolePrivate, noAddr)
+	if err != nil || p.PrivateAddress != netip.MustParsePrefix("10.78.0.1/24") {
 		t.Fatalf("re-enabling wg0: %+v, %v", p, err)
 	}
 }
@@ -870,8 +864,8 @@ func TestPrivateAddressAndForwarding(t *testing.T) {
 func TestAllowPing(t *testing.T) {
 	h := newHarness(t)
 	yes, no := true, false
-	p, err := h.m.EnableInternetFirewall(ctx, "wan0", hnetcfg.FirewallRequest{AllowPing: &yes})
-	if err != nil || !p.FirewallEnabled || !p.AllowPing {
+	p, err := h.m.EnableInternetFirewall(ctx, "wan0", &yes)
+	if err != nil || !p.Firewall || !p.AllowPing {
 		t.Fatalf("enable with ping: %+v, %v", p, err)
 	}
 	h.check()
@@ -879,7 +873,7 @@ func TestAllowPing(t *testing.T) {
 		t.Fatalf("ping set %v", got)
 	}
 	// Unset leaves it as it is; disabling the firewall takes it out.
-	h.must(h.m.EnableInternetFirewall(ctx, "wan0", hnetcfg.FirewallRequest{}))
+	h.must(h.m.EnableInternetFirewall(ctx, "wan0", nil))
 	if !h.props("wan0").AllowPing {
 		t.Fatal("an enable without the option changed it")
 	}
@@ -887,7 +881,7 @@ func TestAllowPing(t *testing.T) {
 	if got := h.fw.Config().Ping; len(got) != 0 {
 		t.Fatalf("ping set %v with the firewall off", got)
 	}
-	h.must(h.m.EnableInternetFirewall(ctx, "wan0", hnetcfg.FirewallRequest{AllowPing: &no}))
+	h.must(h.m.EnableInternetFirewall(ctx, "wan0", &no))
 	if h.props("wan0").AllowPing || len(h.fw.Config().Ping) != 0 {
 		t.Fatal("ping still allowed")
 	}
@@ -934,7 +928,7 @@ func TestGeneration(t *testing.T) {
 	})
 	same("after the rename")
 	g := m.Generation()
-	if _, err := m.EnableSharing(ctx, "wan0", hnetcfg.SharingRequest{Type: "bogus"}); err == nil {
+	if _, err := m.EnableSharing(ctx, "wan0", "bogus", noAddr); err == nil {
 		t.Fatal("a bogus sharing type was accepted")
 	}
 	if m.Generation() != g {

@@ -2,20 +2,19 @@ package sharing
 
 import (
 	"context"
-	"strconv"
+	"net/netip"
 	"strings"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/store"
 )
 
-// mappingPropsLocked returns the properties of a stored mapping, with
-// where a name target points now.
-func (m *Manager) mappingPropsLocked(mp *store.Mapping) hnetcfg.PortMappingProps {
-	p := mappingProps(mp)
+// mappingPropsLocked returns a stored mapping as the model shows it,
+// with where a name target points now.
+func (m *Manager) mappingPropsLocked(mp *store.Mapping) Mapping {
+	p := mappingOf(mp)
 	if m.unapplied[mp.ID] {
-		p.ApplyError = m.fwErr.Error()
+		p.ApplyError = m.fwErr
 	}
 	if mp.TargetName != "" {
 		// What the firewall has, or, before it follows the name, where
@@ -26,7 +25,7 @@ func (m *Manager) mappingPropsLocked(mp *store.Mapping) hnetcfg.PortMappingProps
 			ip, ok = m.resolveTarget(mp.TargetName)
 		}
 		if ok {
-			p.ResolvedIPAddress = ip.String()
+			p.Resolved = ip
 		} else {
 			p.Unresolved = true
 		}
@@ -34,55 +33,46 @@ func (m *Manager) mappingPropsLocked(mp *store.Mapping) hnetcfg.PortMappingProps
 	return p
 }
 
-// mappingProps returns the stored properties of a mapping.
-func mappingProps(mp *store.Mapping) hnetcfg.PortMappingProps {
-	return hnetcfg.PortMappingProps{
-		ID:              strconv.FormatUint(mp.ID, 10),
-		Name:            mp.Name,
-		Protocol:        hnetcfg.Protocol(mp.Protocol),
-		ExternalPort:    int(mp.ExternalPort),
-		InternalPort:    int(mp.InternalPort),
-		TargetName:      mp.TargetName,
-		TargetIPAddress: mp.TargetIP,
-		Enabled:         mp.Enabled,
-		Options:         int(mp.Options),
-	}
+// mappingOf returns the stored properties of a mapping.
+func mappingOf(mp *store.Mapping) Mapping {
+	return Mapping{ID: MappingID(mp.ID), Connection: mp.Connection, MappingSpec: specOf(mp), Enabled: mp.Enabled}
+}
+
+// specOf returns the description of a stored mapping.
+func specOf(mp *store.Mapping) MappingSpec {
+	return MappingSpec{Name: mp.Name, Protocol: mp.Protocol, ExternalPort: mp.ExternalPort, InternalPort: mp.InternalPort,
+		Options: mp.Options, Target: Target{Name: mp.TargetName, IP: mp.TargetIP}}
 }
 
 // checkSpec validates a mapping description and returns it as a record
 // (without id and connection).
-func checkSpec(s hnetcfg.PortMappingSpec) (store.Mapping, error) {
-	var mp store.Mapping
-	var err error
-	if err = checkName("name", s.Name); err != nil {
-		return mp, err
+func checkSpec(s MappingSpec) (store.Mapping, error) {
+	if err := checkName("name", s.Name); err != nil {
+		return store.Mapping{}, err
 	}
-	proto, err := checkProtocol(s.Protocol)
-	if err != nil {
-		return mp, err
+	if err := checkProtocol(s.Protocol); err != nil {
+		return store.Mapping{}, err
 	}
-	ext, err := checkPort("externalPort", s.ExternalPort)
-	if err != nil {
-		return mp, err
+	if err := checkPort("externalPort", s.ExternalPort); err != nil {
+		return store.Mapping{}, err
 	}
-	in, err := checkPort("internalPort", s.InternalPort)
-	if err != nil {
-		return mp, err
+	if err := checkPort("internalPort", s.InternalPort); err != nil {
+		return store.Mapping{}, err
 	}
 	if err := checkOptions(s.Options); err != nil {
-		return mp, err
+		return store.Mapping{}, err
 	}
-	name, ip, err := checkTarget(s.TargetName, s.TargetIPAddress)
+	t, err := checkTarget(s.Target)
 	if err != nil {
-		return mp, err
+		return store.Mapping{}, err
 	}
 	return store.Mapping{
 		Name:         s.Name,
-		Protocol:     string(proto),
-		ExternalPort: ext,
-		InternalPort: in,
-		TargetName:   name,
-		TargetIP:     ip,
+		Protocol:     s.Protocol,
+		ExternalPort: s.ExternalPort,
+		InternalPort: s.InternalPort,
+		TargetName:   t.Name,
+		TargetIP:     t.IP,
 	}, nil
 }
 
@@ -98,10 +88,10 @@ func (m *Manager) checkUniqueLocked(c *store.Connection, mp *store.Mapping) erro
 
 // AddPortMapping adds a port mapping to the connection. The new mapping is
 // disabled; Enable turns it on.
-func (m *Manager) AddPortMapping(ctx context.Context, ref string, s hnetcfg.PortMappingSpec) (hnetcfg.PortMappingProps, error) {
+func (m *Manager) AddPortMapping(ctx context.Context, ref string, s MappingSpec) (Mapping, error) {
 	spec, err := checkSpec(s)
 	if err != nil {
-		return hnetcfg.PortMappingProps{}, err
+		return Mapping{}, err
 	}
 	return m.changeMapping(ctx, func() (*store.Mapping, uint64, error) {
 		c, err := m.findLocked(ref)
@@ -122,12 +112,8 @@ func (m *Manager) AddPortMapping(ctx context.Context, ref string, s hnetcfg.Port
 }
 
 // mappingIn finds mapping id of connection c; mu or view is held.
-func (m *Manager) mappingIn(c conn, id string) (conn, *store.Mapping, error) {
-	n, err := strconv.ParseUint(id, 10, 64)
-	if err != nil {
-		return conn{}, nil, hresult.Invalid("id", "%q is not a mapping id; ids are numbers, as 'netshare mapping list' shows them", id)
-	}
-	mp := m.mappings[n]
+func (m *Manager) mappingIn(c conn, id MappingID) (conn, *store.Mapping, error) {
+	mp := m.mappings[uint64(id)]
 	if mp == nil || mp.Connection != c.rec.ID {
 		return conn{}, nil, hresult.Missing("mapping %s of connection %s: no such mapping", id, label(c.rec))
 	}
@@ -135,35 +121,32 @@ func (m *Manager) mappingIn(c conn, id string) (conn, *store.Mapping, error) {
 }
 
 // PortMapping returns the properties of one mapping of the connection.
-func (m *Manager) PortMapping(ctx context.Context, ref, id string) (hnetcfg.PortMappingProps, error) {
+func (m *Manager) PortMapping(ctx context.Context, ref string, id MappingID) (Mapping, error) {
 	m.view.RLock()
 	defer m.view.RUnlock()
 	c, err := m.findLocked(ref)
 	if err != nil {
-		return hnetcfg.PortMappingProps{}, err
+		return Mapping{}, err
 	}
 	_, mp, err := m.mappingIn(c, id)
 	if err != nil {
-		return hnetcfg.PortMappingProps{}, err
+		return Mapping{}, err
 	}
 	return m.mappingPropsLocked(mp), nil
 }
 
-// EnumPortMappings returns the connection's mappings in the order they were
-// added; with ICSSC_ENABLED, the enabled ones only.
-func (m *Manager) EnumPortMappings(ctx context.Context, ref string, flags hnetcfg.EnumFlags) ([]hnetcfg.PortMappingProps, error) {
-	if flags != hnetcfg.ICSSC_DEFAULT && flags != hnetcfg.ICSSC_ENABLED {
-		return nil, hresult.Invalid("flags", "%d is not allowed; use ICSSC_DEFAULT (0) or ICSSC_ENABLED (1)", flags)
-	}
+// EnumPortMappings returns the connection's mappings that f selects, in
+// the order they were added.
+func (m *Manager) EnumPortMappings(ctx context.Context, ref string, f MappingFilter) ([]Mapping, error) {
 	m.view.RLock()
 	defer m.view.RUnlock()
 	c, err := m.findLocked(ref)
 	if err != nil {
 		return nil, err
 	}
-	out := []hnetcfg.PortMappingProps{}
+	out := []Mapping{}
 	for _, id := range m.sortedMappingIDsLocked(c.rec.ID) {
-		if mp := m.mappings[id]; flags == hnetcfg.ICSSC_DEFAULT || mp.Enabled {
+		if mp := m.mappings[id]; !f.EnabledOnly || mp.Enabled {
 			out = append(out, m.mappingPropsLocked(mp))
 		}
 	}
@@ -171,29 +154,29 @@ func (m *Manager) EnumPortMappings(ctx context.Context, ref string, flags hnetcf
 }
 
 // EnablePortMapping enables a mapping; it succeeds when already enabled.
-func (m *Manager) EnablePortMapping(ctx context.Context, ref, id string) (hnetcfg.PortMappingProps, error) {
-	return m.editMapping(ctx, ref, id, hnetcfg.PortMappingEdit{Enabled: new(true)})
+func (m *Manager) EnablePortMapping(ctx context.Context, ref string, id MappingID) (Mapping, error) {
+	return m.editMapping(ctx, ref, id, MappingEdit{Enabled: new(true)})
 }
 
 // DisablePortMapping disables a mapping; it succeeds when already disabled.
-func (m *Manager) DisablePortMapping(ctx context.Context, ref, id string) (hnetcfg.PortMappingProps, error) {
-	return m.editMapping(ctx, ref, id, hnetcfg.PortMappingEdit{Enabled: new(false)})
+func (m *Manager) DisablePortMapping(ctx context.Context, ref string, id MappingID) (Mapping, error) {
+	return m.editMapping(ctx, ref, id, MappingEdit{Enabled: new(false)})
 }
 
 // EditPortMapping changes the fields of a mapping that e sets, keeping its
 // id. The result is validated as AddPortMapping validates a new mapping.
-func (m *Manager) EditPortMapping(ctx context.Context, ref, id string, e hnetcfg.PortMappingEdit) (hnetcfg.PortMappingProps, error) {
+func (m *Manager) EditPortMapping(ctx context.Context, ref string, id MappingID, e MappingEdit) (Mapping, error) {
 	return m.editMapping(ctx, ref, id, e)
 }
 
-func (m *Manager) editMapping(ctx context.Context, ref, id string, e hnetcfg.PortMappingEdit) (hnetcfg.PortMappingProps, error) {
+func (m *Manager) editMapping(ctx context.Context, ref string, id MappingID, e MappingEdit) (Mapping, error) {
 	return m.changeMapping(ctx, func() (*store.Mapping, uint64, error) {
 		return m.planEdit(ref, id, e)
 	})
 }
 
 // planEdit returns mapping id of ref as e changes it.
-func (m *Manager) planEdit(ref, id string, e hnetcfg.PortMappingEdit) (*store.Mapping, uint64, error) {
+func (m *Manager) planEdit(ref string, id MappingID, e MappingEdit) (*store.Mapping, uint64, error) {
 	c, err := m.findLocked(ref)
 	if err != nil {
 		return nil, 0, err
@@ -202,15 +185,7 @@ func (m *Manager) planEdit(ref, id string, e hnetcfg.PortMappingEdit) (*store.Ma
 	if err != nil {
 		return nil, 0, err
 	}
-	s := hnetcfg.PortMappingSpec{
-		Name:            old.Name,
-		Protocol:        hnetcfg.Protocol(old.Protocol),
-		ExternalPort:    int(old.ExternalPort),
-		InternalPort:    int(old.InternalPort),
-		Options:         int(old.Options),
-		TargetName:      old.TargetName,
-		TargetIPAddress: old.TargetIP,
-	}
+	s := specOf(old)
 	if e.Name != nil {
 		s.Name = *e.Name
 	}
@@ -227,16 +202,16 @@ func (m *Manager) planEdit(ref, id string, e hnetcfg.PortMappingEdit) (*store.Ma
 		s.Options = *e.Options
 	}
 	switch {
-	case e.TargetName != nil && e.TargetIPAddress != nil:
-		s.TargetName, s.TargetIPAddress = *e.TargetName, *e.TargetIPAddress
+	case e.TargetName != nil && e.TargetIP != nil:
+		s.Target = Target{Name: *e.TargetName, IP: *e.TargetIP}
 	case e.TargetName != nil && *e.TargetName != "":
-		s.TargetName, s.TargetIPAddress = *e.TargetName, ""
-	case e.TargetIPAddress != nil && *e.TargetIPAddress != "":
-		s.TargetName, s.TargetIPAddress = "", *e.TargetIPAddress
+		s.Target = Target{Name: *e.TargetName}
+	case e.TargetIP != nil && e.TargetIP.IsValid():
+		s.Target = Target{IP: *e.TargetIP}
 	case e.TargetName != nil:
-		s.TargetName = ""
-	case e.TargetIPAddress != nil:
-		s.TargetIPAddress = ""
+		s.Target.Name = ""
+	case e.TargetIP != nil:
+		s.Target.IP = netip.Addr{}
 	}
 	mp, err := checkSpec(s)
 	if err != nil {
@@ -259,7 +234,7 @@ func (m *Manager) planEdit(ref, id string, e hnetcfg.PortMappingEdit) (*store.Ma
 }
 
 // RemovePortMapping removes a mapping of the connection.
-func (m *Manager) RemovePortMapping(ctx context.Context, ref, id string) error {
+func (m *Manager) RemovePortMapping(ctx context.Context, ref string, id MappingID) error {
 	_, err := m.changeMapping(ctx, func() (*store.Mapping, uint64, error) {
 		c, err := m.findLocked(ref)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/store"
 )
@@ -35,7 +34,7 @@ type mappingOp struct {
 // left it. One caller at a time leads: it carries out the queue, group by
 // group, until its own change is done, then hands the lead to the first
 // caller still waiting. The others wait for their answer, or for the lead.
-func (m *Manager) changeMapping(ctx context.Context, plan func() (*store.Mapping, uint64, error)) (hnetcfg.PortMappingProps, error) {
+func (m *Manager) changeMapping(ctx context.Context, plan func() (*store.Mapping, uint64, error)) (Mapping, error) {
 	op := &mappingOp{plan: plan, done: make(chan struct{}), lead: make(chan struct{})}
 	m.opMu.Lock()
 	m.ops = append(m.ops, op)
@@ -77,7 +76,7 @@ func (op *mappingOp) finished() bool {
 }
 
 // answer returns the outcome of a finished op.
-func (m *Manager) answer(op *mappingOp) (hnetcfg.PortMappingProps, error) {
+func (m *Manager) answer(op *mappingOp) (Mapping, error) {
 	m.view.RLock()
 	defer m.view.RUnlock()
 	mp := m.mappings[op.id]
@@ -86,11 +85,11 @@ func (m *Manager) answer(op *mappingOp) (hnetcfg.PortMappingProps, error) {
 		// Stored, but not yet in the kernel.
 		return m.mappingPropsLocked(mp), op.err
 	case op.err != nil:
-		return hnetcfg.PortMappingProps{}, op.err
+		return Mapping{}, op.err
 	case mp != nil:
 		return m.mappingPropsLocked(mp), nil
 	}
-	return hnetcfg.PortMappingProps{}, nil
+	return Mapping{}, nil
 }
 
 // maxOps bounds the changes carried out in one group.

@@ -4,32 +4,32 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/ipproto"
 )
 
 // Concurrent changes of mappings share commits and firewall deltas, and
 // each caller gets its own answer.
 func TestConcurrentMappingChangesShareCommits(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
 	rev := h.m.rev
 	_, updates := h.fw.Calls()
 	const clients, each = 16, 25
-	ids := make(chan string, clients*each)
+	ids := make(chan MappingID, clients*each)
 	var wg sync.WaitGroup
 	for c := range clients {
 		wg.Go(func() {
 			for i := range each {
-				port := 1000 + c*each + i
-				p, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{Name: fmt.Sprint("m", port), Protocol: "tcp",
-					ExternalPort: port, InternalPort: 80, TargetIPAddress: "192.168.137.10"})
+				port := uint16(1000 + c*each + i)
+				p, err := h.m.AddPortMapping(ctx, "wan0", MappingSpec{Name: fmt.Sprint("m", port), Protocol: ipproto.TCP,
+					ExternalPort: port, InternalPort: 80, Target: Target{IP: netip.MustParseAddr("192.168.137.10")}})
 				if err != nil || p.ExternalPort != port {
 					t.Errorf("client %d: %+v, %v", c, p, err)
 					return
@@ -41,8 +41,8 @@ func TestConcurrentMappingChangesShareCommits(t *testing.T) {
 				ids <- p.ID
 			}
 			// One clash each: a port another client took.
-			_, err := h.m.AddPortMapping(ctx, "wan0", hnetcfg.PortMappingSpec{Name: "clash", Protocol: "tcp",
-				ExternalPort: 1000 + ((c+1)%clients)*each, InternalPort: 80, TargetIPAddress: "192.168.137.10"})
+			_, err := h.m.AddPortMapping(ctx, "wan0", MappingSpec{Name: "clash", Protocol: ipproto.TCP,
+				ExternalPort: uint16(1000 + ((c+1)%clients)*each), InternalPort: 80, Target: Target{IP: netip.MustParseAddr("192.168.137.10")}})
 			if hresult.CodeOf(err) != hresult.InvalidArg {
 				t.Errorf("client %d: a port in use: %v, want E_INVALIDARG", c, err)
 			}
@@ -50,10 +50,9 @@ func TestConcurrentMappingChangesShareCommits(t *testing.T) {
 	}
 	wg.Wait()
 	close(ids)
-	var got []int
+	var got []MappingID
 	for id := range ids {
-		n, _ := strconv.Atoi(id)
-		got = append(got, n)
+		got = append(got, id)
 	}
 	slices.Sort(got)
 	if len(got) != clients*each || len(slices.Compact(slices.Clone(got))) != len(got) {
@@ -87,10 +86,10 @@ func replay(t *testing.T, seed uint64, steps int) {
 	r := rand.New(rand.NewPCG(seed, seed))
 	conns := []string{"wan0", "lan0", "lan1", "wg0"}
 	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
-	mappingOf := func(c string) string {
-		ms, _ := h.m.EnumPortMappings(ctx, c, hnetcfg.ICSSC_DEFAULT)
+	mappingOf := func(c string) MappingID {
+		ms, _ := h.m.EnumPortMappings(ctx, c, MappingFilter{})
 		if len(ms) == 0 || r.IntN(10) == 0 {
-			return fmt.Sprint(r.IntN(50) + 1) // perhaps no such mapping
+			return MappingID(r.IntN(50) + 1) // perhaps no such mapping
 		}
 		return ms[r.IntN(len(ms))].ID
 	}
@@ -120,39 +119,42 @@ func replay(t *testing.T, seed uint64, steps int) {
 		switch r.IntN(14) {
 		case 0, 1, 2:
 			target := pick(targets)
-			spec := hnetcfg.PortMappingSpec{Name: fmt.Sprint("m", step), Protocol: hnetcfg.Protocol(pick([]string{"tcp", "udp"})),
-				ExternalPort: 1 + r.IntN(20), InternalPort: 1 + r.IntN(3)}
-			if target == "nas" {
-				spec.TargetName = target
-			} else {
-				spec.TargetIPAddress = target
+			spec := MappingSpec{Name: fmt.Sprint("m", step), Protocol: []ipproto.Proto{ipproto.TCP, ipproto.UDP}[r.IntN(2)],
+				ExternalPort: uint16(1 + r.IntN(20)), InternalPort: uint16(1 + r.IntN(3))}
+			switch target {
+			case "nas":
+				spec.Target.Name = target
+			case "":
+			default:
+				spec.Target.IP = netip.MustParseAddr(target)
 			}
 			what = fmt.Sprintf("add %s %+v", c, spec)
 			_, err = h.m.AddPortMapping(ctx, c, spec)
 		case 3, 4:
 			id := mappingOf(c)
-			what = "enable " + c + " " + id
+			what = fmt.Sprint("enable ", c, " ", id)
 			_, err = h.m.EnablePortMapping(ctx, c, id)
 		case 5:
 			id := mappingOf(c)
-			what = "disable " + c + " " + id
+			what = fmt.Sprint("disable ", c, " ", id)
 			_, err = h.m.DisablePortMapping(ctx, c, id)
 		case 6:
 			id := mappingOf(c)
-			port := 1 + r.IntN(20)
+			port := uint16(1 + r.IntN(20))
 			what = fmt.Sprintf("edit %s %s port %d", c, id, port)
-			_, err = h.m.EditPortMapping(ctx, c, id, hnetcfg.PortMappingEdit{ExternalPort: &port})
+			_, err = h.m.EditPortMapping(ctx, c, id, MappingEdit{ExternalPort: &port})
 		case 7:
 			id := mappingOf(c)
-			what = "remove " + c + " " + id
+			what = fmt.Sprint("remove ", c, " ", id)
 			err = h.m.RemovePortMapping(ctx, c, id)
 		case 8:
-			req := hnetcfg.SharingRequest{Type: hnetcfg.SharingConnectionType(pick([]string{"public", "private", "private", "bogus"}))}
-			if req.Type == "private" && r.IntN(2) == 0 {
-				req.Address = fmt.Sprintf("10.%d.0.1/24", 50+r.IntN(3))
+			role := Role(pick([]string{"public", "private", "private", "bogus"}))
+			var addr netip.Prefix
+			if role == RolePrivate && r.IntN(2) == 0 {
+				addr = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(50 + r.IntN(3)), 0, 1}), 24)
 			}
-			what = fmt.Sprintf("enable sharing %s %+v", c, req)
-			_, err = h.m.EnableSharing(ctx, c, req)
+			what = fmt.Sprintf("enable sharing %s %s %v", c, role, addr)
+			_, err = h.m.EnableSharing(ctx, c, role, addr)
 		case 9:
 			what = "disable sharing " + c
 			_, err = h.m.DisableSharing(ctx, c)
@@ -160,7 +162,7 @@ func replay(t *testing.T, seed uint64, steps int) {
 			on := r.IntN(2) == 0
 			what = fmt.Sprintf("firewall %s %v", c, on)
 			if on {
-				_, err = h.m.EnableInternetFirewall(ctx, c, hnetcfg.FirewallRequest{})
+				_, err = h.m.EnableInternetFirewall(ctx, c, nil)
 			} else {
 				_, err = h.m.DisableInternetFirewall(ctx, c)
 			}
@@ -173,14 +175,14 @@ func replay(t *testing.T, seed uint64, steps int) {
 				cc := &doc.Connections[r.IntN(len(doc.Connections))]
 				switch r.IntN(5) {
 				case 0:
-					cc.Sharing = hnetcfg.SharingConnectionType(pick([]string{"", "public", "private"}))
+					cc.Role = Role(pick([]string{"", "public", "private"}))
 				case 1:
 					cc.Firewall = !cc.Firewall
 				case 2:
 					if len(cc.Mappings) > 0 {
 						k := r.IntN(len(cc.Mappings))
 						cc.Mappings[k].Enabled = !cc.Mappings[k].Enabled
-						cc.Mappings[k].ExternalPort = 1 + r.IntN(20)
+						cc.Mappings[k].ExternalPort = uint16(1 + r.IntN(20))
 					}
 				case 3:
 					doc.Connections = slices.Delete(doc.Connections, 0, 1)
@@ -236,7 +238,7 @@ func replay(t *testing.T, seed uint64, steps int) {
 // changes of the others in it.
 func TestLeaderCancelDoesNotFailTheGroup(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	queued := func(n int) {
@@ -250,9 +252,9 @@ func TestLeaderCancelDoesNotFailTheGroup(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	add := func(c context.Context, port int, errp *error) func() {
+	add := func(c context.Context, port uint16, errp *error) func() {
 		return func() {
-			_, *errp = h.m.AddPortMapping(c, "wan0", hnetcfg.PortMappingSpec{Name: "m", Protocol: "tcp", ExternalPort: port, InternalPort: 1, TargetIPAddress: "192.168.137.10"})
+			_, *errp = h.m.AddPortMapping(c, "wan0", MappingSpec{Name: "m", Protocol: ipproto.TCP, ExternalPort: port, InternalPort: 1, Target: Target{IP: netip.MustParseAddr("192.168.137.10")}})
 		}
 	}
 	// Another change is going on: the cancelled caller queues first and

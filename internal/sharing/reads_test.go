@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/link"
 )
@@ -26,7 +25,7 @@ func (b *blockingFW) UpdateMappings(ctx context.Context, del, add []fw.Mapping) 
 // for a change that is on its way to the kernel.
 func TestReadsAreReads(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
 	p := h.add("wan0", "web", 80, "192.168.137.10")
 	rev := h.m.rev
 
@@ -64,7 +63,7 @@ func TestReadsAreReads(t *testing.T) {
 	<-b.entered
 	reads := make(chan error, 1)
 	go func() {
-		if _, err := h.m.EnumPortMappings(ctx, "wan0", hnetcfg.ICSSC_DEFAULT); err != nil {
+		if _, err := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); err != nil {
 			reads <- err
 			return
 		}

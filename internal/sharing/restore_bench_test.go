@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/store"
 )
 
@@ -70,12 +71,12 @@ func BenchmarkToggle(b *testing.B) {
 // sees them at its next start.
 func (h *harness) fill(n int) {
 	h.t.Helper()
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
 	wan := h.props("wan0").ID
 	var batch store.Batch
 	for i := range n {
-		batch.PutMapping(store.Mapping{ID: uint64(i + 1), Connection: wan, Name: fmt.Sprint("fill-", i), Protocol: "tcp",
-			ExternalPort: uint16(10000 + i), InternalPort: 80, TargetIP: "192.168.137.10", Enabled: true})
+		batch.PutMapping(store.Mapping{ID: uint64(i + 1), Connection: wan, Name: fmt.Sprint("fill-", i), Protocol: ipproto.TCP,
+			ExternalPort: uint16(10000 + i), InternalPort: 80, TargetIP: mustIP("192.168.137.10"), Enabled: true})
 	}
 	if n == 0 {
 		return

@@ -1,10 +1,9 @@
 package sharing
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
-
-	"github.com/netshare/netshare/hnetcfg"
 )
 
 // Sharing a first connection, and unsharing the last, keep the DNS
@@ -12,19 +11,19 @@ import (
 // record.
 func TestForwardingKeepsDNSSettings(t *testing.T) {
 	h := newHarness(t)
-	h.must(h.m.SetDNS(ctx, hnetcfg.DNSEdit{Upstreams: []string{"192.0.2.53"}}))
-	h.must(h.m.AddHost(ctx, hnetcfg.DNSHost{Name: "nas", IP: "192.168.137.5"}))
+	h.must(h.m.SetDNS(ctx, []netip.AddrPort{netip.MustParseAddrPort("192.0.2.53:53")}))
+	h.must(h.m.AddHost(ctx, DNSHost{Name: "nas", IP: mustIP("192.168.137.5")}))
 	check := func(when string) {
 		t.Helper()
 		s, err := h.m.DNSSettings(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(s.Upstreams, []string{"192.0.2.53:53"}) || len(s.Hosts) != 1 || s.Hosts[0].Name != "nas" {
+		if !slices.Equal(s.Upstreams, []netip.AddrPort{netip.MustParseAddrPort("192.0.2.53:53")}) || len(s.Hosts) != 1 || s.Hosts[0].Name != "nas" {
 			t.Fatalf("%s: DNS settings %+v; want the upstream and the host kept", when, s)
 		}
 	}
-	h.must(h.m.EnableSharing(ctx, "wan0", public))
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
 	check("after sharing the first connection")
 	h.restart()
 	check("after a restart")

@@ -7,8 +7,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/ipproto"
 )
 
 // MaxNameLen is the longest name a connection or a port mapping may have,
@@ -45,28 +45,24 @@ func checkName(field, s string) error {
 	return nil
 }
 
-// checkProtocol checks a mapping protocol and returns it in lower case.
-func checkProtocol(p hnetcfg.Protocol) (hnetcfg.Protocol, error) {
-	switch q := hnetcfg.Protocol(strings.ToLower(string(p))); q {
-	case hnetcfg.NAT_PROTOCOL_TCP, hnetcfg.NAT_PROTOCOL_UDP:
-		return q, nil
+// checkProtocol checks a mapping protocol.
+func checkProtocol(p ipproto.Proto) error {
+	if !p.Valid() {
+		return hresult.Invalid("protocol", "%v is not allowed; use tcp or udp", p)
 	}
-	if p == "" {
-		return "", hresult.Invalid("protocol", "is missing; use tcp or udp")
-	}
-	return "", hresult.Invalid("protocol", "%q is not allowed; use tcp or udp", p)
+	return nil
 }
 
 // checkPort checks a TCP or UDP port number.
-func checkPort(field string, n int) (uint16, error) {
-	if n < 1 || n > 65535 {
-		return 0, hresult.Invalid(field, "%d is out of range; a port is 1 to 65535", n)
+func checkPort(field string, n uint16) error {
+	if n == 0 {
+		return hresult.Invalid(field, "%d is out of range; a port is 1 to 65535", n)
 	}
-	return uint16(n), nil
+	return nil
 }
 
 // checkOptions checks the reserved options of a mapping.
-func checkOptions(n int) error {
+func checkOptions(n uint32) error {
 	if n != 0 {
 		return hresult.Invalid("options", "%d is not allowed; options are reserved and must be 0", n)
 	}
@@ -74,24 +70,20 @@ func checkOptions(n int) error {
 }
 
 // checkTarget checks that exactly one of a target host name and a target
-// IPv4 address is given, and returns them in canonical form.
-func checkTarget(name, ip string) (string, string, error) {
+// IPv4 address is given, and returns the target in canonical form.
+func checkTarget(t Target) (Target, error) {
 	switch {
-	case name != "" && ip != "":
-		return "", "", hresult.Invalid("target", "both targetName %q and targetIPAddress %q are set; give one of them", name, ip)
-	case name == "" && ip == "":
-		return "", "", hresult.Invalid("target", "neither targetName nor targetIPAddress is set; give one of them")
-	case ip != "":
-		a, err := checkTargetIP(ip)
-		if err != nil {
-			return "", "", err
-		}
-		return "", a.String(), nil
+	case t.Name != "" && t.IP.IsValid():
+		return t, hresult.Invalid("target", "both targetName %q and targetIPAddress %s are set; give one of them", t.Name, t.IP)
+	case t.Name == "" && !t.IP.IsValid():
+		return t, hresult.Invalid("target", "neither targetName nor targetIPAddress is set; give one of them")
+	case t.IP.IsValid():
+		return t, checkTargetIP("targetIPAddress", t.IP)
 	}
-	if err := checkHostName(name); err != nil {
-		return "", "", err
+	if err := checkHostName(t.Name); err != nil {
+		return t, err
 	}
-	return strings.ToLower(strings.TrimSuffix(name, ".")), "", nil
+	return Target{Name: strings.ToLower(strings.TrimSuffix(t.Name, "."))}, nil
 }
 
 var (
@@ -99,15 +91,13 @@ var (
 	reservedE   = netip.MustParsePrefix("240.0.0.0/4")
 )
 
-// checkTargetIP checks that s is an IPv4 unicast address a mapping can
-// forward to.
-func checkTargetIP(s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, hresult.Invalid("targetIPAddress", "%q is not an IP address; give a dotted IPv4 address such as 192.168.137.10", s)
-	}
+// checkTargetIP checks that a is an IPv4 unicast address a mapping (or
+// a name) can point to; field names it in the error.
+func checkTargetIP(field string, a netip.Addr) error {
 	var why string
 	switch {
+	case !a.IsValid():
+		why = "it is missing"
 	case !a.Is4():
 		why = "it is not IPv4"
 	case thisNetwork.Contains(a):
@@ -121,9 +111,9 @@ func checkTargetIP(s string) (netip.Addr, error) {
 	case reservedE.Contains(a):
 		why = "240.0.0.0/4 is reserved"
 	default:
-		return a, nil
+		return nil
 	}
-	return netip.Addr{}, hresult.Invalid("targetIPAddress", "%q is not an IPv4 unicast address: %s", s, why)
+	return hresult.Invalid(field, "%q is not an IPv4 unicast address: %s", a.String(), why)
 }
 
 // checkHostName checks that s is a DNS host name (RFC 1123): dot-separated

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/netshare/netshare/internal/ipproto"
 )
 
 // Mappings are the bulk of the state (tens of thousands of them), so they
@@ -30,14 +32,8 @@ func encodeMapping(m Mapping) ([]byte, error) {
 	if err != nil || len(guid) != 16 {
 		return nil, fmt.Errorf("mapping %d: connection id %q is not a GUID", m.ID, m.Connection)
 	}
-	var proto byte
-	switch m.Protocol {
-	case "tcp":
-		proto = 6
-	case "udp":
-		proto = 17
-	default:
-		return nil, fmt.Errorf("mapping %d: protocol %q", m.ID, m.Protocol)
+	if !m.Protocol.Valid() {
+		return nil, fmt.Errorf("mapping %d: protocol %v", m.ID, m.Protocol)
 	}
 	if len(m.Name) > 0xffff || len(m.TargetName) > 0xff {
 		return nil, fmt.Errorf("mapping %d: name too long", m.ID)
@@ -50,7 +46,7 @@ func encodeMapping(m Mapping) ([]byte, error) {
 		flags |= flagTargetName
 	}
 	b := make([]byte, 0, 29+len(m.Name)+1+max(len(m.TargetName), 4))
-	b = append(b, mappingRecordVersion, flags, proto)
+	b = append(b, mappingRecordVersion, flags, byte(m.Protocol))
 	b = binary.BigEndian.AppendUint16(b, m.ExternalPort)
 	b = binary.BigEndian.AppendUint16(b, m.InternalPort)
 	b = binary.BigEndian.AppendUint32(b, m.Options)
@@ -61,11 +57,10 @@ func encodeMapping(m Mapping) ([]byte, error) {
 		b = append(b, byte(len(m.TargetName)))
 		b = append(b, m.TargetName...)
 	} else {
-		a, err := netip.ParseAddr(m.TargetIP)
-		if err != nil || !a.Is4() {
-			return nil, fmt.Errorf("mapping %d: target %q is not an IPv4 address", m.ID, m.TargetIP)
+		if !m.TargetIP.Is4() {
+			return nil, fmt.Errorf("mapping %d: target %v is not an IPv4 address", m.ID, m.TargetIP)
 		}
-		a4 := a.As4()
+		a4 := m.TargetIP.As4()
 		b = append(b, a4[:]...)
 	}
 	return b, nil
@@ -93,12 +88,8 @@ func decodeMappingWith(id uint64, b []byte, conn func([16]byte) string) (Mapping
 		return m, fmt.Errorf("record version %d, this netshare knows %d", b[0], mappingRecordVersion)
 	}
 	flags := b[1]
-	switch b[2] {
-	case 6:
-		m.Protocol = "tcp"
-	case 17:
-		m.Protocol = "udp"
-	default:
+	m.Protocol = ipproto.Proto(b[2])
+	if !m.Protocol.Valid() {
 		return m, fmt.Errorf("protocol %d", b[2])
 	}
 	m.ExternalPort = binary.BigEndian.Uint16(b[3:])
@@ -121,7 +112,7 @@ func decodeMappingWith(id uint64, b []byte, conn func([16]byte) string) (Mapping
 		if len(rest) != 4 {
 			return m, errShort
 		}
-		m.TargetIP = netip.AddrFrom4([4]byte(rest)).String()
+		m.TargetIP = netip.AddrFrom4([4]byte(rest))
 	}
 	return m, nil
 }

@@ -6,9 +6,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/netshare/netshare/internal/ipproto"
 )
 
 // The keys of the records. Each kind of record has a prefix; the rest of
@@ -51,51 +54,52 @@ type Connection struct {
 	// AllowPing lets a firewalled connection answer ping.
 	AllowPing bool `json:"allowPing,omitempty"`
 	// PrivateAddress is the address (with prefix) the connection has while
-	// shared as private; "" means the default.
-	PrivateAddress string `json:"privateAddress,omitempty"`
+	// shared as private; the zero Prefix means the default.
+	PrivateAddress netip.Prefix `json:"privateAddress,omitzero"`
 	// SavedAddrs are the IPv4 addresses the link had before it was shared
 	// as private, put back when sharing stops; nil when none are kept.
-	SavedAddrs []string `json:"savedAddrs,omitempty"`
+	SavedAddrs []netip.Prefix `json:"savedAddrs,omitempty"`
 	// DHCP configures the DHCP server of a private connection; nil means
 	// the defaults.
 	DHCP *DHCP `json:"dhcp,omitempty"`
 }
 
-// DHCP is the stored DHCP configuration of a private connection. Empty
+// DHCP is the stored DHCP configuration of a private connection. Zero
 // fields take the defaults.
 type DHCP struct {
-	PoolStart    string        `json:"poolStart,omitempty"`
-	PoolEnd      string        `json:"poolEnd,omitempty"`
+	PoolStart    netip.Addr    `json:"poolStart,omitzero"`
+	PoolEnd      netip.Addr    `json:"poolEnd,omitzero"`
 	LeaseSeconds int64         `json:"leaseSeconds,omitempty"`
 	Domain       string        `json:"domain,omitempty"`
-	Router       string        `json:"router,omitempty"`
-	DNSServer    string        `json:"dnsServer,omitempty"`
+	Router       netip.Addr    `json:"router,omitzero"`
+	DNSServer    netip.Addr    `json:"dnsServer,omitzero"`
 	Reservations []Reservation `json:"reservations,omitempty"`
 }
 
 // Reservation gives a hardware address a fixed address and a name.
 type Reservation struct {
-	MAC  string `json:"mac"`
-	IP   string `json:"ip"`
-	Name string `json:"name,omitempty"`
+	// MAC is the hardware address in the form net.HardwareAddr prints.
+	MAC  string     `json:"mac"`
+	IP   netip.Addr `json:"ip"`
+	Name string     `json:"name,omitempty"`
 }
 
 // Lease is a DHCP lease, or (Declined) an address a client found in use,
 // set aside until Expiry.
 type Lease struct {
-	Connection string `json:"connection"`
-	MAC        string `json:"mac,omitempty"`
-	IP         string `json:"ip"`
-	Hostname   string `json:"hostname,omitempty"`
-	Expiry     int64  `json:"expiry"` // Unix seconds
-	Declined   bool   `json:"declined,omitempty"`
+	Connection string     `json:"connection"`
+	MAC        string     `json:"mac,omitempty"`
+	IP         netip.Addr `json:"ip"`
+	Hostname   string     `json:"hostname,omitempty"`
+	Expiry     int64      `json:"expiry"` // Unix seconds
+	Declined   bool       `json:"declined,omitempty"`
 }
 
 // Key returns the lease's key: one lease per client and connection, one
 // declined record per address and connection.
 func (l Lease) Key() string {
 	if l.Declined {
-		return l.Connection + "|declined|" + l.IP
+		return l.Connection + "|declined|" + l.IP.String()
 	}
 	return l.Connection + "|" + l.MAC
 }
@@ -103,16 +107,16 @@ func (l Lease) Key() string {
 // Mapping is a stored port mapping. Exactly one of TargetName and
 // TargetIP is set.
 type Mapping struct {
-	ID           uint64 `json:"id"`
-	Connection   string `json:"connection"`
-	Name         string `json:"name"`
-	Protocol     string `json:"protocol"`
-	ExternalPort uint16 `json:"externalPort"`
-	InternalPort uint16 `json:"internalPort"`
-	Options      uint32 `json:"options,omitempty"`
-	TargetName   string `json:"targetName,omitempty"`
-	TargetIP     string `json:"targetIP,omitempty"`
-	Enabled      bool   `json:"enabled,omitempty"`
+	ID           uint64
+	Connection   string
+	Name         string
+	Protocol     ipproto.Proto
+	ExternalPort uint16
+	InternalPort uint16
+	Options      uint32
+	TargetName   string
+	TargetIP     netip.Addr
+	Enabled      bool
 }
 
 // Settings are the namespace-wide things netshare keeps.
@@ -122,11 +126,12 @@ type Settings struct {
 	// back when the last sharing stops.
 	ForwardingSaved bool `json:"forwardingSaved,omitempty"`
 	ForwardingWas   bool `json:"forwardingWas,omitempty"`
-	// Upstreams are the DNS servers the forwarder asks; none means those
-	// of the namespace's resolv.conf.
+	// Upstreams are the DNS servers the forwarder asks, each an IP
+	// address with or without a port; none means those of the
+	// namespace's resolv.conf.
 	Upstreams []string `json:"upstreams,omitempty"`
 	// Hosts are static DNS entries, name to IPv4 address.
-	Hosts map[string]string `json:"hosts,omitempty"`
+	Hosts map[string]netip.Addr `json:"hosts,omitempty"`
 }
 
 // State is everything the stores hold, decoded.
@@ -245,7 +250,10 @@ func (st *State) decode(r Record, conn func([16]byte) string) error {
 	k, v := r.Key, r.Value
 	switch {
 	case k == KeySettings:
-		return strictJSON(v, &st.Settings)
+		if err := strictJSON(v, &st.Settings); err != nil {
+			return err
+		}
+		return st.Settings.check()
 	case k == KeyLastMappingID:
 		if len(v) != 8 {
 			return fmt.Errorf("%d bytes, want 8", len(v))
@@ -258,6 +266,9 @@ func (st *State) decode(r Record, conn func([16]byte) string) error {
 		}
 		if c.ID != k[len(PrefixConnection):] {
 			return fmt.Errorf("holds connection %q", c.ID)
+		}
+		if err := c.check(); err != nil {
+			return err
 		}
 		st.Connections = append(st.Connections, c)
 	case strings.HasPrefix(k, PrefixMapping):
@@ -277,6 +288,9 @@ func (st *State) decode(r Record, conn func([16]byte) string) error {
 		}
 		if l.Key() != k[len(PrefixLease):] {
 			return fmt.Errorf("holds lease %q", l.Key())
+		}
+		if err := l.check(); err != nil {
+			return err
 		}
 		st.Leases = append(st.Leases, l)
 	default:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,8 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/netshare/netshare/internal/ipproto"
 )
 
 func mustOpen(t *testing.T, dir string) *File {
@@ -42,10 +45,10 @@ func TestTypedRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir)
 	c := Connection{ID: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Interface: "wan0", Name: "Upstream", Role: RolePublic, Firewall: true,
-		DHCP: &DHCP{PoolStart: "192.168.137.10", Reservations: []Reservation{{MAC: "02:00:00:00:00:01", IP: "192.168.137.5", Name: "nas"}}}}
-	m := Mapping{ID: 7, Connection: c.ID, Name: "web", Protocol: "tcp", ExternalPort: 80, InternalPort: 8080, TargetIP: "192.168.137.10", Enabled: true}
-	l := Lease{Connection: c.ID, MAC: "02:00:00:00:00:02", IP: "192.168.137.20", Hostname: "pc", Expiry: 1234}
-	set := Settings{ForwardingSaved: true, Upstreams: []string{"192.0.2.53"}, Hosts: map[string]string{"nas": "192.168.137.5"}}
+		DHCP: &DHCP{PoolStart: netip.MustParseAddr("192.168.137.10"), Reservations: []Reservation{{MAC: "02:00:00:00:00:01", IP: netip.MustParseAddr("192.168.137.5"), Name: "nas"}}}}
+	m := Mapping{ID: 7, Connection: c.ID, Name: "web", Protocol: ipproto.TCP, ExternalPort: 80, InternalPort: 8080, TargetIP: netip.MustParseAddr("192.168.137.10"), Enabled: true}
+	l := Lease{Connection: c.ID, MAC: "02:00:00:00:00:02", IP: netip.MustParseAddr("192.168.137.20"), Hostname: "pc", Expiry: 1234}
+	set := Settings{ForwardingSaved: true, Upstreams: []string{"192.0.2.53"}, Hosts: map[string]netip.Addr{"nas": netip.MustParseAddr("192.168.137.5")}}
 	var b, lb Batch
 	b.PutConnection(c)
 	b.PutMapping(m)
@@ -68,8 +71,8 @@ func TestTypedRoundTrip(t *testing.T) {
 	// Deleting keeps the id used; ids sort as numbers in the state.
 	b = Batch{}
 	b.DeleteMapping(7)
-	b.PutMapping(Mapping{ID: 10, Connection: c.ID, Name: "b", Protocol: "udp", ExternalPort: 1, InternalPort: 1, TargetName: "nas"})
-	b.PutMapping(Mapping{ID: 9, Connection: c.ID, Name: "a", Protocol: "udp", ExternalPort: 2, InternalPort: 2, TargetName: "nas"})
+	b.PutMapping(Mapping{ID: 10, Connection: c.ID, Name: "b", Protocol: ipproto.UDP, ExternalPort: 1, InternalPort: 1, TargetName: "nas"})
+	b.PutMapping(Mapping{ID: 9, Connection: c.ID, Name: "a", Protocol: ipproto.UDP, ExternalPort: 2, InternalPort: 2, TargetName: "nas"})
 	b.SetLastMappingID(10)
 	commitBatch(t, s.Desired, rev, &b)
 	b = Batch{}
@@ -82,7 +85,7 @@ func TestTypedRoundTrip(t *testing.T) {
 
 // A bad record is refused, naming its key; nothing takes a default.
 func TestDecodeRefusesBadRecords(t *testing.T) {
-	good, _ := encodeMapping(Mapping{ID: 1, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: "tcp", TargetIP: "10.0.0.1"})
+	good, _ := encodeMapping(Mapping{ID: 1, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: ipproto.TCP, TargetIP: netip.MustParseAddr("10.0.0.1")})
 	for _, tt := range []struct {
 		rec  Record
 		want string
@@ -92,6 +95,14 @@ func TestDecodeRefusesBadRecords(t *testing.T) {
 		{Record{Key: "connections/a", Value: []byte(`{"id":`)}, `record "connections/a"`},
 		{Record{Key: "leases/x", Value: []byte(`{"connection":"c","mac":"m"}`)}, `record "leases/x": holds lease "c|m"`},
 		{Record{Key: "settings", Value: []byte(`{"upstreams":"1.2.3.4"}`)}, `record "settings"`},
+		{Record{Key: "settings", Value: []byte(`{"upstreams":["dns.example"]}`)}, `record "settings": DNS server "dns.example" is not an IP address`},
+		{Record{Key: "settings", Value: []byte(`{"hosts":{"nas":"192.168.137"}}`)}, `record "settings": ParseAddr`},
+		{Record{Key: "connections/a", Value: []byte(`{"id":"a"}`)}, `record "connections/a": no interface`},
+		{Record{Key: "connections/a", Value: []byte(`{"id":"a","interface":"e","role":"both"}`)}, `record "connections/a": role "both"`},
+		{Record{Key: "connections/a", Value: []byte(`{"id":"a","interface":"e","privateAddress":"10.0.0.1"}`)}, `record "connections/a": netip.ParsePrefix`},
+		{Record{Key: "connections/a", Value: []byte(`{"id":"a","interface":"e","privateAddress":"fd00::1/64"}`)}, `record "connections/a": private address fd00::1/64 is not IPv4`},
+		{Record{Key: "connections/a", Value: []byte(`{"id":"a","interface":"e","dhcp":{"reservations":[{"mac":"x","ip":"10.0.0.2"}]}}`)}, `record "connections/a": DHCP reservation: address x: invalid MAC address`},
+		{Record{Key: "leases/c|02:00:00:00:00:01", Value: []byte(`{"connection":"c","mac":"02:00:00:00:00:01","expiry":1}`)}, `record "leases/c|02:00:00:00:00:01": address invalid IP is not IPv4`},
 		{Record{Key: "mappings/x", Value: good}, `record "mappings/x": not a mapping id`},
 		{Record{Key: "mappings/2", Value: good[:10]}, `record "mappings/2": record too short`},
 		{Record{Key: "counters/mappings", Value: []byte{1}}, `record "counters/mappings": 1 bytes, want 8`},
@@ -135,7 +146,7 @@ func TestGroupCommit(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				var b Batch
-				b.PutLease(Lease{Connection: "c", MAC: fmt.Sprintf("%d-%d", w, i), IP: "10.0.0.1"})
+				b.PutLease(Lease{Connection: "c", MAC: fmt.Sprintf("%d-%d", w, i), IP: netip.MustParseAddr("10.0.0.1")})
 				recs, _ := b.Records()
 				if _, err := s.Runtime.Commit(context.Background(), Any, recs); err != nil {
 					t.Error(err)
@@ -172,8 +183,8 @@ func TestCorruptCauseUnwraps(t *testing.T) {
 
 func TestMappingRecord(t *testing.T) {
 	for _, m := range []Mapping{
-		{ID: 1, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "web", Protocol: "tcp", ExternalPort: 80, InternalPort: 8080, TargetIP: "192.168.137.10", Enabled: true},
-		{ID: 2, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "Caméra (UDP)", Protocol: "udp", ExternalPort: 65535, InternalPort: 1, TargetName: "camera.home.arpa"},
+		{ID: 1, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "web", Protocol: ipproto.TCP, ExternalPort: 80, InternalPort: 8080, TargetIP: netip.MustParseAddr("192.168.137.10"), Enabled: true},
+		{ID: 2, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "Caméra (UDP)", Protocol: ipproto.UDP, ExternalPort: 65535, InternalPort: 1, TargetName: "camera.home.arpa"},
 	} {
 		b, err := encodeMapping(m)
 		if err != nil {
@@ -193,7 +204,7 @@ func TestMappingRecord(t *testing.T) {
 			t.Fatal("a record of an unknown version decoded")
 		}
 	}
-	if _, err := encodeMapping(Mapping{Connection: "c1", Protocol: "tcp"}); err == nil {
+	if _, err := encodeMapping(Mapping{Connection: "c1", Protocol: ipproto.TCP}); err == nil {
 		t.Fatal("a connection id that is not a GUID was encoded")
 	}
 }
@@ -205,13 +216,13 @@ func TestScanDecodesAsLoad(t *testing.T) {
 	defer s.Close()
 	var b, lb Batch
 	for i := range 300 {
-		b.PutMapping(Mapping{ID: uint64(i + 1), Connection: fmt.Sprintf("0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d%02x", i%3), Name: fmt.Sprint("m", i), Protocol: "udp", ExternalPort: uint16(i + 1), InternalPort: 1, TargetIP: "10.0.0.1"})
+		b.PutMapping(Mapping{ID: uint64(i + 1), Connection: fmt.Sprintf("0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d%02x", i%3), Name: fmt.Sprint("m", i), Protocol: ipproto.UDP, ExternalPort: uint16(i + 1), InternalPort: 1, TargetIP: netip.MustParseAddr("10.0.0.1")})
 	}
 	b.SetLastMappingID(400)
 	b.PutConnection(Connection{ID: "c", Interface: "eth0"})
 	b.PutSettings(Settings{Upstreams: []string{"192.0.2.1:53"}})
 	commitBatch(t, s.Desired, 0, &b)
-	lb.PutLease(Lease{Connection: "c", MAC: "m", IP: "10.0.0.2"})
+	lb.PutLease(Lease{Connection: "c", MAC: "02:00:00:00:00:03", IP: netip.MustParseAddr("10.0.0.2")})
 	commitBatch(t, s.Runtime, 0, &lb)
 	got, err := LoadState(context.Background(), s.Desired, s.Runtime)
 	if err != nil {

@@ -2,6 +2,7 @@ package webui_test
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,7 +99,7 @@ func seedLease(t *testing.T, ctx context.Context, d *daemontest.Daemon) {
 		t.Fatal(err)
 	}
 	var b store.Batch
-	b.PutLease(store.Lease{Connection: lan.ID(), MAC: "02:00:00:00:00:42", IP: "192.168.137.42", Hostname: "laptop", Expiry: time.Now().Add(time.Hour).Unix()})
+	b.PutLease(store.Lease{Connection: lan.ID(), MAC: "02:00:00:00:00:42", IP: netip.MustParseAddr("192.168.137.42"), Hostname: "laptop", Expiry: time.Now().Add(time.Hour).Unix()})
 	recs, err := b.Records()
 	if err == nil {
 		_, err = st.Runtime.Commit(ctx, store.Any, recs)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/nettest"
 )
 
@@ -20,7 +21,7 @@ func BenchmarkUpdateMappings(b *testing.B) {
 	if err := be.Replace(ctx, &fw.Config{Public: "wan0", PublicAddrs: []netip.Addr{netip.MustParseAddr("198.51.100.1")}}); err != nil {
 		b.Fatal(err)
 	}
-	m := mapping("wan0", fw.TCP, 80, "192.168.137.10", 8080)
+	m := mapping("wan0", ipproto.TCP, 80, "192.168.137.10", 8080)
 	b.Run("add", func(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
@@ -55,7 +56,7 @@ func BenchmarkReplace50k(b *testing.B) {
 	defer be.Close()
 	cfg := &fw.Config{Public: "wan0", PublicAddrs: []netip.Addr{netip.MustParseAddr("198.51.100.1")}, Private: []string{"lan0"}, Firewalled: []string{"wan0"}}
 	for i := range 50000 {
-		cfg.Mappings = append(cfg.Mappings, mapping("wan0", fw.TCP, uint16(10000+i), "192.168.137.10", 80))
+		cfg.Mappings = append(cfg.Mappings, mapping("wan0", ipproto.TCP, uint16(10000+i), "192.168.137.10", 80))
 	}
 	b.Run("fresh", func(b *testing.B) {
 		for b.Loop() {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/ipproto"
 )
 
 // These tests need no root: the backend talks to a recorder instead of the
@@ -144,7 +145,7 @@ func dataValue(t *testing.T, b []byte) []byte {
 
 func TestMessagesReplace(t *testing.T) {
 	b, r := newRecorded(t)
-	web := fw.Mapping{Key: fw.Key{Interface: "wan0", Protocol: fw.TCP, ExternalPort: 8080}, Target: netip.MustParseAddr("192.168.137.10"), InternalPort: 80}
+	web := fw.Mapping{Key: fw.Key{Interface: "wan0", Protocol: ipproto.TCP, ExternalPort: 8080}, Target: netip.MustParseAddr("192.168.137.10"), InternalPort: 80}
 	cfg := &fw.Config{Public: "wan0", PublicAddrs: []netip.Addr{netip.MustParseAddr("198.51.100.2")}, Private: []string{"lan0"},
 		Firewalled: []string{"wan0"}, Mappings: []fw.Mapping{web}}
 	if err := b.Replace(context.Background(), cfg); err != nil {
@@ -185,7 +186,7 @@ func TestMessagesUpdateMappings(t *testing.T) {
 	b, r := newRecorded(t)
 	ctx := context.Background()
 	mk := func(port uint16, to string) fw.Mapping {
-		return fw.Mapping{Key: fw.Key{Interface: "wan0", Protocol: fw.UDP, ExternalPort: port}, Target: netip.MustParseAddr(to), InternalPort: port}
+		return fw.Mapping{Key: fw.Key{Interface: "wan0", Protocol: ipproto.UDP, ExternalPort: port}, Target: netip.MustParseAddr(to), InternalPort: port}
 	}
 	if err := b.Replace(ctx, &fw.Config{Public: "wan0", Mappings: []fw.Mapping{mk(53, "10.0.0.1")}}); err != nil {
 		t.Fatal(err)

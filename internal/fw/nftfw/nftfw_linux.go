@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netshare/netshare/internal/fw"
+	"github.com/netshare/netshare/internal/ipproto"
 )
 
 // Backend is a fw.Backend on one network namespace.
@@ -303,7 +304,7 @@ func (b *Backend) flushFlows(ms []fw.Mapping) {
 	filters := make([]netlink.CustomConntrackFilter, 0, len(ms))
 	for _, m := range ms {
 		f := &netlink.ConntrackFilter{}
-		f.AddProtocol(protoNum(m.Protocol))
+		f.AddProtocol(byte(m.Protocol))
 		f.AddPort(netlink.ConntrackOrigDstPort, m.ExternalPort)
 		f.AddIP(netlink.ConntrackReplySrcIP, m.Target.AsSlice())
 		filters = append(filters, f)
@@ -464,8 +465,8 @@ func hairpinElements(hs []fw.Hairpin) []nftables.SetElement {
 
 // protoPort appends to key the protocol (1 byte + 3 padding) and the port
 // (2 bytes big-endian + 2 padding), as nftables lays out concatenations.
-func protoPort(key []byte, p fw.Protocol, port uint16) []byte {
-	key = append(key, protoNum(p), 0, 0, 0)
+func protoPort(key []byte, p ipproto.Proto, port uint16) []byte {
+	key = append(key, byte(p), 0, 0, 0)
 	key = binary.BigEndian.AppendUint16(key, port)
 	return append(key, 0, 0)
 }
@@ -475,13 +476,6 @@ func protoPort(key []byte, p fw.Protocol, port uint16) []byte {
 func target(addr netip.Addr, port uint16) []byte {
 	a := addr.As4()
 	return append(binary.BigEndian.AppendUint16(a[:], port), 0, 0)
-}
-
-func protoNum(p fw.Protocol) byte {
-	if p == fw.UDP {
-		return unix.IPPROTO_UDP
-	}
-	return unix.IPPROTO_TCP
 }
 
 // ruleExprs turns a rule's terms into netlink expressions.

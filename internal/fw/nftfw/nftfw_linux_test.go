@@ -9,6 +9,7 @@ import (
 
 	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/fw/fwtest"
+	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/nettest"
 )
 
@@ -63,7 +64,7 @@ func TestGoldenInKernel(t *testing.T) {
 	}
 }
 
-func mapping(iface string, proto fw.Protocol, ext uint16, target string, in uint16) fw.Mapping {
+func mapping(iface string, proto ipproto.Proto, ext uint16, target string, in uint16) fw.Mapping {
 	return fw.Mapping{Key: fw.Key{Interface: iface, Protocol: proto, ExternalPort: ext}, Target: netip.MustParseAddr(target), InternalPort: in}
 }
 
@@ -77,9 +78,9 @@ func TestUpdateMappings(t *testing.T) {
 	if err := b.Replace(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	web := mapping("wan0", fw.TCP, 80, "192.168.137.10", 8080)
-	dns := mapping("wan0", fw.UDP, 53, "192.168.137.11", 53)
-	web2 := mapping("wan0", fw.TCP, 80, "192.168.137.12", 80)
+	web := mapping("wan0", ipproto.TCP, 80, "192.168.137.10", 8080)
+	dns := mapping("wan0", ipproto.UDP, 53, "192.168.137.11", 53)
+	web2 := mapping("wan0", ipproto.TCP, 80, "192.168.137.12", 80)
 	steps := []struct {
 		del, add []fw.Mapping
 		want     []fw.Mapping
@@ -130,7 +131,7 @@ func TestCheckRestores(t *testing.T) {
 	if err := b.Replace(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	web := mapping("wan0", fw.TCP, 80, "192.168.137.10", 8080)
+	web := mapping("wan0", ipproto.TCP, 80, "192.168.137.10", 8080)
 	if err := b.UpdateMappings(ctx, nil, []fw.Mapping{web}); err != nil {
 		t.Fatal(err)
 	}
