@@ -62,6 +62,16 @@ func (m *SharingManager) Socket() string { return m.socket }
 // do sends a request with an optional JSON body and decodes the answer into
 // out, if out is not nil.
 func (m *SharingManager) do(ctx context.Context, method, path string, in, out any) error {
+	var decode func([]byte) error
+	if out != nil {
+		decode = func(data []byte) error { return json.Unmarshal(data, out) }
+	}
+	return m.call(ctx, method, path, in, decode)
+}
+
+// call is do with the decoding of a successful answer's body left to
+// decode; a nil decode, or an answer without a body, decodes nothing.
+func (m *SharingManager) call(ctx context.Context, method, path string, in any, decode func([]byte) error) error {
 	var body io.Reader
 	if in != nil {
 		data, err := json.Marshal(in)
@@ -85,7 +95,7 @@ func (m *SharingManager) do(ctx context.Context, method, path string, in, out an
 		return hresult.New(hresult.Fail, "cannot reach the netshare daemon at %s: %w (is 'netshare serve' running? --socket or NETSHARE_SOCKET chooses the socket)", m.socket, unwrapURL(err))
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	data, err := readAnswer(resp)
 	if err != nil {
 		return hresult.New(hresult.Fail, "reading the daemon's answer: %w", err)
 	}
@@ -96,13 +106,27 @@ func (m *SharingManager) do(ctx context.Context, method, path string, in, out an
 		}
 		return &e
 	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
+	if decode == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if err := decode(data); err != nil {
 		return hresult.New(hresult.Unexpected, "decoding the daemon's answer: %w", err)
 	}
 	return nil
+}
+
+// maxAnswer bounds what the client reads of one answer.
+const maxAnswer = 64 << 20
+
+// readAnswer reads an answer's body, in one buffer of its length when the
+// daemon gave one.
+func readAnswer(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n > 0 && n <= maxAnswer {
+		data := make([]byte, n)
+		_, err := io.ReadFull(resp.Body, data)
+		return data, err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 }
 
 func unwrapURL(err error) error {
@@ -327,7 +351,11 @@ func (s *SharingConfiguration) EnumPortMappings(ctx context.Context, flags EnumF
 		return nil, hresult.Invalid("flags", "%d is not allowed; use ICSSC_DEFAULT or ICSSC_ENABLED", flags)
 	}
 	var ps []PortMappingProps
-	if err := s.m.do(ctx, "GET", path, nil, &ps); err != nil {
+	decode := func(data []byte) (err error) {
+		ps, err = decodeMappings(data)
+		return err
+	}
+	if err := s.m.call(ctx, "GET", path, nil, decode); err != nil {
 		return nil, err
 	}
 	out := make([]*PortMapping, len(ps))

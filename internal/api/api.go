@@ -166,6 +166,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		}
 		if raw, ok := v.([]byte); ok {
 			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
 			w.WriteHeader(status)
 			w.Write(raw)
 			return
@@ -498,7 +499,7 @@ func (s *Server) listMappings(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return mappingList(ms), nil
+	return appendMappings(make([]byte, 0, 256*len(ms)+4), ms), nil
 }
 
 func (s *Server) addMapping(r *http.Request) (any, error) {

@@ -127,14 +127,6 @@ func mappingProps(m sharing.Mapping) hnetcfg.PortMappingProps {
 	return p
 }
 
-func mappingList(ms []sharing.Mapping) []hnetcfg.PortMappingProps {
-	out := make([]hnetcfg.PortMappingProps, len(ms))
-	for i, m := range ms {
-		out[i] = mappingProps(m)
-	}
-	return out
-}
-
 // mappingID parses a mapping id of a request's path.
 func mappingID(s string) (sharing.MappingID, error) {
 	id, ok := sharing.ParseMappingID(s)

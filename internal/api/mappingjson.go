@@ -1,0 +1,79 @@
+package api
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/netshare/netshare/internal/sharing"
+)
+
+// appendMappings appends ms as the JSON that encoding/json writes for
+// the array of mappingProps(m) for each m of ms, then a newline,
+// byte for byte, without reflection or the intermediate structs: a
+// connection's mapping list is the answer read most often, and encoding it
+// by reflection was most of its cost.
+func appendMappings(b []byte, ms []sharing.Mapping) []byte {
+	b = append(b, '[')
+	for i := range ms {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendMapping(b, &ms[i])
+	}
+	return append(b, "]\n"...)
+}
+
+// appendMapping appends m as encoding/json writes mappingProps(m), in the
+// order of hnetcfg.PortMappingProps' fields, omitting what it omits.
+func appendMapping(b []byte, m *sharing.Mapping) []byte {
+	b = append(b, `{"id":"`...)
+	b = strconv.AppendUint(b, uint64(m.ID), 10)
+	b = append(b, `","name":`...)
+	b = appendString(b, m.Name)
+	b = append(b, `,"protocol":`...)
+	b = appendString(b, m.Protocol.String())
+	b = append(b, `,"externalPort":`...)
+	b = strconv.AppendUint(b, uint64(m.ExternalPort), 10)
+	b = append(b, `,"internalPort":`...)
+	b = strconv.AppendUint(b, uint64(m.InternalPort), 10)
+	b = append(b, `,"targetName":`...)
+	b = appendString(b, m.Target.Name)
+	b = append(b, `,"targetIPAddress":"`...)
+	if m.Target.IP.IsValid() {
+		b = m.Target.IP.AppendTo(b)
+	}
+	b = append(b, `","enabled":`...)
+	b = strconv.AppendBool(b, m.Enabled)
+	b = append(b, `,"options":`...)
+	b = strconv.AppendUint(b, uint64(m.Options), 10)
+	if m.Resolved.IsValid() {
+		b = append(b, `,"resolvedIPAddress":"`...)
+		b = m.Resolved.AppendTo(b)
+		b = append(b, '"')
+	}
+	b = append(b, `,"unresolved":`...)
+	b = strconv.AppendBool(b, m.Unresolved)
+	if m.ApplyError != nil {
+		if msg := m.ApplyError.Error(); msg != "" {
+			b = append(b, `,"applyError":`...)
+			b = appendString(b, msg)
+		}
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string as encoding/json writes it
+// (HTML characters escaped). Plain printable ASCII, what names and
+// addresses nearly always are, is copied; anything else goes through
+// encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

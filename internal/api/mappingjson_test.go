@@ -1,0 +1,90 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/internal/ipproto"
+	"github.com/netshare/netshare/internal/sharing"
+)
+
+// encodeReference is what the list's answer was before appendMappings:
+// encoding/json over the wire structs.
+func encodeReference(t testing.TB, ms []sharing.Mapping) []byte {
+	out := make([]hnetcfg.PortMappingProps, len(ms))
+	for i, m := range ms {
+		out[i] = mappingProps(m)
+	}
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(out); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func testMapping(name, target string, ip, resolved netip.Addr, applyErr error) sharing.Mapping {
+	return sharing.Mapping{
+		ID:         18446744073709551615,
+		Connection: "wan0",
+		MappingSpec: sharing.MappingSpec{
+			Name: name, Protocol: ipproto.UDP, ExternalPort: 65535, InternalPort: 1,
+			Options: 7, Target: sharing.Target{Name: target, IP: ip},
+		},
+		Enabled: true, Resolved: resolved, Unresolved: target != "" && !resolved.IsValid(),
+		ApplyError: applyErr,
+	}
+}
+
+func TestAppendMappingsIsEncodingJSON(t *testing.T) {
+	ip := netip.MustParseAddr("192.168.137.20")
+	tests := []struct {
+		name string
+		ms   []sharing.Mapping
+	}{
+		{"none", []sharing.Mapping{}},
+		{"ip target", []sharing.Mapping{{ID: 1, MappingSpec: sharing.MappingSpec{Name: "web", Protocol: ipproto.TCP, ExternalPort: 80, InternalPort: 8080, Target: sharing.Target{IP: ip}}}}},
+		{"name target, resolved", []sharing.Mapping{testMapping("nas", "nas.home.arpa", netip.Addr{}, ip, nil)}},
+		{"name target, unresolved", []sharing.Mapping{testMapping("nas", "nas", netip.Addr{}, netip.Addr{}, nil)}},
+		{"apply error", []sharing.Mapping{testMapping("x", "", ip, netip.Addr{}, errors.New(`nftables: "add element": <EPERM> & more`))}},
+		{"empty apply error", []sharing.Mapping{testMapping("x", "", ip, netip.Addr{}, errors.New(""))}},
+		{"escaped names", []sharing.Mapping{
+			testMapping(`a "quoted" \ name`, "", ip, netip.Addr{}, nil),
+			testMapping("<script>&amp;", "", ip, netip.Addr{}, nil),
+			testMapping("tab\tnew\nline\x7f", "", ip, netip.Addr{}, nil),
+			testMapping("Ünïcödé 名前 \u2028\u2029", "", ip, netip.Addr{}, nil),
+			testMapping("bad \xff utf-8", "", ip, netip.Addr{}, nil),
+		}},
+		{"ipv6 target", []sharing.Mapping{testMapping("v6", "", netip.MustParseAddr("fd00::1"), netip.Addr{}, nil)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := appendMappings(nil, tt.ms)
+			if want := encodeReference(t, tt.ms); !bytes.Equal(got, want) {
+				t.Errorf("appendMappings:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+func FuzzAppendMappings(f *testing.F) {
+	f.Add("web", "", "10.0.0.1", "", "", uint64(1), uint16(80), uint16(8080), true)
+	f.Add("a\"<>&\\", "nas.home.arpa", "", "10.0.0.2", "apply \x00 failed", uint64(99), uint16(1), uint16(65535), false)
+	f.Fuzz(func(t *testing.T, name, target, ip, resolved, applyErr string, id uint64, ext, in uint16, enabled bool) {
+		m := sharing.Mapping{ID: sharing.MappingID(id), MappingSpec: sharing.MappingSpec{
+			Name: name, Protocol: ipproto.TCP, ExternalPort: ext, InternalPort: in, Target: sharing.Target{Name: target},
+		}, Enabled: enabled}
+		m.Target.IP, _ = netip.ParseAddr(ip)
+		m.Resolved, _ = netip.ParseAddr(resolved)
+		if applyErr != "" {
+			m.ApplyError = errors.New(applyErr)
+		}
+		ms := []sharing.Mapping{m, m}
+		if got, want := appendMappings(nil, ms), encodeReference(t, ms); !bytes.Equal(got, want) {
+			t.Errorf("appendMappings:\n got %s\nwant %s", got, want)
+		}
+	})
+}
