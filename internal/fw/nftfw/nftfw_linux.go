@@ -434,31 +434,48 @@ var (
 
 // ifname encodes an interface name as the kernel compares it: NUL-padded
 // to IFNAMSIZ.
-func ifname(s string) []byte {
-	b := make([]byte, unix.IFNAMSIZ)
-	copy(b, s)
+func ifname(s string) []byte { return appendIfname(nil, s) }
+
+// appendIfname appends s as the kernel keys an interface name: IFNAMSIZ
+// bytes, padded with zeros.
+func appendIfname(b []byte, s string) []byte {
+	n := len(b)
+	b = append(b, make([]byte, unix.IFNAMSIZ)...)
+	copy(b[n:], s)
 	return b
 }
 
 // elements encodes mappings as map elements: the key is ifname (16 bytes)
-// . protocol . port, the value the target.
+// . protocol . port, the value the target. The keys and values of all the
+// elements share one buffer: a restore encodes tens of thousands.
 func elements(ms []fw.Mapping) []nftables.SetElement {
 	out := make([]nftables.SetElement, len(ms))
+	buf := make([]byte, 0, len(ms)*(unix.IFNAMSIZ+8+8))
 	for i, m := range ms {
-		key := protoPort(ifname(m.Interface), m.Protocol, m.ExternalPort)
-		out[i] = nftables.SetElement{Key: key, Val: target(m.Target, m.InternalPort)}
+		k := len(buf)
+		buf = appendIfname(buf, m.Interface)
+		buf = protoPort(buf, m.Protocol, m.ExternalPort)
+		v := len(buf)
+		buf = appendTarget(buf, m.Target, m.InternalPort)
+		out[i] = nftables.SetElement{Key: buf[k:v:v], Val: buf[v:len(buf):len(buf)]}
 	}
 	return out
 }
 
 // hairpinElements encodes hairpin elements: the key is the IPv4 address
-// (4 bytes) . protocol . port, the value the target.
+// (4 bytes) . protocol . port, the value the target; one buffer holds them
+// all, as in elements.
 func hairpinElements(hs []fw.Hairpin) []nftables.SetElement {
 	out := make([]nftables.SetElement, len(hs))
+	buf := make([]byte, 0, len(hs)*(4+8+8))
 	for i, h := range hs {
+		k := len(buf)
 		a := h.Addr.As4()
-		key := protoPort(a[:], h.Protocol, h.Port)
-		out[i] = nftables.SetElement{Key: key, Val: target(h.Target, h.InternalPort)}
+		buf = append(buf, a[:]...)
+		buf = protoPort(buf, h.Protocol, h.Port)
+		v := len(buf)
+		buf = appendTarget(buf, h.Target, h.InternalPort)
+		out[i] = nftables.SetElement{Key: buf[k:v:v], Val: buf[v:len(buf):len(buf)]}
 	}
 	return out
 }
@@ -471,11 +488,13 @@ func protoPort(key []byte, p ipproto.Proto, port uint16) []byte {
 	return append(key, 0, 0)
 }
 
-// target encodes a map value: the IPv4 address and the port (2 bytes +
-// 2 padding).
-func target(addr netip.Addr, port uint16) []byte {
+// appendTarget appends a map value: the IPv4 address and the port (2
+// bytes + 2 padding).
+func appendTarget(b []byte, addr netip.Addr, port uint16) []byte {
 	a := addr.As4()
-	return append(binary.BigEndian.AppendUint16(a[:], port), 0, 0)
+	b = append(b, a[:]...)
+	b = binary.BigEndian.AppendUint16(b, port)
+	return append(b, 0, 0)
 }
 
 // ruleExprs turns a rule's terms into netlink expressions.
