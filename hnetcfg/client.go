@@ -241,23 +241,34 @@ func (c *Connection) Props() ConnectionProps { return c.props }
 
 // GetProperties fetches the current properties.
 func (c *Connection) GetProperties(ctx context.Context) (ConnectionProps, error) {
-	err := c.m.do(ctx, "GET", connPath(c.props.ID), nil, &c.props)
+	err := c.update(ctx, "GET", connPath(c.props.ID), nil)
 	return c.props, err
 }
 
 // Connect brings the interface up.
 func (c *Connection) Connect(ctx context.Context) error {
-	return c.m.do(ctx, "POST", connPath(c.props.ID)+"/connect", nil, &c.props)
+	return c.update(ctx, "POST", connPath(c.props.ID)+"/connect", nil)
 }
 
 // Disconnect takes the interface down.
 func (c *Connection) Disconnect(ctx context.Context) error {
-	return c.m.do(ctx, "POST", connPath(c.props.ID)+"/disconnect", nil, &c.props)
+	return c.update(ctx, "POST", connPath(c.props.ID)+"/disconnect", nil)
 }
 
 // Rename sets the friendly name.
 func (c *Connection) Rename(ctx context.Context, name string) error {
-	return c.m.do(ctx, "POST", connPath(c.props.ID)+"/rename", NameRequest{Name: name}, &c.props)
+	return c.update(ctx, "POST", connPath(c.props.ID)+"/rename", NameRequest{Name: name})
+}
+
+// update makes a call whose answer is the connection's properties, and
+// replaces c's with them whole (a field the answer leaves out is empty).
+func (c *Connection) update(ctx context.Context, method, path string, in any) error {
+	var p ConnectionProps
+	if err := c.m.do(ctx, method, path, in, &p); err != nil {
+		return err
+	}
+	c.props = p
+	return nil
 }
 
 // Delete answers E_NOTIMPL: netshare does not delete interfaces.
@@ -383,7 +394,7 @@ func (s *SharingConfiguration) AddPortMapping(ctx context.Context, name string, 
 // AddPortMappingSpec adds the port mapping spec describes, disabled.
 func (s *SharingConfiguration) AddPortMappingSpec(ctx context.Context, spec PortMappingSpec) (*PortMapping, error) {
 	pm := &PortMapping{m: s.m, conn: s.id}
-	if err := s.m.do(ctx, "POST", connPath(s.id)+"/mappings", spec, &pm.props); err != nil {
+	if err := pm.update(ctx, "POST", connPath(s.id)+"/mappings", spec); err != nil {
 		return nil, err
 	}
 	return pm, nil
@@ -392,7 +403,7 @@ func (s *SharingConfiguration) AddPortMappingSpec(ctx context.Context, spec Port
 // PortMapping returns the mapping with the given id.
 func (s *SharingConfiguration) PortMapping(ctx context.Context, id string) (*PortMapping, error) {
 	pm := &PortMapping{m: s.m, conn: s.id}
-	if err := s.m.do(ctx, "GET", mappingPath(s.id, id), nil, &pm.props); err != nil {
+	if err := pm.update(ctx, "GET", mappingPath(s.id, id), nil); err != nil {
 		return nil, err
 	}
 	return pm, nil
@@ -419,23 +430,38 @@ func (p *PortMapping) Props() PortMappingProps { return p.props }
 
 // Properties fetches the current properties.
 func (p *PortMapping) Properties(ctx context.Context) (PortMappingProps, error) {
-	err := p.m.do(ctx, "GET", mappingPath(p.conn, p.props.ID), nil, &p.props)
+	err := p.update(ctx, "GET", mappingPath(p.conn, p.props.ID), nil)
 	return p.props, err
 }
 
 // Enable enables the mapping.
 func (p *PortMapping) Enable(ctx context.Context) error {
-	return p.m.do(ctx, "POST", mappingPath(p.conn, p.props.ID)+"/enable", nil, &p.props)
+	return p.update(ctx, "POST", mappingPath(p.conn, p.props.ID)+"/enable", nil)
 }
 
 // Disable disables the mapping.
 func (p *PortMapping) Disable(ctx context.Context) error {
-	return p.m.do(ctx, "POST", mappingPath(p.conn, p.props.ID)+"/disable", nil, &p.props)
+	return p.update(ctx, "POST", mappingPath(p.conn, p.props.ID)+"/disable", nil)
 }
 
 // Edit changes the fields e sets, keeping the mapping's id.
 func (p *PortMapping) Edit(ctx context.Context, e PortMappingEdit) error {
-	return p.m.do(ctx, "PATCH", mappingPath(p.conn, p.props.ID), e, &p.props)
+	return p.update(ctx, "PATCH", mappingPath(p.conn, p.props.ID), e)
+}
+
+// update makes a call whose answer is the mapping's properties, and
+// replaces p's with them whole (a field the answer leaves out is empty).
+func (p *PortMapping) update(ctx context.Context, method, path string, in any) error {
+	var props PortMappingProps
+	decode := func(data []byte) (err error) {
+		props, err = decodeMapping(data)
+		return err
+	}
+	if err := p.m.call(ctx, method, path, in, decode); err != nil {
+		return err
+	}
+	p.props = props
+	return nil
 }
 
 // Delete removes the mapping.

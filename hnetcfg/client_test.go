@@ -205,3 +205,52 @@ func TestConcurrentClients(t *testing.T) {
 		t.Fatalf("firewall ports after restart %v, want %v", got, want)
 	}
 }
+
+// TestPropertiesAreReplaced checks that fetching or changing an object
+// replaces its properties whole: a field the daemon leaves out of its
+// answer (omitted when empty) must not keep the value it had before.
+func TestPropertiesAreReplaced(t *testing.T) {
+	d := daemontest.Start(t)
+	m := hnetcfg.NewSharingManager(d.Socket)
+	lan, err := m.Connection(ctx, "lan0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lanCfg := m.INetSharingConfigurationForINetConnection(lan)
+	if err := lanCfg.EnableSharing(ctx, hnetcfg.ICSSHARINGTYPE_PRIVATE); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lan.GetProperties(ctx); err != nil || lan.Props().Sharing.Type != hnetcfg.ICSSHARINGTYPE_PRIVATE || lan.Props().Sharing.Address == "" {
+		t.Fatalf("shared lan0: %+v, %v", lan.Props().Sharing, err)
+	}
+	if err := lanCfg.DisableSharing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := lan.GetProperties(ctx); err != nil || p.Sharing != (hnetcfg.SharingState{}) || lan.Props().Sharing != (hnetcfg.SharingState{}) {
+		t.Errorf("unshared lan0 reads as %+v (Props %+v), %v", p.Sharing, lan.Props().Sharing, err)
+	}
+
+	// A name target that resolves, then is edited to one that does not:
+	// resolvedIPAddress is left out of the answer and must read empty.
+	if err := lanCfg.EnableSharing(ctx, hnetcfg.ICSSHARINGTYPE_PRIVATE); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lanCfg.Reserve(ctx, hnetcfg.Reservation{MAC: "02:00:00:00:00:01", IP: "192.168.137.50", Name: "nas"}); err != nil {
+		t.Fatal(err)
+	}
+	wan, _ := m.Connection(ctx, "wan0")
+	wanCfg := m.INetSharingConfigurationForINetConnection(wan)
+	if err := wanCfg.EnableSharing(ctx, hnetcfg.ICSSHARINGTYPE_PUBLIC); err != nil {
+		t.Fatal(err)
+	}
+	pm, err := wanCfg.AddPortMapping(ctx, "nas", hnetcfg.NAT_PROTOCOL_TCP, 445, 445, 0, "nas", hnetcfg.ICSTT_NAME)
+	if err != nil || pm.Props().ResolvedIPAddress != "192.168.137.50" {
+		t.Fatalf("mapping to nas: %+v, %v", pm.Props(), err)
+	}
+	if err := pm.Edit(ctx, hnetcfg.PortMappingEdit{TargetName: new("nobody")}); err != nil {
+		t.Fatal(err)
+	}
+	if p := pm.Props(); p.ResolvedIPAddress != "" || !p.Unresolved {
+		t.Errorf("after the edit to an unknown name: %+v", p)
+	}
+}

@@ -20,6 +20,26 @@ func decodeMappings(data []byte) ([]PortMappingProps, error) {
 	return ps, err
 }
 
+// decodeMapping decodes one mapping's properties, as decodeMappings does
+// a list.
+func decodeMapping(data []byte) (PortMappingProps, error) {
+	if p, ok := scanMapping(data); ok {
+		return p, nil
+	}
+	var p PortMappingProps
+	err := json.Unmarshal(data, &p)
+	return p, err
+}
+
+// scanMapping reads data as one object of a list scanMappings reads.
+func scanMapping(data []byte) (p PortMappingProps, ok bool) {
+	s := scanner{b: string(data)}
+	if !s.object(&p) || !s.end() {
+		return PortMappingProps{}, false
+	}
+	return p, true
+}
+
 // scanMappings reads data as a JSON array of PortMappingProps objects
 // whose strings have no escapes and only ASCII, its numbers plain
 // integers, its fields spelled as the daemon writes them. ok is false for

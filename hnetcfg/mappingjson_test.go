@@ -65,23 +65,31 @@ func TestScanMappings(t *testing.T) {
 	}
 }
 
-// FuzzScanMappings checks that whatever the scanner takes, encoding/json
-// takes too and reads the same.
+// FuzzScanMappings checks that whatever the scanner takes, as a list or as
+// one mapping, encoding/json takes too and reads the same.
 func FuzzScanMappings(f *testing.F) {
 	f.Add([]byte(`[{"id":"1","name":"web","protocol":"tcp","externalPort":80,"internalPort":8080,"targetName":"","targetIPAddress":"10.0.0.1","enabled":true,"options":0,"unresolved":false}]`))
 	f.Add([]byte(`[{"id":"2","resolvedIPAddress":"10.0.0.2","applyError":"x"},{}]`))
 	f.Add([]byte(` [ ] `))
+	f.Add([]byte(`{"id":"3","name":"x","enabled":false}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, ok := scanMappings(data)
-		if !ok {
-			return
+		if got, ok := scanMappings(data); ok {
+			var want []PortMappingProps
+			if err := json.Unmarshal(data, &want); err != nil {
+				t.Fatalf("the scanner took %q, which encoding/json refuses: %v", data, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%q: scanner %#v, encoding/json %#v", data, got, want)
+			}
 		}
-		var want []PortMappingProps
-		if err := json.Unmarshal(data, &want); err != nil {
-			t.Fatalf("the scanner took %q, which encoding/json refuses: %v", data, err)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%q: scanner %#v, encoding/json %#v", data, got, want)
+		if got, ok := scanMapping(data); ok {
+			var want PortMappingProps
+			if err := json.Unmarshal(data, &want); err != nil {
+				t.Fatalf("the scanner took %q as one mapping, which encoding/json refuses: %v", data, err)
+			}
+			if got != want {
+				t.Fatalf("%q: scanner %#v, encoding/json %#v", data, got, want)
+			}
 		}
 	})
 }
