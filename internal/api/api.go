@@ -393,7 +393,7 @@ func mapping(m sharing.Mapping, err error) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return mappingProps(m), nil
+	return append(appendMapping(make([]byte, 0, 256), &m), '\n'), nil
 }
 
 func dhcp(d sharing.DHCPSettings, err error) (any, error) {

@@ -107,6 +107,9 @@ func privateAddress(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
+// mappingProps is a mapping as the wire has it. The answers are written by
+// appendMapping, without reflection; the tests hold it to encoding/json's
+// encoding of this.
 func mappingProps(m sharing.Mapping) hnetcfg.PortMappingProps {
 	p := hnetcfg.PortMappingProps{
 		ID:                m.ID.String(),

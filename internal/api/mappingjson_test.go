@@ -66,6 +66,13 @@ func TestAppendMappingsIsEncodingJSON(t *testing.T) {
 			if want := encodeReference(t, tt.ms); !bytes.Equal(got, want) {
 				t.Errorf("appendMappings:\n got %s\nwant %s", got, want)
 			}
+			for _, m := range tt.ms {
+				var want bytes.Buffer
+				json.NewEncoder(&want).Encode(mappingProps(m))
+				if got := append(appendMapping(nil, &m), '\n'); !bytes.Equal(got, want.Bytes()) {
+					t.Errorf("appendMapping:\n got %s\nwant %s", got, want.Bytes())
+				}
+			}
 		})
 	}
 }
