@@ -144,7 +144,6 @@ func Run(ctx context.Context, cfg Config) error {
 		m.SetServices(ctx, runner)
 	}
 	debug.SetGCPercent(gc)
-	debug.FreeOSMemory()
 	apiHandler := api.New(m, log.With("component", "api"))
 	var ui *webui.Server
 	var uiSrv *http.Server
@@ -180,6 +179,9 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := api.NewHTTPServer(apiHandler)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	// The restore's garbage goes back to the system while the API already
+	// answers: a forced collection over a large state takes tens of ms.
+	go debug.FreeOSMemory()
 	if uiSrv != nil {
 		go func() {
 			if err := uiSrv.Serve(uiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
