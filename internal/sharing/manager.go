@@ -56,13 +56,13 @@ type Options struct {
 	GatewayNames []string
 }
 
-// protoPort is a mapping's key on its connection.
 // connAddr is an address on a connection.
 type connAddr struct {
 	conn string
 	ip   netip.Addr
 }
 
+// protoPort is a mapping's key on its connection.
 type protoPort struct {
 	proto ipproto.Proto
 	port  uint16
