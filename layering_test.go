@@ -33,6 +33,11 @@ var layers = map[string][]string{
 	"internal/ping":      {},
 	"internal/nettest":   {},
 
+	// Wire formats of the protocols devices speak to the gateway: pure
+	// parsing and writing, no state, no I/O.
+	"internal/natpmp": {},
+	"internal/pcp":    {},
+
 	// Kernel seams: the interface packages import nothing; their Linux
 	// backends import their interface and the kernel's libraries.
 	"internal/fw":              {"internal/ipproto"},
