@@ -36,12 +36,15 @@ var (
 	bucketConnections = []byte("connections")
 	bucketMappings    = []byte("mappings")
 	bucketLeases      = []byte("leases")
-	keySchema         = []byte("schema")
-	keyApp            = []byte("app")
-	keyRev            = []byte("rev")
-	keyRuntimeRev     = []byte("runtime-rev")
-	keySettings       = []byte("settings")
-	appName           = []byte("netshare")
+	// bucketDeviceMappings holds the runtime store's mappings, which
+	// devices lease, keyed and laid out as bucketMappings.
+	bucketDeviceMappings = []byte("devicemappings")
+	keySchema            = []byte("schema")
+	keyApp               = []byte("app")
+	keyRev               = []byte("rev")
+	keyRuntimeRev        = []byte("runtime-rev")
+	keySettings          = []byte("settings")
+	appName              = []byte("netshare")
 )
 
 // maxGroup bounds the batches that share one transaction.
@@ -136,7 +139,7 @@ func Open(dir string) (*File, error) {
 	}
 	s := &File{db: db, path: path, queue: make(chan *commit, maxGroup), done: make(chan struct{})}
 	s.Desired = &Bolt{f: s, name: "desired", revKey: keyRev, owns: desiredKey, watchers: map[*watcher]struct{}{}}
-	s.Runtime = &Bolt{f: s, name: "runtime", revKey: keyRuntimeRev, owns: runtimeKey, watchers: map[*watcher]struct{}{}}
+	s.Runtime = &Bolt{f: s, name: "runtime", revKey: keyRuntimeRev, owns: RuntimeKey, watchers: map[*watcher]struct{}{}}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -219,7 +222,7 @@ func (s *File) init() (err error) {
 				}
 			}
 		}
-		for _, b := range [][]byte{bucketConnections, bucketMappings, bucketLeases} {
+		for _, b := range [][]byte{bucketConnections, bucketMappings, bucketLeases, bucketDeviceMappings} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -265,8 +268,6 @@ func desiredKey(key string) bool {
 	return key == KeySettings || key == KeyLastMappingID || strings.HasPrefix(key, PrefixConnection) || strings.HasPrefix(key, PrefixMapping)
 }
 
-func runtimeKey(key string) bool { return strings.HasPrefix(key, PrefixLease) }
-
 // Load implements Store.
 func (b *Bolt) Load(ctx context.Context) (Snapshot, error) {
 	var snap Snapshot
@@ -300,28 +301,15 @@ func (b *Bolt) Scan(ctx context.Context, sizes func(kind string, n int), fn func
 			rev = Rev(binary.BigEndian.Uint64(r))
 		}
 		if b == s.Runtime {
-			return scan(tx.Bucket(bucketLeases), PrefixLease, fn)
+			if err := scan(tx.Bucket(bucketLeases), PrefixLease, fn); err != nil {
+				return err
+			}
+			return scanMappings(s.path, tx.Bucket(bucketDeviceMappings), KeyLastDeviceMappingID, PrefixDeviceMapping, nil, fn)
 		}
 		if err := scan(tx.Bucket(bucketConnections), PrefixConnection, fn); err != nil {
 			return err
 		}
-		mb := tx.Bucket(bucketMappings)
-		if seq := mb.Sequence(); seq > 0 {
-			if err := fn(Record{Key: KeyLastMappingID, Value: binary.BigEndian.AppendUint64(nil, seq)}); err != nil {
-				return err
-			}
-		}
-		if sizes != nil {
-			sizes(PrefixMapping, mb.Stats().KeyN)
-		}
-		key := make([]byte, 0, 32)
-		if err := mb.ForEach(func(k, v []byte) error {
-			if len(k) != 8 {
-				return corrupt(s.path, fmt.Errorf("mapping key %x", k))
-			}
-			key = strconv.AppendUint(append(key[:0], PrefixMapping...), binary.BigEndian.Uint64(k), 10)
-			return fn(Record{Key: string(key), Value: v})
-		}); err != nil {
+		if err := scanMappings(s.path, tx.Bucket(bucketMappings), KeyLastMappingID, PrefixMapping, sizes, fn); err != nil {
 			return err
 		}
 		if v := meta.Get(keySettings); v != nil {
@@ -330,6 +318,28 @@ func (b *Bolt) Scan(ctx context.Context, sizes func(kind string, n int), fn func
 		return nil
 	})
 	return rev, err
+}
+
+// scanMappings hands fn a bucket of mappings: its sequence as the record
+// lastKey (the highest id used), then the mappings in id order, keyed by
+// prefix and the id in decimal.
+func scanMappings(path string, mb *bolt.Bucket, lastKey, prefix string, sizes func(kind string, n int), fn func(Record) error) error {
+	if seq := mb.Sequence(); seq > 0 {
+		if err := fn(Record{Key: lastKey, Value: binary.BigEndian.AppendUint64(nil, seq)}); err != nil {
+			return err
+		}
+	}
+	if sizes != nil {
+		sizes(prefix, mb.Stats().KeyN)
+	}
+	key := make([]byte, 0, 32)
+	return mb.ForEach(func(k, v []byte) error {
+		if len(k) != 8 {
+			return corrupt(path, fmt.Errorf("mapping key %x", k))
+		}
+		key = strconv.AppendUint(append(key[:0], prefix...), binary.BigEndian.Uint64(k), 10)
+		return fn(Record{Key: string(key), Value: v})
+	})
 }
 
 func scan(b *bolt.Bucket, prefix string, fn func(Record) error) error {
@@ -344,6 +354,8 @@ func place(key string) (bucket, k []byte, err error) {
 		return bucketMeta, keySettings, nil
 	case key == KeyLastMappingID:
 		return bucketMappings, nil, nil
+	case key == KeyLastDeviceMappingID:
+		return bucketDeviceMappings, nil, nil
 	case strings.HasPrefix(key, PrefixConnection) && len(key) > len(PrefixConnection):
 		return bucketConnections, []byte(key[len(PrefixConnection):]), nil
 	case strings.HasPrefix(key, PrefixLease) && len(key) > len(PrefixLease):
@@ -354,6 +366,12 @@ func place(key string) (bucket, k []byte, err error) {
 			return nil, nil, fmt.Errorf("key %q: not a mapping id", key)
 		}
 		return bucketMappings, binary.BigEndian.AppendUint64(nil, id), nil
+	case strings.HasPrefix(key, PrefixDeviceMapping):
+		id, err := strconv.ParseUint(key[len(PrefixDeviceMapping):], 10, 64)
+		if err != nil || id == 0 || DeviceMappingKey(id) != key {
+			return nil, nil, fmt.Errorf("key %q: not a mapping id", key)
+		}
+		return bucketDeviceMappings, binary.BigEndian.AppendUint64(nil, id), nil
 	}
 	return nil, nil, fmt.Errorf("key %q: not a key of netshare's state", key)
 }
@@ -373,7 +391,7 @@ func (b *Bolt) check(changes []Record) error {
 		if len(c.Value) > 1<<24 {
 			return fmt.Errorf("key %q: a value of %d bytes is too large", c.Key, len(c.Value))
 		}
-		if c.Key == KeyLastMappingID && c.Value != nil && len(c.Value) != 8 {
+		if (c.Key == KeyLastMappingID || c.Key == KeyLastDeviceMappingID) && c.Value != nil && len(c.Value) != 8 {
 			return fmt.Errorf("key %q: %d bytes, want 8", c.Key, len(c.Value))
 		}
 	}
@@ -489,7 +507,7 @@ func (s *File) write(group []*commit) {
 func apply(tx *bolt.Tx, r Record) error {
 	bucket, k, _ := place(r.Key)
 	b := tx.Bucket(bucket)
-	if r.Key == KeyLastMappingID {
+	if r.Key == KeyLastMappingID || r.Key == KeyLastDeviceMappingID {
 		// Kept as the mappings bucket's sequence, where files written
 		// before the Store interface kept it.
 		var id uint64

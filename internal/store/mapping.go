@@ -19,8 +19,17 @@ import (
 //	options (4) | connection GUID (16) | name length (2) | name |
 //	target: IPv4 address (4), or name length (1) | name
 //
+// A device's mapping (origin other than OriginUser) is version 2: the same,
+// then
+//
+//	origin (1) | client IPv4 address (4) | expiry, Unix seconds (8) | nonce (12)
+//
 // All integers are big-endian. A record with an unknown version is refused.
-const mappingRecordVersion = 1
+const (
+	mappingRecordVersion       = 1
+	deviceMappingRecordVersion = 2
+	deviceTailLen              = 1 + 4 + 8 + 12
+)
 
 const (
 	flagEnabled    = 1 << 0
@@ -38,6 +47,13 @@ func encodeMapping(m Mapping) ([]byte, error) {
 	if len(m.Name) > 0xffff || len(m.TargetName) > 0xff {
 		return nil, fmt.Errorf("mapping %d: name too long", m.ID)
 	}
+	if !m.Origin.Valid() {
+		return nil, fmt.Errorf("mapping %d: origin %d", m.ID, m.Origin)
+	}
+	device := m.Origin != OriginUser
+	if device && (m.TargetName != "" || !m.Client.Is4()) {
+		return nil, fmt.Errorf("mapping %d: a device's mapping targets an IPv4 address and names its client", m.ID)
+	}
 	var flags byte
 	if m.Enabled {
 		flags |= flagEnabled
@@ -45,8 +61,12 @@ func encodeMapping(m Mapping) ([]byte, error) {
 	if m.TargetName != "" {
 		flags |= flagTargetName
 	}
-	b := make([]byte, 0, 29+len(m.Name)+1+max(len(m.TargetName), 4))
-	b = append(b, mappingRecordVersion, flags, byte(m.Protocol))
+	version := byte(mappingRecordVersion)
+	if device {
+		version = deviceMappingRecordVersion
+	}
+	b := make([]byte, 0, 29+len(m.Name)+1+max(len(m.TargetName), 4)+deviceTailLen)
+	b = append(b, version, flags, byte(m.Protocol))
 	b = binary.BigEndian.AppendUint16(b, m.ExternalPort)
 	b = binary.BigEndian.AppendUint16(b, m.InternalPort)
 	b = binary.BigEndian.AppendUint32(b, m.Options)
@@ -62,6 +82,13 @@ func encodeMapping(m Mapping) ([]byte, error) {
 		}
 		a4 := m.TargetIP.As4()
 		b = append(b, a4[:]...)
+	}
+	if device {
+		b = append(b, byte(m.Origin))
+		c4 := m.Client.As4()
+		b = append(b, c4[:]...)
+		b = binary.BigEndian.AppendUint64(b, uint64(m.Expiry))
+		b = append(b, m.Nonce[:]...)
 	}
 	return b, nil
 }
@@ -84,8 +111,9 @@ func decodeMappingWith(id uint64, b []byte, conn func([16]byte) string) (Mapping
 	if len(b) < 29 {
 		return m, errShort
 	}
-	if b[0] != mappingRecordVersion {
-		return m, fmt.Errorf("record version %d, this netshare knows %d", b[0], mappingRecordVersion)
+	version := b[0]
+	if version != mappingRecordVersion && version != deviceMappingRecordVersion {
+		return m, fmt.Errorf("record version %d, this netshare knows %d and %d", b[0], mappingRecordVersion, deviceMappingRecordVersion)
 	}
 	flags := b[1]
 	m.Protocol = ipproto.Proto(b[2])
@@ -104,15 +132,34 @@ func decodeMappingWith(id uint64, b []byte, conn func([16]byte) string) (Mapping
 	m.Name, rest = string(rest[:n]), rest[n:]
 	m.Enabled = flags&flagEnabled != 0
 	if flags&flagTargetName != 0 {
-		if len(rest) < 1 || len(rest) != 1+int(rest[0]) {
+		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
 			return m, errShort
 		}
-		m.TargetName = string(rest[1:])
+		m.TargetName, rest = string(rest[1:1+int(rest[0])]), rest[1+int(rest[0]):]
 	} else {
-		if len(rest) != 4 {
+		if len(rest) < 4 {
 			return m, errShort
 		}
-		m.TargetIP = netip.AddrFrom4([4]byte(rest))
+		m.TargetIP, rest = netip.AddrFrom4([4]byte(rest)), rest[4:]
+	}
+	if version == deviceMappingRecordVersion {
+		if len(rest) < deviceTailLen {
+			return m, errShort
+		}
+		m.Origin = Origin(rest[0])
+		if m.Origin == OriginUser || !m.Origin.Valid() {
+			return m, fmt.Errorf("origin %d in a device's mapping", rest[0])
+		}
+		if m.TargetName != "" {
+			return m, fmt.Errorf("a device's mapping with a name target")
+		}
+		m.Client = netip.AddrFrom4([4]byte(rest[1:5]))
+		m.Expiry = int64(binary.BigEndian.Uint64(rest[5:13]))
+		m.Nonce = [12]byte(rest[13:25])
+		rest = rest[deviceTailLen:]
+	}
+	if len(rest) != 0 {
+		return m, fmt.Errorf("%d bytes after the record", len(rest))
 	}
 	return m, nil
 }

@@ -30,7 +30,48 @@ const (
 	PrefixMapping = "mappings/"
 	// PrefixLease, then Lease.Key(): a Lease (JSON).
 	PrefixLease = "leases/"
+
+	// In the runtime store, beside the DHCP leases: the mappings devices
+	// lease for themselves (NAT-PMP, PCP), which come and go with their
+	// clients and are not the administrator's desired state.
+	//
+	// PrefixDeviceMapping, then the mapping's id in decimal: a Mapping
+	// whose Origin is not OriginUser, in its binary record.
+	PrefixDeviceMapping = "devicemappings/"
+	// KeyLastDeviceMappingID holds the highest id a device's mapping was
+	// given, as KeyLastMappingID does for the desired state's: the two
+	// kinds share one space of ids, the highest of both being the last.
+	KeyLastDeviceMappingID = "counters/devicemappings"
 )
+
+// Origin says who made a mapping.
+type Origin uint8
+
+// Origins: a person (through the API, the CLI, the UI), or a device on a
+// private network asking for itself.
+const (
+	OriginUser   Origin = 0
+	OriginNATPMP Origin = 1
+	OriginPCP    Origin = 2
+	OriginUPnP   Origin = 3
+)
+
+// Valid reports whether o is an origin netshare knows.
+func (o Origin) Valid() bool { return o <= OriginUPnP }
+
+func (o Origin) String() string {
+	switch o {
+	case OriginUser:
+		return "user"
+	case OriginNATPMP:
+		return "natpmp"
+	case OriginPCP:
+		return "pcp"
+	case OriginUPnP:
+		return "upnp"
+	}
+	return fmt.Sprintf("origin-%d", uint8(o))
+}
 
 // Role is the sharing role of a connection.
 type Role string
@@ -117,6 +158,25 @@ type Mapping struct {
 	TargetName   string
 	TargetIP     netip.Addr
 	Enabled      bool
+
+	// Origin is who made the mapping. A device's mapping (any origin but
+	// OriginUser) lives in the runtime store and also has: Client, the
+	// address that asked for it (the target, unless it asked for another
+	// host); Expiry, when it ends (Unix seconds); Nonce, the PCP client's
+	// nonce that owns it.
+	Origin Origin
+	Client netip.Addr
+	Expiry int64
+	Nonce  [12]byte
+}
+
+// key returns the record key of m: by its origin, in the desired or the
+// runtime store.
+func (m *Mapping) key() string {
+	if m.Origin != OriginUser {
+		return DeviceMappingKey(m.ID)
+	}
+	return MappingKey(m.ID)
 }
 
 // Settings are the namespace-wide things netshare keeps.
@@ -141,15 +201,20 @@ type State struct {
 	RuntimeRev  Rev
 	Settings    Settings
 	Connections []Connection
-	Mappings    []Mapping
-	Leases      []Lease
-	// LastMappingID is the highest mapping id ever stored, deleted ones
-	// included, so that ids are never reused.
+	// Mappings are a person's (from the desired state) and the devices'
+	// (from the runtime store; Origin tells them apart).
+	Mappings []Mapping
+	Leases   []Lease
+	// LastMappingID is the highest mapping id ever stored, by a person or
+	// a device, deleted ones included, so that ids are never reused.
 	LastMappingID uint64
 }
 
 // MappingKey returns the key of mapping id.
 func MappingKey(id uint64) string { return PrefixMapping + strconv.FormatUint(id, 10) }
+
+// DeviceMappingKey returns the key of a device's mapping id.
+func DeviceMappingKey(id uint64) string { return PrefixDeviceMapping + strconv.FormatUint(id, 10) }
 
 // Batch collects the record changes of one commit. The first error of an
 // encoding sticks, and Records returns it.
@@ -185,21 +250,53 @@ func (b *Batch) DeleteLease(key string) { b.recs = append(b.recs, Record{Key: Pr
 func (b *Batch) PutSettings(s Settings) { b.putJSON(KeySettings, s) }
 
 // PutMapping writes m. A new mapping's id is recorded as used with
-// SetLastMappingID in the same batch.
+// SetLastMappingID in the same batch. A device's mapping goes in the
+// runtime store's batch, a person's in the desired state's.
 func (b *Batch) PutMapping(m Mapping) {
 	v, err := encodeMapping(m)
 	if err != nil && b.err == nil {
 		b.err = err
 	}
-	b.recs = append(b.recs, Record{Key: MappingKey(m.ID), Value: v})
+	b.recs = append(b.recs, Record{Key: m.key(), Value: v})
 }
 
-// DeleteMapping deletes mapping id.
-func (b *Batch) DeleteMapping(id uint64) { b.recs = append(b.recs, Record{Key: MappingKey(id)}) }
+// DeleteMapping deletes mapping id of origin o.
+func (b *Batch) DeleteMapping(id uint64, o Origin) {
+	m := Mapping{ID: id, Origin: o}
+	b.recs = append(b.recs, Record{Key: m.key()})
+}
 
-// SetLastMappingID records id as the highest mapping id ever used.
+// Split returns the batch's records for the desired state and for the
+// runtime store (leases, devices' mappings), in their order.
+func (b *Batch) Split() (desired, runtime []Record, err error) {
+	if b.err != nil {
+		return nil, nil, b.err
+	}
+	for _, r := range b.recs {
+		if RuntimeKey(r.Key) {
+			runtime = append(runtime, r)
+		} else {
+			desired = append(desired, r)
+		}
+	}
+	return desired, runtime, nil
+}
+
+// RuntimeKey reports whether key belongs to the runtime store.
+func RuntimeKey(key string) bool {
+	return strings.HasPrefix(key, PrefixLease) || key == KeyLastDeviceMappingID || strings.HasPrefix(key, PrefixDeviceMapping)
+}
+
+// SetLastMappingID records id as the highest mapping id ever used, in the
+// desired state.
 func (b *Batch) SetLastMappingID(id uint64) {
 	b.recs = append(b.recs, Record{Key: KeyLastMappingID, Value: binary.BigEndian.AppendUint64(nil, id)})
+}
+
+// SetLastDeviceMappingID records id as the highest id a device's mapping
+// was given, in the runtime store.
+func (b *Batch) SetLastDeviceMappingID(id uint64) {
+	b.recs = append(b.recs, Record{Key: KeyLastDeviceMappingID, Value: binary.BigEndian.AppendUint64(nil, id)})
 }
 
 // Decode parses a snapshot. A record that does not parse is refused with
@@ -254,7 +351,7 @@ func (st *State) decode(r Record, conn func([16]byte) string) error {
 			return err
 		}
 		return st.Settings.check()
-	case k == KeyLastMappingID:
+	case k == KeyLastMappingID || k == KeyLastDeviceMappingID:
 		if len(v) != 8 {
 			return fmt.Errorf("%d bytes, want 8", len(v))
 		}
@@ -279,6 +376,22 @@ func (st *State) decode(r Record, conn func([16]byte) string) error {
 		m, err := decodeMappingWith(id, v, conn)
 		if err != nil {
 			return err
+		}
+		if m.Origin != OriginUser {
+			return fmt.Errorf("a device's mapping (%v) among the desired state's", m.Origin)
+		}
+		st.Mappings = append(st.Mappings, m)
+	case strings.HasPrefix(k, PrefixDeviceMapping):
+		id, err := strconv.ParseUint(k[len(PrefixDeviceMapping):], 10, 64)
+		if err != nil || id == 0 {
+			return fmt.Errorf("not a mapping id")
+		}
+		m, err := decodeMappingWith(id, v, conn)
+		if err != nil {
+			return err
+		}
+		if m.Origin == OriginUser {
+			return fmt.Errorf("a person's mapping among the devices'")
 		}
 		st.Mappings = append(st.Mappings, m)
 	case strings.HasPrefix(k, PrefixLease):

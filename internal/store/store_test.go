@@ -56,6 +56,10 @@ func TestTypedRoundTrip(t *testing.T) {
 	b.PutSettings(set)
 	rev := commitBatch(t, s.Desired, 0, &b)
 	lb.PutLease(l)
+	dm := Mapping{ID: 8, Connection: c.ID, Name: "NAT-PMP", Protocol: ipproto.UDP, ExternalPort: 27015, InternalPort: 27015,
+		TargetIP: l.IP, Enabled: true, Origin: OriginNATPMP, Client: l.IP, Expiry: 1795000000}
+	lb.PutMapping(dm)
+	lb.SetLastDeviceMappingID(8)
 	commitBatch(t, s.Runtime, 0, &lb)
 	s.Close()
 	s = mustOpen(t, dir)
@@ -64,21 +68,21 @@ func TestTypedRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &State{Rev: rev, RuntimeRev: 1, Settings: set, Connections: []Connection{c}, Mappings: []Mapping{m}, Leases: []Lease{l}, LastMappingID: 7}
+	want := &State{Rev: rev, RuntimeRev: 1, Settings: set, Connections: []Connection{c}, Mappings: []Mapping{m, dm}, Leases: []Lease{l}, LastMappingID: 8}
 	if !reflect.DeepEqual(st, want) {
 		t.Fatalf("loaded\n%+v\nwant\n%+v", st, want)
 	}
 	// Deleting keeps the id used; ids sort as numbers in the state.
 	b = Batch{}
-	b.DeleteMapping(7)
+	b.DeleteMapping(7, OriginUser)
 	b.PutMapping(Mapping{ID: 10, Connection: c.ID, Name: "b", Protocol: ipproto.UDP, ExternalPort: 1, InternalPort: 1, TargetName: "nas"})
 	b.PutMapping(Mapping{ID: 9, Connection: c.ID, Name: "a", Protocol: ipproto.UDP, ExternalPort: 2, InternalPort: 2, TargetName: "nas"})
 	b.SetLastMappingID(10)
 	commitBatch(t, s.Desired, rev, &b)
 	b = Batch{}
-	b.DeleteMapping(10)
+	b.DeleteMapping(10, OriginUser)
 	commitBatch(t, s.Desired, Any, &b)
-	if st, _ := LoadState(context.Background(), s.Desired, s.Runtime); len(st.Mappings) != 1 || st.Mappings[0].ID != 9 || st.LastMappingID != 10 {
+	if st, _ := LoadState(context.Background(), s.Desired, s.Runtime); len(st.Mappings) != 2 || st.Mappings[0].ID != 9 || st.LastMappingID != 10 {
 		t.Fatalf("after deletes: %+v", st)
 	}
 }
@@ -86,6 +90,9 @@ func TestTypedRoundTrip(t *testing.T) {
 // A bad record is refused, naming its key; nothing takes a default.
 func TestDecodeRefusesBadRecords(t *testing.T) {
 	good, _ := encodeMapping(Mapping{ID: 1, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: ipproto.TCP, TargetIP: netip.MustParseAddr("10.0.0.1")})
+	device, _ := encodeMapping(Mapping{ID: 1, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: ipproto.TCP, TargetIP: netip.MustParseAddr("10.0.0.1"),
+		Origin: OriginPCP, Client: netip.MustParseAddr("10.0.0.1")})
+	device[0] = deviceMappingRecordVersion
 	for _, tt := range []struct {
 		rec  Record
 		want string
@@ -106,6 +113,11 @@ func TestDecodeRefusesBadRecords(t *testing.T) {
 		{Record{Key: "mappings/x", Value: good}, `record "mappings/x": not a mapping id`},
 		{Record{Key: "mappings/2", Value: good[:10]}, `record "mappings/2": record too short`},
 		{Record{Key: "counters/mappings", Value: []byte{1}}, `record "counters/mappings": 1 bytes, want 8`},
+		{Record{Key: "devicemappings/1", Value: good}, `record "devicemappings/1": a person's mapping among the devices'`},
+		{Record{Key: "mappings/1", Value: device}, `record "mappings/1": a device's mapping (pcp) among the desired state's`},
+		{Record{Key: "devicemappings/1", Value: append(slices.Clone(device), 0)}, `record "devicemappings/1": 1 bytes after the record`},
+		{Record{Key: "devicemappings/1", Value: func() []byte { b := slices.Clone(device); b[len(good)] = 0; return b }()}, `record "devicemappings/1": origin 0 in a device's mapping`},
+		{Record{Key: "devicemappings/1", Value: func() []byte { b := slices.Clone(device); b[len(good)] = 7; return b }()}, `record "devicemappings/1": origin 7 in a device's mapping`},
 		{Record{Key: "other", Value: []byte{1}}, `record "other": not a key netshare knows`},
 	} {
 		t.Run(tt.rec.Key, func(t *testing.T) {
@@ -185,6 +197,11 @@ func TestMappingRecord(t *testing.T) {
 	for _, m := range []Mapping{
 		{ID: 1, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "web", Protocol: ipproto.TCP, ExternalPort: 80, InternalPort: 8080, TargetIP: netip.MustParseAddr("192.168.137.10"), Enabled: true},
 		{ID: 2, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "Caméra (UDP)", Protocol: ipproto.UDP, ExternalPort: 65535, InternalPort: 1, TargetName: "camera.home.arpa"},
+		{ID: 3, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "PCP 41641", Protocol: ipproto.UDP, ExternalPort: 41641, InternalPort: 41641,
+			TargetIP: netip.MustParseAddr("192.168.137.20"), Enabled: true, Origin: OriginPCP, Client: netip.MustParseAddr("192.168.137.20"),
+			Expiry: 1795000000, Nonce: [12]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+		{ID: 4, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: ipproto.TCP, ExternalPort: 1, InternalPort: 1,
+			TargetIP: netip.MustParseAddr("192.168.137.21"), Origin: OriginNATPMP, Client: netip.MustParseAddr("192.168.137.21")},
 	} {
 		b, err := encodeMapping(m)
 		if err != nil {
@@ -204,8 +221,15 @@ func TestMappingRecord(t *testing.T) {
 			t.Fatal("a record of an unknown version decoded")
 		}
 	}
-	if _, err := encodeMapping(Mapping{Connection: "c1", Protocol: ipproto.TCP}); err == nil {
-		t.Fatal("a connection id that is not a GUID was encoded")
+	for _, m := range []Mapping{
+		{Connection: "c1", Protocol: ipproto.TCP, TargetIP: netip.MustParseAddr("10.0.0.1")},
+		{Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: ipproto.TCP, TargetIP: netip.MustParseAddr("10.0.0.1"), Origin: 9},
+		{Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: ipproto.TCP, TargetName: "nas", Origin: OriginPCP, Client: netip.MustParseAddr("10.0.0.1")},
+		{Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: ipproto.TCP, TargetIP: netip.MustParseAddr("10.0.0.1"), Origin: OriginPCP},
+	} {
+		if _, err := encodeMapping(m); err == nil {
+			t.Errorf("%+v was encoded", m)
+		}
 	}
 }
 
