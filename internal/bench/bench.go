@@ -421,7 +421,7 @@ func fill(l *lab.Lab, n int) error {
 	}
 	var b store.Batch
 	for _, mp := range state.Mappings {
-		b.DeleteMapping(mp.ID)
+		b.DeleteMapping(mp.ID, store.OriginUser)
 	}
 	id := state.LastMappingID
 	target := netip.MustParseAddr(lab.LANHost)

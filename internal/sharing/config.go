@@ -289,8 +289,12 @@ func (m *Manager) unshareLocked(ch *change, c *store.Connection) {
 		}
 	}
 	ch.conns = append(ch.conns, rec)
+	// A person's mappings are kept, disabled; a device's end.
 	for _, id := range m.byConn[c.ID] {
-		if mp := m.mappings[id]; mp.Enabled {
+		switch mp := m.mappings[id]; {
+		case mp.Origin != OriginUser:
+			ch.deleteMapping(id)
+		case mp.Enabled:
 			off := *mp
 			off.Enabled = false
 			ch.putMapping(off)

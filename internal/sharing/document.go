@@ -54,6 +54,9 @@ func (m *Manager) configLocked() Config {
 		}
 		for _, id := range m.sortedMappingIDsLocked(r.ID) {
 			mp := m.mappings[id]
+			if mp.Origin != OriginUser {
+				continue // a device's lease, not desired state
+			}
 			cc.Mappings = append(cc.Mappings, MappingConfig{ID: MappingID(id), MappingSpec: specOf(mp), Enabled: mp.Enabled})
 		}
 		doc.Connections = append(doc.Connections, cc)
@@ -194,6 +197,10 @@ func (m *Manager) planLocked(doc Config) (*plan, error) {
 			}
 			mp.Connection, mp.Enabled = rec.ID, mc.Enabled
 			key := protoPort{mp.Protocol, mp.ExternalPort}
+			if id, ok := m.byConn[rec.ID][key]; ok && m.mappings[id].Origin != OriginUser {
+				d := m.mappings[id]
+				return nil, at(hresult.Clash("externalPort", "%s port %d of connection %s is leased by %s (%v, mapping %d); delete that mapping first", mp.Protocol, mp.ExternalPort, label(old), d.Client, d.Origin, id))
+			}
 			if mc.ID == 0 {
 				if id, ok := m.byConn[rec.ID][key]; ok && !claimed[id] {
 					mp.ID = id
@@ -204,7 +211,7 @@ func (m *Manager) planLocked(doc Config) (*plan, error) {
 				}
 			} else {
 				id := uint64(mc.ID)
-				if o := m.mappings[id]; o == nil || o.Connection != rec.ID {
+				if o := m.mappings[id]; o == nil || o.Connection != rec.ID || o.Origin != OriginUser {
 					return nil, at(hresult.Missing("mapping %s of connection %s: no such mapping; leave the id out for a new mapping", mc.ID, label(old)))
 				}
 				if _, dup := p.mappings[id]; dup {
@@ -426,12 +433,9 @@ func (m *Manager) changeForPlanLocked(ctx context.Context, p *plan) *change {
 			ch.putMapping(*mp)
 		}
 	}
-	for id := range m.mappings {
-		if _, kept := p.mappings[id]; !kept {
-			if ch.mappings == nil {
-				ch.mappings = map[uint64]*store.Mapping{}
-			}
-			ch.mappings[id] = nil
+	for id, mp := range m.mappings {
+		if _, kept := p.mappings[id]; !kept && mp.Origin == OriginUser {
+			ch.deleteMapping(id)
 		}
 	}
 	if !reflect.DeepEqual(p.settings.Upstreams, m.settings.Upstreams) || !maps.Equal(p.settings.Hosts, m.settings.Hosts) {

@@ -90,6 +90,8 @@ type Manager struct {
 	byIface   map[string]string // interface name -> connection id
 	mappings  map[uint64]*store.Mapping
 	byConn    map[string]map[protoPort]uint64 // connection id -> key -> mapping id
+	byDevice  map[deviceKey]uint64            // a device's mappings by internal host, protocol and port
+	expiries  expiryHeap                      // the device mappings, by expiry
 	lastID    uint64                          // the highest mapping id ever stored
 	rev       store.Rev                       // the desired state's revision in memory
 	settings  store.Settings
@@ -101,6 +103,7 @@ type Manager struct {
 	resolvConf string
 	now        func() time.Time
 	changed    chan struct{}
+	expiryWake chan struct{} // an earlier expiry appeared
 
 	leaseMu      sync.Mutex        // guards leases, leaseByIP, nameSrc and the writes of lnames; taken after mu
 	writing      map[string]string // host names of leases being written, and their MACs; under leaseMu
@@ -186,6 +189,8 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		byIface:      map[string]string{},
 		mappings:     map[uint64]*store.Mapping{},
 		byConn:       map[string]map[protoPort]uint64{},
+		byDevice:     map[deviceKey]uint64{},
+		expiryWake:   make(chan struct{}, 1),
 		svc:          o.Services,
 		resolvConf:   o.ResolvConf,
 		now:          o.Now,
@@ -212,15 +217,28 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		m.setConn(c.ID, &c)
 	}
 	m.mappings = make(map[uint64]*store.Mapping, len(st.Mappings))
+	var ended store.Batch // devices' mappings that ended while netshare was away
 	for i := range st.Mappings {
 		mp := &st.Mappings[i]
 		if m.conns[mp.Connection] == nil {
 			return nil, fmt.Errorf("stored state: mapping %d belongs to unknown connection %s", mp.ID, mp.Connection)
 		}
+		if mp.Origin != OriginUser && (mp.Expiry <= o.Now().Unix() || m.conns[mp.Connection].Role != RolePublic) {
+			ended.DeleteMapping(mp.ID, mp.Origin)
+			continue
+		}
 		// The loaded records are the Manager's: no copy.
 		m.putMapping(mp.ID, mp)
 	}
-	m.lastID = st.LastMappingID
+	if ended.Len() > 0 {
+		if _, recs, err := ended.Split(); err == nil {
+			if _, err := o.Runtime.Commit(ctx, store.Any, recs); err != nil {
+				return nil, fmt.Errorf("removing the devices' mappings that ended: %w", err)
+			}
+		}
+		m.log.Info("devices' mappings ended while netshare was stopped", "count", ended.Len())
+	}
+	m.lastID = max(m.lastID, st.LastMappingID)
 	m.settings = st.Settings
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -323,6 +341,12 @@ func (m *Manager) setMapping(id uint64, mp *store.Mapping) {
 	defer m.view.Unlock()
 	if old := m.mappings[id]; old != nil {
 		delete(m.byConn[old.Connection], protoPort{old.Protocol, old.ExternalPort})
+		if old.Origin != OriginUser {
+			delete(m.byDevice, deviceKeyOf(old))
+			if mp == nil {
+				m.expiries.remove(id)
+			}
+		}
 	}
 	if mp == nil {
 		delete(m.mappings, id)
@@ -342,6 +366,15 @@ func (m *Manager) putMapping(id uint64, mp *store.Mapping) {
 	}
 	keys[protoPort{mp.Protocol, mp.ExternalPort}] = id
 	m.lastID = max(m.lastID, id)
+	if mp.Origin != OriginUser {
+		m.byDevice[deviceKeyOf(mp)] = id
+		if m.expiries.set(id, mp.Expiry) {
+			select {
+			case m.expiryWake <- struct{}{}:
+			default:
+			}
+		}
+	}
 }
 
 // observeLocked lists the links of the namespace, gives each new one a
@@ -656,6 +689,13 @@ func (ch *change) putMapping(mp store.Mapping) {
 	ch.mappings[mp.ID] = &mp
 }
 
+func (ch *change) deleteMapping(id uint64) {
+	if ch.mappings == nil {
+		ch.mappings = map[uint64]*store.Mapping{}
+	}
+	ch.mappings[id] = nil
+}
+
 // mappingDeltaLocked returns what a change to mappings alone does to the
 // active mappings, against the memory before the change.
 func (m *Manager) mappingDeltaLocked(ch *change) (del, add []fw.Mapping) {
@@ -790,7 +830,7 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 		}
 		for _, id := range slices.Sorted(maps.Keys(ch.mappings)) {
 			if mp := ch.mappings[id]; mp == nil {
-				b.DeleteMapping(id)
+				b.DeleteMapping(id, oldMappings[id].Origin)
 			} else {
 				b.PutMapping(*mp)
 			}
@@ -840,11 +880,22 @@ func (m *Manager) commitLocked(ctx context.Context, ch *change) error {
 // commitRecordsLocked writes b to the desired state, on the revision in
 // memory, and moves that revision on.
 func (m *Manager) commitRecordsLocked(ctx context.Context, b *store.Batch) error {
-	recs, err := b.Records()
+	desired, runtime, err := b.Split()
 	if err != nil {
 		return hresult.New(hresult.Fail, "writing the state: %w", err)
 	}
-	rev, err := m.st.Commit(ctx, m.rev, recs)
+	// Devices' mappings first: that commit fails only with the disk. Should
+	// the desired state's then fail, the runtime store keeps a device's
+	// mapping the memory dropped; it ends at its expiry after a restart.
+	if len(runtime) > 0 {
+		if _, err := m.runtime.Commit(ctx, store.Any, runtime); err != nil {
+			return hresult.New(hresult.Fail, "writing the devices' mappings: %w", err)
+		}
+	}
+	if len(desired) == 0 {
+		return nil
+	}
+	rev, err := m.st.Commit(ctx, m.rev, desired)
 	if err != nil {
 		return hresult.New(hresult.Fail, "writing the state: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/fw"
@@ -33,6 +34,9 @@ type harness struct {
 	links *link.Fake
 	fw    *fw.Fake
 	m     *Manager
+	// clock, when set, is the Manager's time (tests that need one set it
+	// between calls); otherwise the Manager reads the system's.
+	clock time.Time
 }
 
 func testLinks() *link.Fake {
@@ -63,7 +67,13 @@ func (h *harness) start() {
 	}
 	h.st = st
 	h.fw = fw.NewFake()
-	m, err := New(ctx, Options{Desired: st.Desired, Runtime: st.Runtime, Links: h.links, Firewall: h.fw})
+	now := func() time.Time {
+		if h.clock.IsZero() {
+			return time.Now()
+		}
+		return h.clock
+	}
+	m, err := New(ctx, Options{Desired: st.Desired, Runtime: st.Runtime, Links: h.links, Firewall: h.fw, Now: now})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/store"
@@ -35,7 +36,12 @@ func (m *Manager) mappingPropsLocked(mp *store.Mapping) Mapping {
 
 // mappingOf returns the stored properties of a mapping.
 func mappingOf(mp *store.Mapping) Mapping {
-	return Mapping{ID: MappingID(mp.ID), Connection: mp.Connection, MappingSpec: specOf(mp), Enabled: mp.Enabled}
+	p := Mapping{ID: MappingID(mp.ID), Connection: mp.Connection, MappingSpec: specOf(mp), Enabled: mp.Enabled,
+		Origin: mp.Origin, Client: mp.Client}
+	if mp.Origin != OriginUser {
+		p.Expires = time.Unix(mp.Expiry, 0)
+	}
+	return p
 }
 
 // specOf returns the description of a stored mapping.
@@ -184,6 +190,10 @@ func (m *Manager) planEdit(ref string, id MappingID, e MappingEdit) (*store.Mapp
 	c, old, err := m.mappingIn(c, id)
 	if err != nil {
 		return nil, 0, err
+	}
+	if old.Origin != OriginUser {
+		return nil, 0, hresult.Invalid("id", "mapping %s of connection %s is leased by %s (%v) until %s: it cannot be changed, only removed",
+			id, label(c.rec), old.Client, old.Origin, time.Unix(old.Expiry, 0).UTC().Format(time.RFC3339))
 	}
 	s := specOf(old)
 	if e.Name != nil {

@@ -35,24 +35,54 @@ type mappingOp struct {
 // group, until its own change is done, then hands the lead to the first
 // caller still waiting. The others wait for their answer, or for the lead.
 func (m *Manager) changeMapping(ctx context.Context, plan func() (*store.Mapping, uint64, error)) (Mapping, error) {
-	op := &mappingOp{plan: plan, done: make(chan struct{}), lead: make(chan struct{})}
+	op := m.runOps(ctx, []func() (*store.Mapping, uint64, error){plan})[0]
+	return m.answer(op)
+}
+
+// changeMappings queues several changes at once, so that they go in one
+// group (up to maxOps), and returns each one's error.
+func (m *Manager) changeMappings(ctx context.Context, plans []func() (*store.Mapping, uint64, error)) []error {
+	ops := m.runOps(ctx, plans)
+	errs := make([]error, len(ops))
+	for i, op := range ops {
+		errs[i] = op.err
+	}
+	return errs
+}
+
+// runOps queues the changes of plans, in order, and returns once they are
+// all carried out, by this caller leading or by another.
+func (m *Manager) runOps(ctx context.Context, plans []func() (*store.Mapping, uint64, error)) []*mappingOp {
+	ops := make([]*mappingOp, len(plans))
+	for i, plan := range plans {
+		ops[i] = &mappingOp{plan: plan, done: make(chan struct{}), lead: make(chan struct{})}
+	}
 	m.opMu.Lock()
-	m.ops = append(m.ops, op)
+	m.ops = append(m.ops, ops...)
 	leader := !m.leading
 	m.leading = true
 	m.opMu.Unlock()
 	if !leader {
-		select {
-		case <-op.done:
-			return m.answer(op)
-		case <-op.lead:
+		// The lead goes to the first op still queued: while one of ours
+		// waits there, the ones after it cannot be given the lead.
+		for _, op := range ops {
+			select {
+			case <-op.done:
+				continue
+			case <-op.lead:
+				leader = true
+			}
+			break
+		}
+		if !leader {
+			return ops
 		}
 	}
 	// The group carries others' changes too: the leader's caller going
 	// away must not fail them.
 	ctx = context.WithoutCancel(ctx)
 	m.mu.Lock()
-	for !op.finished() {
+	for !ops[len(ops)-1].finished() {
 		m.runMappingOpsLocked(ctx)
 	}
 	m.mu.Unlock()
@@ -63,7 +93,7 @@ func (m *Manager) changeMapping(ctx context.Context, plan func() (*store.Mapping
 		m.leading = false
 	}
 	m.opMu.Unlock()
-	return m.answer(op)
+	return ops
 }
 
 func (op *mappingOp) finished() bool {
@@ -114,6 +144,7 @@ func (m *Manager) runMappingOpsLocked(ctx context.Context) {
 	)
 	before := map[uint64]*store.Mapping{} // each touched mapping as it was before the group
 	oldLastID := m.lastID
+	var newUser, newDevice bool // whether the group gives out ids of each kind
 	for _, op := range ops {
 		mp, id, err := op.plan()
 		op.id = id
@@ -123,9 +154,13 @@ func (m *Manager) runMappingOpsLocked(ctx context.Context) {
 			continue
 		}
 		old := m.mappings[id]
-		if mp != nil && old != nil && *mp == *old {
+		if (mp != nil && old != nil && *mp == *old) || (mp == nil && old == nil) {
 			close(op.done) // nothing to do
 			continue
+		}
+		if old == nil {
+			newUser = newUser || mp.Origin == OriginUser
+			newDevice = newDevice || mp.Origin != OriginUser
 		}
 		if _, seen := before[id]; !seen {
 			before[id] = old
@@ -133,7 +168,7 @@ func (m *Manager) runMappingOpsLocked(ctx context.Context) {
 		undos = append(undos, undo{id, old})
 		m.setMapping(id, mp)
 		if mp == nil {
-			b.DeleteMapping(id)
+			b.DeleteMapping(id, old.Origin)
 		} else {
 			b.PutMapping(*mp)
 		}
@@ -148,8 +183,11 @@ func (m *Manager) runMappingOpsLocked(ctx context.Context) {
 			close(op.done)
 		}
 	}
-	if m.lastID > oldLastID {
+	if newUser {
 		b.SetLastMappingID(m.lastID)
+	}
+	if newDevice {
+		b.SetLastDeviceMappingID(m.lastID)
 	}
 	if err := m.commitRecordsLocked(ctx, &b); err != nil {
 		for i := len(undos) - 1; i >= 0; i-- {

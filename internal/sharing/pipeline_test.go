@@ -83,6 +83,7 @@ func TestReplay(t *testing.T) {
 
 func replay(t *testing.T, seed uint64, steps int) {
 	h := newHarness(t)
+	h.clock = time.Unix(1_800_000_000, 0)
 	r := rand.New(rand.NewPCG(seed, seed))
 	conns := []string{"wan0", "lan0", "lan1", "wg0"}
 	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
@@ -97,7 +98,7 @@ func replay(t *testing.T, seed uint64, steps int) {
 	outcomes := map[string]int{}
 	defer func() {
 		t.Logf("outcomes: %v", outcomes)
-		for _, o := range []string{"done", "refused", "kernel failure", "restart"} {
+		for _, o := range []string{"done", "refused", "kernel failure", "restart", "leased"} {
 			if outcomes[o] < 3 {
 				t.Errorf("%d steps ended as %q: the replay does not exercise it", outcomes[o], o)
 			}
@@ -116,7 +117,7 @@ func replay(t *testing.T, seed uint64, steps int) {
 				h.links.FailNext(fmt.Errorf("injected link failure at step %d", step))
 			}
 		}
-		switch r.IntN(14) {
+		switch r.IntN(18) {
 		case 0, 1, 2:
 			target := pick(targets)
 			spec := MappingSpec{Name: fmt.Sprint("m", step), Protocol: []ipproto.Proto{ipproto.TCP, ipproto.UDP}[r.IntN(2)],
@@ -195,6 +196,32 @@ func replay(t *testing.T, seed uint64, steps int) {
 			}
 			what = fmt.Sprintf("apply a document at %s", rev)
 			_, err = h.m.ApplyConfig(ctx, doc, rev, r.IntN(6) == 0)
+		case 14, 15:
+			// A device leases (or renews) a mapping for itself.
+			host := netip.MustParseAddr(pick([]string{"192.168.137.10", "192.168.137.11"}))
+			req := LeaseRequest{Origin: []Origin{OriginNATPMP, OriginPCP}[r.IntN(2)], Client: host, Target: host,
+				Protocol: []ipproto.Proto{ipproto.TCP, ipproto.UDP}[r.IntN(2)], InternalPort: uint16(1 + r.IntN(20)),
+				SuggestedPort: uint16(r.IntN(2) * (1020 + r.IntN(20))), PreferFailure: r.IntN(4) == 0,
+				Lifetime: time.Duration(1+r.IntN(120)) * time.Minute, Nonce: [12]byte{byte(r.IntN(2))}}
+			what = fmt.Sprintf("lease %+v", req)
+			if _, err = h.m.LeaseMapping(ctx, req); err == nil {
+				outcomes["leased"]++
+			}
+		case 16:
+			host := netip.MustParseAddr(pick([]string{"192.168.137.10", "192.168.137.11"}))
+			proto := []ipproto.Proto{ipproto.TCP, ipproto.UDP}[r.IntN(2)]
+			if r.IntN(3) == 0 {
+				what = fmt.Sprintf("release all of %s %v", host, proto)
+				err = h.m.ReleaseAll(ctx, host, proto)
+			} else {
+				port := uint16(1 + r.IntN(20))
+				what = fmt.Sprintf("release %s %v/%d", host, proto, port)
+				err = h.m.ReleaseMapping(ctx, OriginPCP, host, proto, port, [12]byte{byte(r.IntN(2))})
+			}
+		case 17:
+			h.clock = h.clock.Add(time.Duration(r.IntN(40)) * time.Minute)
+			what = fmt.Sprintf("expire at %v", h.clock)
+			_, err = h.m.ExpireMappings(ctx)
 		case 11:
 			what = "restart"
 			h.fw.FailNext(nil)

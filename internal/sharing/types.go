@@ -25,6 +25,21 @@ const (
 	RolePrivate = store.RolePrivate
 )
 
+// Origin says who made a mapping: a person (through the API, the CLI or
+// the UI), or a device on a private network asking for itself (NAT-PMP,
+// PCP; later UPnP). A device's mapping is a lease: it ends at its expiry
+// unless the device renews it, and it is not part of the desired state's
+// document.
+type Origin = store.Origin
+
+// The origins.
+const (
+	OriginUser   = store.OriginUser
+	OriginNATPMP = store.OriginNATPMP
+	OriginPCP    = store.OriginPCP
+	OriginUPnP   = store.OriginUPnP
+)
+
 // Status is a connection's state, after NETCON_STATUS.
 type Status uint8
 
@@ -128,6 +143,12 @@ type Mapping struct {
 	// ApplyError, when set, says why the firewall does not hold the
 	// mapping as stored yet; the model keeps trying until it does.
 	ApplyError error
+
+	// Origin is who made the mapping. A device's mapping also has the
+	// address of the Client that asked for it and when it Expires.
+	Origin  Origin
+	Client  netip.Addr
+	Expires time.Time
 }
 
 // MappingEdit changes the fields of a mapping that are not nil. A

@@ -1,0 +1,275 @@
+package sharing
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/ipproto"
+)
+
+var (
+	lanHost  = mustIP("192.168.137.10")
+	lanHost2 = mustIP("192.168.137.11")
+)
+
+// sharedHarness shares wan0 as public and lan0 as private, with a clock.
+func sharedHarness(t *testing.T) *harness {
+	h := newHarness(t)
+	h.clock = time.Unix(1_800_000_000, 0)
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
+	h.must(h.m.EnableSharing(ctx, "lan0", RolePrivate, noAddr))
+	return h
+}
+
+func isClash(err error) bool {
+	var e *hresult.Error
+	return errors.As(err, &e) && e.Reason == hresult.Conflict
+}
+
+func natpmp(client netip.Addr, proto ipproto.Proto, port uint16, life time.Duration) LeaseRequest {
+	return LeaseRequest{Origin: OriginNATPMP, Client: client, Target: client, Protocol: proto, InternalPort: port, Lifetime: life}
+}
+
+func (h *harness) lease(r LeaseRequest) Mapping {
+	h.t.Helper()
+	mp, err := h.m.LeaseMapping(ctx, r)
+	if err != nil {
+		h.t.Fatalf("LeaseMapping(%+v): %v", r, err)
+	}
+	h.check()
+	return mp
+}
+
+func TestDeviceMappingLease(t *testing.T) {
+	h := sharedHarness(t)
+	rev := h.m.rev
+	mp := h.lease(natpmp(lanHost, ipproto.UDP, 41641, 2*time.Hour))
+	if mp.Origin != OriginNATPMP || mp.Client != lanHost || mp.Target.IP != lanHost || mp.ExternalPort != 41641 || !mp.Enabled ||
+		!mp.Expires.Equal(h.clock.Add(2*time.Hour)) || mp.Connection != h.props("wan0").ID {
+		t.Fatalf("leased %+v", mp)
+	}
+	if h.m.rev != rev {
+		t.Errorf("a device's mapping moved the desired state's revision from %d to %d", rev, h.m.rev)
+	}
+	ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	if len(ms) != 1 || ms[0].ID != mp.ID || ms[0].Origin != OriginNATPMP {
+		t.Fatalf("listed %+v", ms)
+	}
+	if len(h.fw.Config().Mappings) != 1 {
+		t.Fatalf("the firewall holds %+v", h.fw.Config().Mappings)
+	}
+
+	t.Run("renewal keeps the port and does not touch the kernel", func(t *testing.T) {
+		_, updates := h.fw.Calls()
+		h.clock = h.clock.Add(time.Hour)
+		again := h.lease(natpmp(lanHost, ipproto.UDP, 41641, 2*time.Hour))
+		if again.ID != mp.ID || again.ExternalPort != mp.ExternalPort || !again.Expires.Equal(h.clock.Add(2*time.Hour)) {
+			t.Fatalf("renewed as %+v", again)
+		}
+		if _, u := h.fw.Calls(); u != updates {
+			t.Errorf("a renewal sent %d firewall updates", u-updates)
+		}
+	})
+	t.Run("a person's mapping may not take a leased port", func(t *testing.T) {
+		before := h.state()
+		_, err := h.m.AddPortMapping(ctx, "wan0", MappingSpec{Name: "x", Protocol: ipproto.UDP, ExternalPort: 41641, InternalPort: 1, Target: Target{IP: lanHost2}})
+		if !isClash(err) {
+			t.Fatalf("AddPortMapping on a leased port: %v", err)
+		}
+		if h.state() != before {
+			t.Error("the refused add changed the state")
+		}
+	})
+	t.Run("the document leaves devices' mappings out and keeps them", func(t *testing.T) {
+		doc := h.config()
+		if w := connOf(&doc, "wan0"); len(w.Mappings) != 0 {
+			t.Fatalf("the document lists %+v", w.Mappings)
+		}
+		h.apply(doc, false)
+		h.check()
+		if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 1 {
+			t.Fatalf("after applying the document: %+v", ms)
+		}
+		w := connOf(&doc, "wan0")
+		w.Mappings = append(w.Mappings, MappingConfig{MappingSpec: MappingSpec{Name: "x", Protocol: ipproto.UDP, ExternalPort: 41641, InternalPort: 1, Target: Target{IP: lanHost2}}})
+		if _, err := h.m.ApplyConfig(ctx, doc, doc.Revision, false); !isClash(err) {
+			t.Fatalf("a document taking a leased port: %v", err)
+		}
+	})
+	t.Run("restart keeps it", func(t *testing.T) {
+		h.restart()
+		if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 1 || ms[0].ID != mp.ID {
+			t.Fatalf("after a restart: %+v", ms)
+		}
+		next := h.lease(natpmp(lanHost2, ipproto.TCP, 8080, time.Hour))
+		if next.ID <= mp.ID {
+			t.Errorf("a new mapping after the restart got id %d, not above %d", next.ID, mp.ID)
+		}
+	})
+}
+
+func TestDeviceMappingPorts(t *testing.T) {
+	h := sharedHarness(t)
+	h.must(h.m.AddPortMapping(ctx, "wan0", MappingSpec{Name: "game", Protocol: ipproto.UDP, ExternalPort: 27015, InternalPort: 27015, Target: Target{IP: lanHost2}}))
+	tests := []struct {
+		name string
+		req  LeaseRequest
+		port uint16
+		err  error
+	}{
+		{"free", natpmp(lanHost, ipproto.UDP, 5000, time.Hour), 5000, nil},
+		{"suggested", func() LeaseRequest {
+			r := natpmp(lanHost, ipproto.UDP, 5001, time.Hour)
+			r.SuggestedPort = 6000
+			return r
+		}(), 6000, nil},
+		{"taken by a person: the next", natpmp(lanHost, ipproto.UDP, 27015, time.Hour), 27016, nil},
+		{"taken, other protocol", natpmp(lanHost, ipproto.TCP, 27015, time.Hour), 27015, nil},
+		{"taken, prefer failure", func() LeaseRequest {
+			r := natpmp(lanHost, ipproto.UDP, 7000, time.Hour)
+			r.Origin, r.SuggestedPort, r.PreferFailure = OriginPCP, 27015, true
+			return r
+		}(), 0, ErrPortTaken},
+		{"well-known port", natpmp(lanHost, ipproto.TCP, 80, time.Hour), 1024, nil},
+		{"well-known, prefer failure", func() LeaseRequest {
+			r := natpmp(lanHost, ipproto.TCP, 81, time.Hour)
+			r.Origin, r.PreferFailure = OriginPCP, true
+			return r
+		}(), 0, ErrPortTaken},
+		{"wraps round", natpmp(lanHost, ipproto.TCP, 65535, time.Hour), 65535, nil},
+		{"after 65535", func() LeaseRequest {
+			r := natpmp(lanHost2, ipproto.TCP, 9, time.Hour)
+			r.SuggestedPort = 65535
+			return r
+		}(), 1025, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.state()
+			mp, err := h.m.LeaseMapping(ctx, tt.req)
+			if !errors.Is(err, tt.err) || (err == nil && mp.ExternalPort != tt.port) {
+				t.Fatalf("LeaseMapping = port %d, %v; want %d, %v", mp.ExternalPort, err, tt.port, tt.err)
+			}
+			if err != nil && h.state() != before {
+				t.Error("a refused request changed the state")
+			}
+			h.check()
+		})
+	}
+	for _, r := range []LeaseRequest{
+		{Origin: OriginUser, Client: lanHost, Target: lanHost, Protocol: ipproto.TCP, InternalPort: 1, Lifetime: time.Hour},
+		{Origin: OriginNATPMP, Client: mustIP("fd00::1"), Target: mustIP("fd00::1"), Protocol: ipproto.TCP, InternalPort: 1, Lifetime: time.Hour},
+		{Origin: OriginNATPMP, Client: lanHost, Target: lanHost, Protocol: 47, InternalPort: 1, Lifetime: time.Hour},
+		{Origin: OriginNATPMP, Client: lanHost, Target: lanHost, Protocol: ipproto.TCP, Lifetime: time.Hour},
+		{Origin: OriginNATPMP, Client: lanHost, Target: lanHost, Protocol: ipproto.TCP, InternalPort: 1},
+	} {
+		if _, err := h.m.LeaseMapping(ctx, r); hresult.CodeOf(err) != hresult.InvalidArg {
+			t.Errorf("LeaseMapping(%+v) = %v, want E_INVALIDARG", r, err)
+		}
+	}
+}
+
+func TestDeviceMappingOwnership(t *testing.T) {
+	h := sharedHarness(t)
+	a, b := [12]byte{1}, [12]byte{2}
+	r := LeaseRequest{Origin: OriginPCP, Client: lanHost, Target: lanHost, Protocol: ipproto.TCP, InternalPort: 22000, Lifetime: time.Hour, Nonce: a}
+	mp := h.lease(r)
+	other := r
+	other.Nonce = b
+	if _, err := h.m.LeaseMapping(ctx, other); !errors.Is(err, ErrNotOwner) || hresult.CodeOf(err) != hresult.AccessDenied {
+		t.Fatalf("a renewal with another nonce: %v", err)
+	}
+	if err := h.m.ReleaseMapping(ctx, OriginPCP, lanHost, ipproto.TCP, 22000, b); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("a release with another nonce: %v", err)
+	}
+	// NAT-PMP has no nonce: the same host renews it.
+	if again := h.lease(natpmp(lanHost, ipproto.TCP, 22000, time.Hour)); again.ID != mp.ID {
+		t.Fatalf("NAT-PMP renewal made %+v", again)
+	}
+	if err := h.m.ReleaseMapping(ctx, OriginPCP, lanHost, ipproto.TCP, 22000, a); err != nil {
+		t.Fatal(err)
+	}
+	h.check()
+	if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 0 {
+		t.Fatalf("after the release: %+v", ms)
+	}
+	if err := h.m.ReleaseMapping(ctx, OriginPCP, lanHost, ipproto.TCP, 22000, a); err != nil {
+		t.Fatalf("releasing nothing: %v", err)
+	}
+
+	h.lease(natpmp(lanHost, ipproto.UDP, 1, time.Hour))
+	h.lease(natpmp(lanHost, ipproto.UDP, 2, time.Hour))
+	h.lease(natpmp(lanHost, ipproto.TCP, 3, time.Hour))
+	h.lease(natpmp(lanHost2, ipproto.UDP, 4, time.Hour))
+	if err := h.m.ReleaseAll(ctx, lanHost, ipproto.UDP); err != nil {
+		t.Fatal(err)
+	}
+	h.check()
+	ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	if len(ms) != 2 || ms[0].InternalPort != 3 || ms[1].Target.IP != lanHost2 {
+		t.Fatalf("after releasing lanHost's UDP mappings: %+v", ms)
+	}
+}
+
+func TestDeviceMappingExpiry(t *testing.T) {
+	h := sharedHarness(t)
+	start := h.clock
+	short := h.lease(natpmp(lanHost, ipproto.UDP, 5000, time.Minute))
+	h.lease(natpmp(lanHost, ipproto.UDP, 5001, time.Hour))
+	select {
+	case <-h.m.ExpiryChanged():
+	default:
+		t.Error("no wake-up for the first expiry")
+	}
+	if next, err := h.m.ExpireMappings(ctx); err != nil || !next.Equal(short.Expires) {
+		t.Fatalf("ExpireMappings before any end: next %v, %v; want %v", next, err, short.Expires)
+	}
+	h.clock = start.Add(time.Minute)
+	next, err := h.m.ExpireMappings(ctx)
+	if err != nil || !next.Equal(start.Add(time.Hour)) {
+		t.Fatalf("ExpireMappings: next %v, %v", next, err)
+	}
+	h.check()
+	ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	if len(ms) != 1 || ms[0].InternalPort != 5001 {
+		t.Fatalf("after the first expiry: %+v", ms)
+	}
+	// A renewal moves the end; what ended while netshare was stopped is
+	// gone when it starts again, from the kernel and the store.
+	h.clock = start.Add(30 * time.Minute)
+	h.lease(natpmp(lanHost, ipproto.UDP, 5001, time.Hour))
+	h.clock = start.Add(80 * time.Minute)
+	if _, err := h.m.ExpireMappings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 1 {
+		t.Fatalf("the renewed mapping ended early: %+v", ms)
+	}
+	h.clock = start.Add(2 * time.Hour)
+	h.restart()
+	if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 0 || len(h.fw.Config().Mappings) != 0 {
+		t.Fatalf("after a restart past the end: %+v", ms)
+	}
+	if next, _ := h.m.ExpireMappings(ctx); !next.IsZero() {
+		t.Errorf("next expiry %v with none left", next)
+	}
+}
+
+func TestDeviceMappingsEndWithSharing(t *testing.T) {
+	h := newHarness(t)
+	if _, err := h.m.LeaseMapping(ctx, natpmp(lanHost, ipproto.UDP, 5000, time.Hour)); !errors.Is(err, ErrNoPublic) {
+		t.Fatalf("without a public connection: %v", err)
+	}
+	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
+	h.must(h.m.EnableSharing(ctx, "lan0", RolePrivate, noAddr))
+	h.lease(natpmp(lanHost, ipproto.UDP, 5000, time.Hour))
+	user := h.add("wan0", "web", 80, "192.168.137.20")
+	h.must(h.m.DisableSharing(ctx, "wan0"))
+	ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	if len(ms) != 1 || ms[0].ID != user.ID {
+		t.Fatalf("after unsharing: %+v", ms)
+	}
+}
