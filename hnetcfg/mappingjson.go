@@ -141,6 +141,14 @@ func (s *scanner) object(p *PortMappingProps) bool {
 			p.Unresolved, ok = s.bool()
 		case "applyError":
 			p.ApplyError, ok = s.string()
+		case "origin":
+			var v string
+			v, ok = s.string()
+			p.Origin = MappingOrigin(v)
+		case "client":
+			p.Client, ok = s.string()
+		case "expires":
+			p.Expires, ok = s.string()
 		default:
 			return false
 		}

@@ -10,7 +10,9 @@ func TestScanMappings(t *testing.T) {
 	full := []PortMappingProps{
 		{ID: "1", Name: "web", Protocol: NAT_PROTOCOL_TCP, ExternalPort: 80, InternalPort: 8080, TargetIPAddress: "192.168.137.20", Enabled: true},
 		{ID: "18446744073709551615", Name: "nas", Protocol: NAT_PROTOCOL_UDP, ExternalPort: 65535, InternalPort: 1, TargetName: "nas.home.arpa", ResolvedIPAddress: "192.168.137.30", Options: 0},
-		{ID: "3", Name: "game", Protocol: NAT_PROTOCOL_UDP, ExternalPort: 27015, InternalPort: 27015, TargetName: "lanhost", Unresolved: true, ApplyError: "nftables: add element: operation not permitted"},
+		{ID: "3", Name: "game", Protocol: NAT_PROTOCOL_UDP, ExternalPort: 27015, InternalPort: 27015, TargetName: "lanhost", Unresolved: true, ApplyError: "nftables: add element: operation not permitted", Origin: OriginUser},
+		{ID: "4", Name: "pcp 192.168.137.20 udp/41641", Protocol: NAT_PROTOCOL_UDP, ExternalPort: 41641, InternalPort: 41641, TargetIPAddress: "192.168.137.20", Enabled: true,
+			Origin: OriginPCP, Client: "192.168.137.20", Expires: "2027-01-15T08:00:00Z"},
 	}
 	daemons, err := json.Marshal(full)
 	if err != nil {

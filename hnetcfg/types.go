@@ -132,7 +132,27 @@ type PortMappingProps struct {
 	// ApplyError, when set, says why the firewall does not hold this
 	// mapping as stored yet; netshare keeps trying until it does.
 	ApplyError string `json:"applyError,omitempty"`
+	// Origin is who made the mapping: a person (OriginUser), or a device
+	// on a private network by the protocol it asked with. A device's
+	// mapping is a lease: Client is the device's address and Expires
+	// (RFC 3339) when the lease ends unless it renews it; both are empty
+	// for a person's mapping. A device's mapping can be removed, not
+	// changed.
+	Origin  MappingOrigin `json:"origin"`
+	Client  string        `json:"client,omitempty"`
+	Expires string        `json:"expires,omitempty"`
 }
+
+// MappingOrigin is who made a port mapping.
+type MappingOrigin string
+
+// The origins: a person, or a device by NAT-PMP, PCP or UPnP.
+const (
+	OriginUser   MappingOrigin = "user"
+	OriginNATPMP MappingOrigin = "natpmp"
+	OriginPCP    MappingOrigin = "pcp"
+	OriginUPnP   MappingOrigin = "upnp"
+)
 
 // PortMappingSpec describes a new port mapping (the arguments of
 // AddPortMapping). Exactly one of TargetName and TargetIPAddress is set.

@@ -127,6 +127,11 @@ func mappingProps(m sharing.Mapping) hnetcfg.PortMappingProps {
 	if m.ApplyError != nil {
 		p.ApplyError = m.ApplyError.Error()
 	}
+	p.Origin = hnetcfg.MappingOrigin(m.Origin.String())
+	p.Client = addrText(m.Client)
+	if !m.Expires.IsZero() {
+		p.Expires = m.Expires.UTC().Format(time.RFC3339)
+	}
 	return p
 }
 

@@ -161,9 +161,15 @@ func TestToWire(t *testing.T) {
 	m := mappingProps(sharing.Mapping{ID: 7, MappingSpec: sharing.MappingSpec{Name: "cam", Protocol: ipproto.UDP, ExternalPort: 9, InternalPort: 10,
 		Target: sharing.Target{Name: "camera"}}, Unresolved: true, ApplyError: errors.New("netlink: busy")})
 	wantM := hnetcfg.PortMappingProps{ID: "7", Name: "cam", Protocol: "udp", ExternalPort: 9, InternalPort: 10, TargetName: "camera",
-		Unresolved: true, ApplyError: "netlink: busy"}
+		Unresolved: true, ApplyError: "netlink: busy", Origin: hnetcfg.OriginUser}
 	if m != wantM {
 		t.Errorf("mapping\n%+v\nwant\n%+v", m, wantM)
+	}
+	d := mappingProps(sharing.Mapping{ID: 8, MappingSpec: sharing.MappingSpec{Name: "natpmp", Protocol: ipproto.TCP, ExternalPort: 5000, InternalPort: 5000,
+		Target: sharing.Target{IP: netip.MustParseAddr("10.0.0.5")}}, Enabled: true, Origin: sharing.OriginNATPMP, Client: netip.MustParseAddr("10.0.0.5"),
+		Expires: time.Date(2026, 11, 23, 13, 0, 0, 0, time.FixedZone("x", 3600))})
+	if d.Origin != hnetcfg.OriginNATPMP || d.Client != "10.0.0.5" || d.Expires != "2026-11-23T12:00:00Z" {
+		t.Errorf("a device's mapping: %+v", d)
 	}
 	l := leaseList([]sharing.LeaseInfo{{IP: netip.MustParseAddr("10.0.0.5"), Expiry: time.Date(2026, 11, 23, 12, 0, 0, 0, time.FixedZone("x", 3600))}})
 	if l[0].IP != "10.0.0.5" || l[0].Expiry != "2026-11-23T11:00:00Z" {

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/netshare/netshare/internal/sharing"
 )
@@ -58,6 +59,18 @@ func appendMapping(b []byte, m *sharing.Mapping) []byte {
 			b = append(b, `,"applyError":`...)
 			b = appendString(b, msg)
 		}
+	}
+	b = append(b, `,"origin":`...)
+	b = appendString(b, m.Origin.String())
+	if m.Client.IsValid() {
+		b = append(b, `,"client":"`...)
+		b = m.Client.AppendTo(b)
+		b = append(b, '"')
+	}
+	if !m.Expires.IsZero() {
+		b = append(b, `,"expires":"`...)
+		b = m.Expires.UTC().AppendFormat(b, time.RFC3339)
+		b = append(b, '"')
 	}
 	return append(b, '}')
 }

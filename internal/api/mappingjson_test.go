@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/ipproto"
@@ -59,6 +60,11 @@ func TestAppendMappingsIsEncodingJSON(t *testing.T) {
 			testMapping("bad \xff utf-8", "", ip, netip.Addr{}, nil),
 		}},
 		{"ipv6 target", []sharing.Mapping{testMapping("v6", "", netip.MustParseAddr("fd00::1"), netip.Addr{}, nil)}},
+		{"a device's", []sharing.Mapping{func() sharing.Mapping {
+			m := testMapping("pcp 192.168.137.20 udp/41641", "", ip, netip.Addr{}, nil)
+			m.Origin, m.Client, m.Expires = sharing.OriginPCP, ip, time.Unix(1_800_000_000, 0).In(time.FixedZone("X", 3600))
+			return m
+		}()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +90,10 @@ func FuzzAppendMappings(f *testing.F) {
 		m := sharing.Mapping{ID: sharing.MappingID(id), MappingSpec: sharing.MappingSpec{
 			Name: name, Protocol: ipproto.TCP, ExternalPort: ext, InternalPort: in, Target: sharing.Target{Name: target},
 		}, Enabled: enabled}
+		if id%2 == 1 {
+			m.Origin, m.Expires = sharing.Origin(1+id%3), time.Unix(int64(id%4_000_000_000), 0)
+			m.Client, _ = netip.ParseAddr(resolved)
+		}
 		m.Target.IP, _ = netip.ParseAddr(ip)
 		m.Resolved, _ = netip.ParseAddr(resolved)
 		if applyErr != "" {

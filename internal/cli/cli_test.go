@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/daemon"
@@ -146,8 +147,8 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("mapping add --enable --json: %+v", pm)
 	}
 	out = ok(t, s, "mapping", "list", "wan0")
-	if !regexp.MustCompile(`(?m)^1\s+web\s+tcp\s+80\s+192\.168\.137\.10\s+8080\s+no$`).MatchString(out) ||
-		!regexp.MustCompile(`(?m)^2\s+nas\s+udp\s+5000\s+nas\.home\.arpa \(unresolved\)\s+5000\s+yes$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^1\s+web\s+tcp\s+80\s+192\.168\.137\.10\s+8080\s+no\s+user$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^2\s+nas\s+udp\s+5000\s+nas\.home\.arpa \(unresolved\)\s+5000\s+yes\s+user$`).MatchString(out) {
 		t.Fatalf("mapping list:\n%s", out)
 	}
 	if ms := decode[[]hnetcfg.PortMappingProps](t, ok(t, s, "mapping", "list", "wan0", "--enabled", "--json")); len(ms) != 1 || ms[0].ID != "2" {
@@ -348,6 +349,23 @@ func TestServeRefusesAnUnsafeUIAddress(t *testing.T) {
 		}
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 			t.Errorf("serve %v, refused, left %d files in the state directory", tc.args, len(entries))
+		}
+	}
+}
+
+func TestMappingOrigin(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		p    hnetcfg.PortMappingProps
+		want string
+	}{
+		{hnetcfg.PortMappingProps{Origin: hnetcfg.OriginUser}, "user"},
+		{hnetcfg.PortMappingProps{}, "user"},
+		{hnetcfg.PortMappingProps{Origin: hnetcfg.OriginNATPMP, Client: "192.168.137.20", Expires: "2026-11-24T12:01:30Z"}, "natpmp by 192.168.137.20, 1m30s left"},
+		{hnetcfg.PortMappingProps{Origin: hnetcfg.OriginPCP, Client: "192.168.137.20", Expires: "2026-11-24T11:00:00Z"}, "pcp by 192.168.137.20, 0s left"},
+	} {
+		if got := origin(tt.p, now); got != tt.want {
+			t.Errorf("origin(%+v) = %q, want %q", tt.p, got, tt.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -213,11 +214,25 @@ func target(p hnetcfg.PortMappingProps) string {
 
 func mappingTable(w io.Writer, ps []hnetcfg.PortMappingProps) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPROTOCOL\tEXTERNAL\tTARGET\tINTERNAL\tENABLED")
+	fmt.Fprintln(tw, "ID\tNAME\tPROTOCOL\tEXTERNAL\tTARGET\tINTERNAL\tENABLED\tORIGIN")
+	now := time.Now()
 	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", p.ID, p.Name, p.Protocol, p.ExternalPort, target(p), p.InternalPort, yesNo(p.Enabled))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", p.ID, p.Name, p.Protocol, p.ExternalPort, target(p), p.InternalPort, yesNo(p.Enabled), origin(p, now))
 	}
 	tw.Flush()
+}
+
+// origin says who made a mapping: "user", or the protocol a device
+// leased it by, with the device and the time its lease has left.
+func origin(p hnetcfg.PortMappingProps, now time.Time) string {
+	if p.Origin == "" || p.Origin == hnetcfg.OriginUser {
+		return "user"
+	}
+	s := fmt.Sprintf("%s by %s", p.Origin, p.Client)
+	if t, err := time.Parse(time.RFC3339, p.Expires); err == nil {
+		s += fmt.Sprintf(", %s left", max(t.Sub(now), 0).Round(time.Second))
+	}
+	return s
 }
 
 func mappingDetail(w io.Writer, p hnetcfg.PortMappingProps) {
@@ -238,6 +253,10 @@ func mappingDetail(w io.Writer, p hnetcfg.PortMappingProps) {
 		}
 	}
 	fmt.Fprintf(tw, "Enabled:\t%s\n", yesNo(p.Enabled))
+	fmt.Fprintf(tw, "Origin:\t%s\n", origin(p, time.Now()))
+	if p.Expires != "" {
+		fmt.Fprintf(tw, "Lease ends:\t%s\n", p.Expires)
+	}
 	tw.Flush()
 }
 

@@ -512,6 +512,21 @@ function targetText(m) {
   return `${m.targetName} (${m.resolvedIPAddress})`;
 }
 
+// byDevice reports whether a device leased m for itself (NAT-PMP, PCP):
+// it can be deleted, not changed.
+function byDevice(m) {
+  return m.origin && m.origin !== 'user';
+}
+
+// leaseText says which device leased m, by which protocol, and for how
+// long still.
+function leaseText(m) {
+  const left = Math.max(0, Math.round((Date.parse(m.expires) - Date.now()) / 1000));
+  const hours = Math.floor(left / 3600), mins = Math.floor((left % 3600) / 60), secs = left % 60;
+  const time = hours > 0 ? `${hours} h ${mins} min` : mins > 0 ? `${mins} min ${secs} s` : `${secs} s`;
+  return `made by device ${m.client} (${m.origin.toUpperCase()}), ${time} left`;
+}
+
 function mappingTable(conn, mappings) {
   return h('table', { class: 'stack', id: 'services' },
     h('caption', { class: 'sr-only' }, `Services of ${conn.name}`),
@@ -519,17 +534,17 @@ function mappingTable(conn, mappings) {
       .map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, mappings.slice(0, MAX_ROWS).map((m) => h('tr', { 'data-mapping': m.id },
       h('td', { 'data-label': 'Enabled' }, h('input', {
-        type: 'checkbox', id: `enabled-${m.id}`, checked: m.enabled, 'aria-label': `Enabled: ${m.name}`,
+        type: 'checkbox', id: `enabled-${m.id}`, checked: m.enabled, 'aria-label': `Enabled: ${m.name}`, disabled: byDevice(m),
         onchange: (e) => act(`${m.name} ${e.target.checked ? 'enabled' : 'disabled'}`,
           () => api('POST', `/v1/connections/${enc(conn.id)}/mappings/${enc(m.id)}/${e.target.checked ? 'enable' : 'disable'}`)),
       })),
-      h('td', { 'data-label': 'Description' }, m.name),
+      h('td', { 'data-label': 'Description' }, m.name, byDevice(m) && h('span', { class: 'lease' }, ' — ' + leaseText(m))),
       h('td', { 'data-label': 'Protocol' }, m.protocol.toUpperCase()),
       h('td', { 'data-label': 'External port', class: 'num' }, m.externalPort),
       h('td', { 'data-label': 'Internal port', class: 'num' }, m.internalPort),
       h('td', { 'data-label': 'Computer' }, targetText(m)),
       h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' },
-        h('button', { type: 'button', id: `edit-${m.id}`, 'aria-label': `Edit ${m.name}`, onclick: () => mappingDialog(conn, m) }, 'Edit…'),
+        !byDevice(m) && h('button', { type: 'button', id: `edit-${m.id}`, 'aria-label': `Edit ${m.name}`, onclick: () => mappingDialog(conn, m) }, 'Edit…'),
         h('button', { type: 'button', class: 'danger', id: `delete-${m.id}`, 'aria-label': `Delete ${m.name}`, onclick: () => deleteMapping(conn, m) }, 'Delete')))))));
 }
 
