@@ -204,6 +204,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	c, _ := firewall.(checker)
 	go watch(ctx, m, c, kick, log)
+	go expire(ctx, m, log)
 	log.Info("serving", "socket", cfg.Socket, "stateFile", st.Path(), "backend", cfg.Backend)
 	if cfg.Ready != nil {
 		cfg.Ready()
@@ -336,6 +337,32 @@ func watch(ctx context.Context, m *sharing.Manager, c checker, kick <-chan struc
 		} else if restored {
 			log.Warn("the firewall table was restored")
 		}
+	}
+}
+
+// expire ends devices' mappings as their leases run out: at the next
+// expiry, and again whenever one that ends sooner appears. A failure is
+// tried again a second later.
+func expire(ctx context.Context, m *sharing.Manager, log *slog.Logger) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.ExpiryChanged():
+		}
+		next, err := m.ExpireMappings(ctx)
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next), 0)
+		}
+		if err != nil {
+			log.Error("ending devices' mappings", "err", err)
+			wait = min(wait, time.Second)
+		}
+		t.Reset(wait)
 	}
 }
 

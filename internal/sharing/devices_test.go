@@ -99,6 +99,21 @@ func TestDeviceMappingLease(t *testing.T) {
 			t.Fatalf("a document taking a leased port: %v", err)
 		}
 	})
+	t.Run("a device's mapping is removed, not changed", func(t *testing.T) {
+		before := h.state()
+		port := uint16(9999)
+		for name, err := range map[string]error{
+			"disable": func() error { _, err := h.m.DisablePortMapping(ctx, "wan0", mp.ID); return err }(),
+			"edit":    func() error { _, err := h.m.EditPortMapping(ctx, "wan0", mp.ID, MappingEdit{ExternalPort: &port}); return err }(),
+		} {
+			if hresult.CodeOf(err) != hresult.InvalidArg {
+				t.Errorf("%s: %v, want E_INVALIDARG", name, err)
+			}
+		}
+		if h.state() != before {
+			t.Error("a refused change of a device's mapping changed the state")
+		}
+	})
 	t.Run("restart keeps it", func(t *testing.T) {
 		h.restart()
 		if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 1 || ms[0].ID != mp.ID {
@@ -266,6 +281,8 @@ func TestDeviceMappingsEndWithSharing(t *testing.T) {
 	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))
 	h.must(h.m.EnableSharing(ctx, "lan0", RolePrivate, noAddr))
 	h.lease(natpmp(lanHost, ipproto.UDP, 5000, time.Hour))
+	gone := h.lease(natpmp(lanHost2, ipproto.UDP, 5001, time.Hour))
+	h.must(nil, h.m.RemovePortMapping(ctx, "wan0", gone.ID))
 	user := h.add("wan0", "web", 80, "192.168.137.20")
 	h.must(h.m.DisableSharing(ctx, "wan0"))
 	ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
