@@ -37,6 +37,9 @@ var layers = map[string][]string{
 	// parsing and writing, no state, no I/O.
 	"internal/natpmp": {},
 	"internal/pcp":    {},
+	// The server devices ask for port mappings (NAT-PMP, PCP): the
+	// protocols' logic on a socket; the model is behind its Leaser.
+	"internal/portmap": {"internal/ipproto", "internal/natpmp", "internal/pcp", "internal/ratelimit", "golang.org/x/net"},
 
 	// Kernel seams: the interface packages import nothing; their Linux
 	// backends import their interface and the kernel's libraries.

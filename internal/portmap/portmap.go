@@ -1,0 +1,293 @@
+// Package portmap answers the devices of a private network that ask the
+// gateway for port mappings of their own: NAT-PMP (RFC 6886) and PCP (RFC
+// 6887), both on UDP port 5351, told apart by their version byte. It
+// decides what each protocol's request means and answers with its result
+// codes; what a device may have (which host, which ports, how long, how
+// many) is the Leaser's to decide, and the Leaser (the model) keeps the
+// mappings. Handler is the protocol logic on bytes, without sockets;
+// Server serves it on a private network's address.
+package portmap
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/netshare/netshare/internal/ipproto"
+	"github.com/netshare/netshare/internal/natpmp"
+	"github.com/netshare/netshare/internal/pcp"
+)
+
+// Port is the server's UDP port, for NAT-PMP and PCP alike.
+const Port = natpmp.ServerPort
+
+// Protocol is the protocol a device asked with.
+type Protocol uint8
+
+// The protocols.
+const (
+	NATPMP Protocol = iota + 1
+	PCP
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case NATPMP:
+		return "natpmp"
+	case PCP:
+		return "pcp"
+	}
+	return "unknown"
+}
+
+// Request asks for a mapping, or renews one: the external port of
+// Target's Protocol and InternalPort.
+type Request struct {
+	Protocol Protocol
+	// Client sent the request; Target is the host to map to (the client,
+	// unless PCP's THIRD_PARTY names another and the policy allows it).
+	Client, Target netip.Addr
+	Proto          ipproto.Proto
+	InternalPort   uint16
+	// SuggestedPort is the external port asked for (0: any); with
+	// PreferFailure, that port or none.
+	SuggestedPort uint16
+	PreferFailure bool
+	Lifetime      time.Duration
+	// Nonce is the PCP client's: it owns the mapping.
+	Nonce [12]byte
+}
+
+// Grant is a mapping given: its external port and how long it lasts.
+type Grant struct {
+	ExternalPort uint16
+	Lifetime     time.Duration
+}
+
+// Leaser keeps the devices' mappings; the model implements it.
+type Leaser interface {
+	// Map creates or renews the mapping r asks for.
+	Map(ctx context.Context, r Request) (Grant, error)
+	// Unmap ends target's mapping of proto and internal port (nothing to
+	// end is no error); a PCP mapping only with its nonce.
+	Unmap(ctx context.Context, p Protocol, target netip.Addr, proto ipproto.Proto, internalPort uint16, nonce [12]byte) error
+	// UnmapAll ends every mapping of target for proto.
+	UnmapAll(ctx context.Context, target netip.Addr, proto ipproto.Proto) error
+	// External returns the public address mappings are made on, and when
+	// the current mapping state began (the epoch the protocols report).
+	// An error wrapping ErrNoPublic says there is none.
+	External() (addr netip.Addr, epoch time.Time, err error)
+}
+
+// The reasons a Leaser refuses, which each protocol answers with its own
+// result code. A Leaser's errors wrap them.
+var (
+	// ErrNoPublic: no public connection or address (NAT-PMP 3, PCP
+	// NETWORK_FAILURE).
+	ErrNoPublic = errors.New("no public address")
+	// ErrNotAllowed: the policy does not allow it (NAT-PMP 2, PCP
+	// NOT_AUTHORIZED).
+	ErrNotAllowed = errors.New("not allowed")
+	// ErrNotOwner: the mapping is another PCP client's (NOT_AUTHORIZED).
+	ErrNotOwner = errors.New("another client's mapping")
+	// ErrPortTaken: the port asked for with PreferFailure is not free
+	// (PCP CANNOT_PROVIDE_EXTERNAL).
+	ErrPortTaken = errors.New("port taken")
+	// ErrNoPort: no port is free (NAT-PMP 4, PCP NO_RESOURCES).
+	ErrNoPort = errors.New("no port free")
+	// ErrQuota: the client has all the mappings it may have (NAT-PMP 4,
+	// PCP USER_EX_QUOTA).
+	ErrQuota = errors.New("over quota")
+)
+
+// Lifetimes bound the lifetime a device is given: what it asks for,
+// clamped to [Min, Max].
+type Lifetimes struct {
+	Min, Max time.Duration
+}
+
+// DefaultLifetimes are 2 minutes to 24 hours, as RFC 6887 suggests and
+// miniupnpd's defaults have it.
+var DefaultLifetimes = Lifetimes{Min: 2 * time.Minute, Max: 24 * time.Hour}
+
+// clamp returns the lifetime to grant for a request of seconds.
+func (l Lifetimes) clamp(seconds uint32) time.Duration {
+	return min(max(time.Duration(seconds)*time.Second, l.Min), l.Max)
+}
+
+// Handler answers requests. It is safe for concurrent use.
+type Handler struct {
+	Leaser    Leaser
+	Lifetimes Lifetimes
+	// AllowThirdParty lets PCP clients map for other hosts (THIRD_PARTY).
+	AllowThirdParty bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+// Handle answers req, which came from src; it returns nil when nothing is
+// to be answered.
+func (h *Handler) Handle(ctx context.Context, req []byte, src netip.Addr) []byte {
+	if len(req) == 0 {
+		return nil
+	}
+	if req[0] == natpmp.Version {
+		return h.natpmp(ctx, req, src)
+	}
+	return h.pcp(ctx, req, src)
+}
+
+// epoch returns the seconds since the mapping state began.
+func (h *Handler) epoch() (netip.Addr, uint32, error) {
+	addr, began, err := h.Leaser.External()
+	secs := h.now().Sub(began) / time.Second
+	return addr, uint32(max(secs, 0)), err
+}
+
+func (h *Handler) natpmp(ctx context.Context, b []byte, src netip.Addr) []byte {
+	req, res, drop := natpmp.ParseRequest(b)
+	if drop {
+		return nil
+	}
+	addr, epoch, extErr := h.epoch()
+	switch res {
+	case natpmp.UnsupportedOpcode:
+		return natpmp.AppendOpcodeResponse(nil, b)
+	case natpmp.UnsupportedVersion:
+		return natpmp.AppendVersionResponse(nil, req.Opcode, epoch)
+	}
+	if req.Opcode == natpmp.OpExternalAddress {
+		if extErr != nil {
+			return natpmp.AppendAddressResponse(nil, natpmp.NetworkFailure, epoch, netip.Addr{})
+		}
+		return natpmp.AppendAddressResponse(nil, natpmp.Success, epoch, addr)
+	}
+	proto := ipproto.UDP
+	if req.Opcode == natpmp.OpMapTCP {
+		proto = ipproto.TCP
+	}
+	if req.Delete() {
+		var err error
+		if req.DeleteAll() {
+			err = h.Leaser.UnmapAll(ctx, src, proto)
+		} else {
+			err = h.Leaser.Unmap(ctx, NATPMP, src, proto, req.InternalPort, [12]byte{})
+		}
+		return natpmp.AppendMapResponse(nil, req.Opcode, natpmpResult(err), epoch, req.InternalPort, 0, 0)
+	}
+	if req.InternalPort == 0 {
+		// A mapping of "all ports" only exists to be deleted.
+		return natpmp.AppendMapResponse(nil, req.Opcode, natpmp.NotAuthorized, epoch, 0, 0, 0)
+	}
+	g, err := h.Leaser.Map(ctx, Request{Protocol: NATPMP, Client: src, Target: src, Proto: proto, InternalPort: req.InternalPort,
+		SuggestedPort: req.SuggestedPort, Lifetime: h.Lifetimes.clamp(req.Lifetime)})
+	if err != nil {
+		return natpmp.AppendMapResponse(nil, req.Opcode, natpmpResult(err), epoch, req.InternalPort, 0, 0)
+	}
+	return natpmp.AppendMapResponse(nil, req.Opcode, natpmp.Success, epoch, req.InternalPort, g.ExternalPort, uint32(g.Lifetime/time.Second))
+}
+
+func natpmpResult(err error) natpmp.ResultCode {
+	switch {
+	case err == nil:
+		return natpmp.Success
+	case errors.Is(err, ErrNotAllowed), errors.Is(err, ErrNotOwner):
+		return natpmp.NotAuthorized
+	case errors.Is(err, ErrNoPort), errors.Is(err, ErrQuota), errors.Is(err, ErrPortTaken):
+		return natpmp.OutOfResources
+	}
+	return natpmp.NetworkFailure
+}
+
+func (h *Handler) pcp(ctx context.Context, b []byte, src netip.Addr) []byte {
+	req, res, drop := pcp.ParseRequest(b)
+	if drop {
+		return nil
+	}
+	addr, epoch, extErr := h.epoch()
+	fail := func(res pcp.ResultCode) []byte { return pcp.AppendErrorResponse(nil, b, res, epoch) }
+	if res != pcp.Success {
+		return fail(res)
+	}
+	if req.ClientIP != src {
+		return fail(pcp.AddressMismatch)
+	}
+	switch req.Opcode {
+	case pcp.OpAnnounce:
+		return pcp.AppendResponse(nil, pcp.Response{Opcode: pcp.OpAnnounce, Epoch: epoch})
+	case pcp.OpPeer:
+		// An outbound mapping towards one peer: the gateway's NAT chooses
+		// the ports of outbound flows itself, so it cannot promise one.
+		return fail(pcp.UnsuppOpcode)
+	}
+	target := src
+	if req.ThirdParty.IsValid() {
+		if !h.AllowThirdParty {
+			return fail(pcp.NotAuthorized)
+		}
+		target = req.ThirdParty
+	}
+	if len(req.Filters) > 0 {
+		// FILTER must be enforced or refused, never ignored: the data
+		// plane does not restrict mappings by remote peer yet.
+		return fail(pcp.UnsuppOption)
+	}
+	if extErr != nil {
+		return fail(pcp.NetworkFailure)
+	}
+	resp := pcp.Response{Opcode: pcp.OpMap, Epoch: epoch, Nonce: req.Nonce, Protocol: req.Protocol, InternalPort: req.InternalPort,
+		ExternalIP: addr, ThirdParty: req.ThirdParty, PreferFailure: req.PreferFailure}
+	if req.Lifetime == 0 {
+		var err error
+		switch {
+		case req.Protocol == 0:
+			err = errors.Join(h.Leaser.UnmapAll(ctx, target, ipproto.TCP), h.Leaser.UnmapAll(ctx, target, ipproto.UDP))
+		case !ipproto.Proto(req.Protocol).Valid():
+			return fail(pcp.UnsuppProtocol)
+		case req.InternalPort == 0:
+			err = h.Leaser.UnmapAll(ctx, target, ipproto.Proto(req.Protocol))
+		default:
+			err = h.Leaser.Unmap(ctx, PCP, target, ipproto.Proto(req.Protocol), req.InternalPort, req.Nonce)
+		}
+		if err != nil {
+			return fail(pcpResult(err))
+		}
+		resp.ExternalPort = req.SuggestedPort
+		return pcp.AppendResponse(nil, resp)
+	}
+	if !ipproto.Proto(req.Protocol).Valid() {
+		return fail(pcp.UnsuppProtocol)
+	}
+	if ext := req.SuggestedExternal; req.PreferFailure && !ext.IsUnspecified() && ext != addr {
+		return fail(pcp.CannotProvideExternal)
+	}
+	g, err := h.Leaser.Map(ctx, Request{Protocol: PCP, Client: src, Target: target, Proto: ipproto.Proto(req.Protocol), InternalPort: req.InternalPort,
+		SuggestedPort: req.SuggestedPort, PreferFailure: req.PreferFailure, Lifetime: h.Lifetimes.clamp(req.Lifetime), Nonce: req.Nonce})
+	if err != nil {
+		return fail(pcpResult(err))
+	}
+	resp.ExternalPort, resp.Lifetime = g.ExternalPort, uint32(g.Lifetime/time.Second)
+	return pcp.AppendResponse(nil, resp)
+}
+
+func pcpResult(err error) pcp.ResultCode {
+	switch {
+	case errors.Is(err, ErrNotAllowed), errors.Is(err, ErrNotOwner):
+		return pcp.NotAuthorized
+	case errors.Is(err, ErrPortTaken):
+		return pcp.CannotProvideExternal
+	case errors.Is(err, ErrNoPort):
+		return pcp.NoResources
+	case errors.Is(err, ErrQuota):
+		return pcp.UserExQuota
+	}
+	return pcp.NetworkFailure
+}
