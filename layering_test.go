@@ -54,13 +54,13 @@ var layers = map[string][]string{
 	// Services of the private networks.
 	"internal/dhcp":     {"internal/ping", "internal/ratelimit"},
 	"internal/dns":      {"internal/connlimit", "internal/ratelimit"},
-	"internal/services": {"internal/dhcp", "internal/dns"},
+	"internal/services": {"internal/dhcp", "internal/dns", "internal/portmap"},
 
 	// The model: no wire format (hnetcfg), no HTTP, no CLI, no kernel
 	// library, no store library. It owns its types; internal/api
 	// converts them to and from the wire's.
 	"internal/sharing": {"hresult", "internal/dhcp", "internal/dns", "internal/fw", "internal/ipproto", "internal/link",
-		"internal/ratelimit", "internal/services", "internal/store"},
+		"internal/portmap", "internal/ratelimit", "internal/services", "internal/store"},
 
 	// The API and the web UI: HTTP over the model.
 	"internal/api":   {"hnetcfg", "hresult", "internal/ipproto", "internal/sharing", "net/http"},
@@ -69,7 +69,7 @@ var layers = map[string][]string{
 	// The daemon wires everything; the CLI drives the daemon, the lab and
 	// the benches.
 	"internal/daemon": {"hnetcfg", "internal/api", "internal/connlimit", "internal/dhcp", "internal/fw", "internal/fw/nftfw",
-		"internal/link", "internal/link/linuxlink", "internal/services", "internal/sharing", "internal/store", "internal/webui", "net/http"},
+		"internal/link", "internal/link/linuxlink", "internal/portmap", "internal/services", "internal/sharing", "internal/store", "internal/webui", "net/http"},
 	"internal/daemon/daemontest": {"internal/daemon", "internal/fw", "internal/link", "internal/webui"},
 	"internal/cli":               {"hnetcfg", "hresult", "internal/bench", "internal/daemon", "internal/lab", "internal/webui", "github.com/spf13/cobra"},
 	"internal/lab":               {"hnetcfg", "internal/ping", "internal/trust", "github.com/vishvananda/netlink"},

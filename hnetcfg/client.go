@@ -350,6 +350,19 @@ func (s *SharingConfiguration) DisableInternetFirewall(ctx context.Context) erro
 	return s.post(ctx, "firewall/disable", nil)
 }
 
+// EnableNATTraversal lets the connection's devices ask for port mappings
+// of their own (NAT-PMP and PCP) while it is shared as private. netshare's
+// addition: Windows ICS did this with UPnP, always on.
+func (s *SharingConfiguration) EnableNATTraversal(ctx context.Context) error {
+	return s.post(ctx, "nat-traversal/enable", nil)
+}
+
+// DisableNATTraversal stops answering the connection's devices' requests
+// for port mappings; the mappings they made end at their expiry.
+func (s *SharingConfiguration) DisableNATTraversal(ctx context.Context) error {
+	return s.post(ctx, "nat-traversal/disable", nil)
+}
+
 // EnumPortMappings returns the connection's port mappings; with
 // ICSSC_ENABLED, the enabled ones only.
 func (s *SharingConfiguration) EnumPortMappings(ctx context.Context, flags EnumFlags) ([]*PortMapping, error) {

@@ -98,6 +98,9 @@ type ConnectionProps struct {
 	FirewallEnabled bool             `json:"firewallEnabled"`
 	// AllowPing says whether the firewall lets inbound ping through.
 	AllowPing bool `json:"allowPing"`
+	// NATTraversal lets the connection's devices, while it is shared as
+	// private, ask for port mappings of their own (NAT-PMP and PCP).
+	NATTraversal bool `json:"natTraversal"`
 }
 
 // SharingState is whether and how a connection is shared.
@@ -313,9 +316,10 @@ type ConnectionConfig struct {
 	Sharing SharingConnectionType `json:"sharing,omitempty"`
 	// Address is a private connection's address with its prefix; ""
 	// keeps the one it had, or the default 192.168.137.1/24.
-	Address   string `json:"address,omitempty"`
-	Firewall  bool   `json:"firewall"`
-	AllowPing bool   `json:"allowPing,omitempty"`
+	Address      string `json:"address,omitempty"`
+	Firewall     bool   `json:"firewall"`
+	AllowPing    bool   `json:"allowPing,omitempty"`
+	NATTraversal bool   `json:"natTraversal,omitempty"`
 	// DHCP is the DHCP configuration; nil means the defaults.
 	DHCP     *DHCPConfig     `json:"dhcp,omitempty"`
 	Mappings []MappingConfig `json:"mappings,omitempty"`

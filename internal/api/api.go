@@ -77,6 +77,8 @@ var routes = []route{
 	{"POST", "/v1/connections/{conn}/sharing/disable", 0, (*Server).disableSharing},
 	{"POST", "/v1/connections/{conn}/firewall/enable", 0, (*Server).enableFirewall},
 	{"POST", "/v1/connections/{conn}/firewall/disable", 0, (*Server).disableFirewall},
+	{"POST", "/v1/connections/{conn}/nat-traversal/enable", 0, (*Server).enableNATTraversal},
+	{"POST", "/v1/connections/{conn}/nat-traversal/disable", 0, (*Server).disableNATTraversal},
 	{"GET", "/v1/connections/{conn}/mappings", 0, (*Server).listMappings},
 	{"POST", "/v1/connections/{conn}/mappings", http.StatusCreated, (*Server).addMapping},
 	{"GET", "/v1/connections/{conn}/mappings/{id}", 0, (*Server).getMapping},
@@ -488,6 +490,14 @@ func (s *Server) enableFirewall(r *http.Request) (any, error) {
 
 func (s *Server) disableFirewall(r *http.Request) (any, error) {
 	return conn(s.m.DisableInternetFirewall(r.Context(), r.PathValue("conn")))
+}
+
+func (s *Server) enableNATTraversal(r *http.Request) (any, error) {
+	return conn(s.m.SetNATTraversal(r.Context(), r.PathValue("conn"), true))
+}
+
+func (s *Server) disableNATTraversal(r *http.Request) (any, error) {
+	return conn(s.m.SetNATTraversal(r.Context(), r.PathValue("conn"), false))
 }
 
 func (s *Server) listMappings(r *http.Request) (any, error) {

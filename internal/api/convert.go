@@ -59,6 +59,7 @@ func connectionProps(c sharing.Connection) hnetcfg.ConnectionProps {
 		Characteristics: []hnetcfg.Characteristic{},
 		FirewallEnabled: c.Firewall,
 		AllowPing:       c.AllowPing,
+		NATTraversal:    c.NATTraversal,
 	}
 	for _, ch := range characteristicNames {
 		if c.Characteristics&ch.flag != 0 {
@@ -391,7 +392,7 @@ func configDoc(c sharing.Config) hnetcfg.Config {
 	doc := hnetcfg.Config{Revision: c.Revision, Connections: []hnetcfg.ConnectionConfig{}}
 	for _, cc := range c.Connections {
 		w := hnetcfg.ConnectionConfig{ID: cc.ID, Interface: cc.Interface, Name: cc.Name, Sharing: hnetcfg.SharingConnectionType(cc.Role),
-			Address: prefixText(cc.Address), Firewall: cc.Firewall, AllowPing: cc.AllowPing}
+			Address: prefixText(cc.Address), Firewall: cc.Firewall, AllowPing: cc.AllowPing, NATTraversal: cc.NATTraversal}
 		if d := cc.DHCP; d != nil {
 			w.DHCP = &hnetcfg.DHCPConfig{PoolStart: addrText(d.PoolStart), PoolEnd: addrText(d.PoolEnd), Domain: d.Domain,
 				Router: addrText(d.Router), DNSServer: addrText(d.DNSServer)}
@@ -424,7 +425,7 @@ func configFrom(doc hnetcfg.Config) (sharing.Config, error) {
 	c := sharing.Config{Revision: doc.Revision}
 	for i, w := range doc.Connections {
 		at := func(err error) error { return hresult.Within(fmtIndex("connections", i), err) }
-		cc := sharing.ConnectionConfig{ID: w.ID, Interface: w.Interface, Name: w.Name, Firewall: w.Firewall, AllowPing: w.AllowPing}
+		cc := sharing.ConnectionConfig{ID: w.ID, Interface: w.Interface, Name: w.Name, Firewall: w.Firewall, AllowPing: w.AllowPing, NATTraversal: w.NATTraversal}
 		if w.Sharing != "" {
 			r, err := sharingRole("sharing", w.Sharing)
 			if err != nil {

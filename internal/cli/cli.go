@@ -110,7 +110,7 @@ CONN is an interface name, a connection name or a connection id.`,
 	root.PersistentFlags().StringVar(&a.socket, "socket", defSocket, "the daemon's unix socket (environment: NETSHARE_SOCKET)")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print machine-readable JSON and nothing else on stdout")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.serveCmd(), a.connectionCmd(), a.sharingCmd(), a.firewallCmd(), a.mappingCmd(), a.leaseCmd(), a.dhcpCmd(), a.dnsCmd(), a.configCmd(), a.uiCmd(), a.labCmd(), a.benchCmd())
+	root.AddCommand(a.serveCmd(), a.connectionCmd(), a.sharingCmd(), a.firewallCmd(), a.natTraversalCmd(), a.mappingCmd(), a.leaseCmd(), a.dhcpCmd(), a.dnsCmd(), a.configCmd(), a.uiCmd(), a.labCmd(), a.benchCmd())
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root
 }

@@ -137,6 +137,19 @@ func TestCLI(t *testing.T) {
 	}
 	ok(t, s, "firewall", "disable", "lan0")
 
+	// NAT traversal: off until switched on.
+	if out := ok(t, s, "nat-traversal", "show", "lan0"); out != "Home network: NAT-PMP and PCP off\n" {
+		t.Errorf("nat-traversal show: %q", out)
+	}
+	if out := ok(t, s, "nat-traversal", "set", "lan0", "on"); out != "Home network: NAT-PMP and PCP on\n" {
+		t.Errorf("nat-traversal set on: %q", out)
+	}
+	if p := decode[hnetcfg.ConnectionProps](t, ok(t, s, "nat-traversal", "show", "lan0", "--json")); !p.NATTraversal {
+		t.Errorf("nat-traversal show --json: %+v", p)
+	}
+	fails(t, s, 2, `E_INVALIDARG: netshare nat-traversal set: "maybe" is not allowed; use on or off`, "nat-traversal", "set", "lan0", "maybe")
+	ok(t, s, "nat-traversal", "set", "lan0", "off")
+
 	// mappings: add prints the id only.
 	id := strings.TrimSpace(ok(t, s, "mapping", "add", "wan0", "--name", "web", "--protocol", "tcp", "--external-port", "80", "--internal-port", "8080", "--target-ip", "192.168.137.10"))
 	if id != "1" {

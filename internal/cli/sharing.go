@@ -129,6 +129,46 @@ func (a *app) firewallCmd() *cobra.Command {
 	return group("firewall", "switch the stateful firewall of a connection", enable, disable)
 }
 
+func (a *app) natTraversalCmd() *cobra.Command {
+	say := func(p hnetcfg.ConnectionProps) string {
+		s := "NAT-PMP and PCP " + onOff(p.NATTraversal)
+		if p.NATTraversal && p.Sharing.Type != hnetcfg.ICSSHARINGTYPE_PRIVATE {
+			s += " (in effect while the connection is shared as private)"
+		}
+		return s
+	}
+	show := &cobra.Command{
+		Use:   "show CONN",
+		Short: "say whether the devices of a private connection may ask for port mappings",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
+			return a.configure(c, args[0], func(*hnetcfg.SharingConfiguration) error { return nil }, say)
+		},
+	}
+	set := &cobra.Command{
+		Use:   "set CONN on|off",
+		Short: "let the devices of a private connection ask for port mappings of their own (NAT-PMP, PCP), or stop it",
+		Args:  args(cobra.ExactArgs(2)),
+		RunE: func(c *cobra.Command, args []string) error {
+			var on bool
+			switch args[1] {
+			case "on":
+				on = true
+			case "off":
+			default:
+				return usageError{fmt.Errorf("%s: %q is not allowed; use on or off", c.CommandPath(), args[1])}
+			}
+			return a.configure(c, args[0], func(s *hnetcfg.SharingConfiguration) error {
+				if on {
+					return s.EnableNATTraversal(c.Context())
+				}
+				return s.DisableNATTraversal(c.Context())
+			}, say)
+		},
+	}
+	return group("nat-traversal", "let devices on a private network map ports for themselves (NAT-PMP, PCP; off by default)", show, set)
+}
+
 // configure runs do on the sharing configuration of conn and prints the
 // connection afterwards.
 func (a *app) configure(c *cobra.Command, conn string, do func(*hnetcfg.SharingConfiguration) error, say func(hnetcfg.ConnectionProps) string) error {

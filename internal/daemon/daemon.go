@@ -23,6 +23,7 @@ import (
 	"github.com/netshare/netshare/internal/dhcp"
 	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/link"
+	"github.com/netshare/netshare/internal/portmap"
 	"github.com/netshare/netshare/internal/services"
 	"github.com/netshare/netshare/internal/sharing"
 	"github.com/netshare/netshare/internal/store"
@@ -140,6 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if cfg.DNSCacheSize > 0 {
 			runner.SetCacheSize(cfg.DNSCacheSize)
 		}
+		runner.SetPortMap(&portmap.Handler{Leaser: m.PortMapper(), Lifetimes: portmap.DefaultLifetimes})
 		defer runner.Close()
 		m.SetServices(ctx, runner)
 	}

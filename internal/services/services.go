@@ -1,5 +1,5 @@
-// Package services runs the DHCP server and the DNS forwarder of each
-// private network. Backend is the seam the model drives with the whole
+// Package services runs the DHCP server, the DNS forwarder and (where it
+// is switched on) the NAT-PMP and PCP server of each private network. Backend is the seam the model drives with the whole
 // desired state; Runner is the real one, Fake keeps the state in memory.
 package services
 
@@ -15,6 +15,7 @@ import (
 
 	"github.com/netshare/netshare/internal/dhcp"
 	"github.com/netshare/netshare/internal/dns"
+	"github.com/netshare/netshare/internal/portmap"
 )
 
 // Network is one private network's services.
@@ -24,6 +25,8 @@ type Network struct {
 	// Address is the gateway's address on the network, with its prefix.
 	Address netip.Prefix
 	DHCP    dhcp.Config
+	// PortMap serves NAT-PMP and PCP to the network's devices.
+	PortMap bool
 }
 
 // Config is the services' desired state.
@@ -60,6 +63,7 @@ type Runner struct {
 	probe  func(iface string, server netip.Addr) dhcp.Prober
 	log    *slog.Logger
 	cache  *dns.Cache
+	pm     *portmap.Handler // answers NAT-PMP and PCP; nil: never served
 
 	mu      sync.Mutex // guards running and ups
 	running map[string]*running
@@ -71,6 +75,7 @@ type running struct {
 	ups  []netip.AddrPort
 	dhcp *dhcp.Server
 	dns  *dns.Server
+	pm   *portmap.Server
 }
 
 var _ Backend = (*Runner)(nil)
@@ -90,6 +95,14 @@ func (r *Runner) SetCacheSize(n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cache = dns.NewCache(n)
+}
+
+// SetPortMap sets the handler of NAT-PMP and PCP, served on the networks
+// that ask for it; call it before the first Apply.
+func (r *Runner) SetPortMap(h *portmap.Handler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pm = h
 }
 
 // Apply implements Backend.
@@ -141,6 +154,20 @@ func (r *Runner) Apply(ctx context.Context, cfg *Config) error {
 				r.log.Info("DNS serving", "address", n.Address.Addr(), "domain", n.DHCP.Domain, "upstreams", cfg.Upstreams)
 			}
 		}
+		switch {
+		case n.PortMap && run.pm == nil && r.pm != nil:
+			s, err := portmap.Serve(r.pm, n.Interface, n.Address, portmap.DefaultLimits, r.log.With("interface", n.Interface))
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				run.pm = s
+				r.log.Info("NAT-PMP and PCP serving", "address", s.Addr())
+			}
+		case !n.PortMap && run.pm != nil:
+			run.pm.Close()
+			run.pm = nil
+			r.log.Info("NAT-PMP and PCP stopped", "interface", n.Interface)
+		}
 		run.net = n
 	}
 	return errors.Join(errs...)
@@ -169,6 +196,9 @@ func (r *Runner) stop(run *running) {
 	}
 	if run.dns != nil {
 		run.dns.Close()
+	}
+	if run.pm != nil {
+		run.pm.Close()
 	}
 	r.log.Info("services stopped", "interface", run.net.Interface)
 }

@@ -366,6 +366,29 @@ func (m *Manager) setFirewall(ctx context.Context, ref string, on bool, allowPin
 	return m.propsLocked(c), nil
 }
 
+// SetNATTraversal lets the devices of the connection ask for port
+// mappings of their own (NAT-PMP and PCP on port 5351 of its address),
+// or stops it. It takes effect while the connection is shared as
+// private; the devices' mappings already made stay until they end.
+func (m *Manager) SetNATTraversal(ctx context.Context, ref string, on bool) (Connection, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.lookupLocked(ctx, ref)
+	if err != nil {
+		return Connection{}, err
+	}
+	if c.rec.NATTraversal != on {
+		rec := *c.rec
+		rec.NATTraversal = on
+		if err := m.commitLocked(ctx, &change{conns: []store.Connection{rec}}); err != nil {
+			return Connection{}, err
+		}
+		m.log.Info("NAT traversal", "connection", rec.ID, "interface", rec.Interface, "enabled", on)
+		c.rec = m.conns[rec.ID]
+	}
+	return m.propsLocked(c), nil
+}
+
 // sortedMappingIDs returns the ids of c's mappings in ascending order.
 func (m *Manager) sortedMappingIDsLocked(connID string) []uint64 {
 	ids := make([]uint64, 0, len(m.byConn[connID]))

@@ -60,6 +60,7 @@ func (m *Manager) propsLocked(c conn) Connection {
 		Role:            r.Role,
 		Firewall:        r.Firewall,
 		AllowPing:       r.AllowPing,
+		NATTraversal:    r.NATTraversal,
 	}
 	if c.link != nil {
 		p.Device = cmp.Or(c.link.Driver, c.link.Kind)

@@ -58,7 +58,13 @@ var (
 	ErrPortTaken = errors.New("the external port asked for is taken")
 	// ErrNoPort: no external port is free (NAT-PMP 4, PCP NO_RESOURCES).
 	ErrNoPort = errors.New("no external port is free")
+	// ErrQuota: the host has all the mappings a device may have
+	// (USER_EX_QUOTA).
+	ErrQuota = errors.New("the host has as many mappings as a device may")
 )
+
+// deviceQuota is how many mappings one host may lease.
+const deviceQuota = 64
 
 // minDevicePort is the lowest external port a device is given: the
 // well-known ports are the administrator's to publish.
@@ -122,6 +128,9 @@ func (m *Manager) planLease(r LeaseRequest) (*store.Mapping, uint64, error) {
 			mp.Origin, mp.Nonce = OriginPCP, r.Nonce
 		}
 		return &mp, id, nil
+	}
+	if n := m.deviceCount[r.Target]; n >= deviceQuota {
+		return nil, 0, hresult.New(hresult.AccessDenied, "%v mapping for %s: it has %d: %w", r.Protocol, r.Target, n, ErrQuota)
 	}
 	port, err := m.freePortLocked(pub.ID, r)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/ipproto"
+	"github.com/netshare/netshare/internal/portmap"
 )
 
 var (
@@ -104,7 +105,10 @@ func TestDeviceMappingLease(t *testing.T) {
 		port := uint16(9999)
 		for name, err := range map[string]error{
 			"disable": func() error { _, err := h.m.DisablePortMapping(ctx, "wan0", mp.ID); return err }(),
-			"edit":    func() error { _, err := h.m.EditPortMapping(ctx, "wan0", mp.ID, MappingEdit{ExternalPort: &port}); return err }(),
+			"edit": func() error {
+				_, err := h.m.EditPortMapping(ctx, "wan0", mp.ID, MappingEdit{ExternalPort: &port})
+				return err
+			}(),
 		} {
 			if hresult.CodeOf(err) != hresult.InvalidArg {
 				t.Errorf("%s: %v, want E_INVALIDARG", name, err)
@@ -288,5 +292,70 @@ func TestDeviceMappingsEndWithSharing(t *testing.T) {
 	ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
 	if len(ms) != 1 || ms[0].ID != user.ID {
 		t.Fatalf("after unsharing: %+v", ms)
+	}
+}
+
+func TestDeviceQuota(t *testing.T) {
+	h := sharedHarness(t)
+	for i := range deviceQuota {
+		h.lease(natpmp(lanHost, ipproto.UDP, uint16(2000+i), time.Hour))
+	}
+	before := h.state()
+	_, err := h.m.LeaseMapping(ctx, natpmp(lanHost, ipproto.UDP, 3000, time.Hour))
+	if !errors.Is(err, ErrQuota) || hresult.CodeOf(err) != hresult.AccessDenied {
+		t.Fatalf("over the quota: %v", err)
+	}
+	if h.state() != before {
+		t.Error("the refused lease changed the state")
+	}
+	// A renewal is not a new mapping; another host has its own quota.
+	h.lease(natpmp(lanHost, ipproto.UDP, 2000, time.Hour))
+	h.lease(natpmp(lanHost2, ipproto.UDP, 3000, time.Hour))
+	if err := h.m.ReleaseMapping(ctx, OriginNATPMP, lanHost, ipproto.UDP, 2001, [12]byte{}); err != nil {
+		t.Fatal(err)
+	}
+	h.lease(natpmp(lanHost, ipproto.UDP, 3000, time.Hour))
+}
+
+func TestNATTraversalSetting(t *testing.T) {
+	h := sharedHarness(t)
+	if svc := h.services(); len(svc.Networks) != 1 || svc.Networks[0].PortMap {
+		t.Fatalf("NAT traversal is on by default: %+v", svc.Networks)
+	}
+	c, err := h.m.SetNATTraversal(ctx, "lan0", true)
+	if err != nil || !c.NATTraversal {
+		t.Fatalf("SetNATTraversal: %+v, %v", c, err)
+	}
+	h.check()
+	if svc := h.services(); !svc.Networks[0].PortMap {
+		t.Fatalf("the services were not told: %+v", svc.Networks)
+	}
+	if doc := h.config(); !connOf(&doc, "lan0").NATTraversal {
+		t.Error("the document does not say it")
+	}
+	pm := h.m.PortMapper()
+	addr, epoch, err := pm.External()
+	if err != nil || addr != mustIP("198.51.100.2") || epoch.IsZero() {
+		t.Fatalf("External = %v, %v, %v", addr, epoch, err)
+	}
+	g, err := pm.Map(ctx, portmap.Request{Protocol: portmap.PCP, Client: lanHost, Target: lanHost, Proto: ipproto.UDP, InternalPort: 4000, Lifetime: time.Hour})
+	if err != nil || g.ExternalPort != 4000 || g.Lifetime != time.Hour {
+		t.Fatalf("Map = %+v, %v", g, err)
+	}
+	if _, err := pm.Map(ctx, portmap.Request{Protocol: portmap.PCP, Client: lanHost, Target: lanHost, Proto: ipproto.UDP, InternalPort: 4000, Lifetime: time.Hour, Nonce: [12]byte{1}}); !errors.Is(err, portmap.ErrNotOwner) {
+		t.Fatalf("another nonce: %v", err)
+	}
+	h.clock = h.clock.Add(time.Hour)
+	h.restart()
+	if _, again, _ := h.m.PortMapper().External(); !again.Equal(epoch) {
+		t.Errorf("the epoch moved from %v to %v across a restart", epoch, again)
+	}
+	h.must(h.m.SetNATTraversal(ctx, "lan0", false))
+	if svc := h.services(); svc.Networks[0].PortMap {
+		t.Fatal("still on")
+	}
+	h.must(h.m.DisableSharing(ctx, "wan0"))
+	if _, _, err := h.m.PortMapper().External(); !errors.Is(err, portmap.ErrNoPublic) {
+		t.Errorf("External without a public connection: %v", err)
 	}
 }

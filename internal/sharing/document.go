@@ -40,7 +40,7 @@ func (m *Manager) configLocked() Config {
 	doc := Config{Revision: revString(m.rev), Connections: []ConnectionConfig{}}
 	for _, c := range m.listLocked() {
 		r := c.rec
-		cc := ConnectionConfig{ID: r.ID, Interface: r.Interface, Name: r.Name, Role: r.Role, Firewall: r.Firewall, AllowPing: r.AllowPing}
+		cc := ConnectionConfig{ID: r.ID, Interface: r.Interface, Name: r.Name, Role: r.Role, Firewall: r.Firewall, AllowPing: r.AllowPing, NATTraversal: r.NATTraversal}
 		if r.Role == store.RolePrivate {
 			cc.Address = r.PrivateAddress
 		}
@@ -138,7 +138,7 @@ func (m *Manager) planLocked(doc Config) (*plan, error) {
 		}
 		listed[old.ID] = i
 		rec := *old
-		rec.Name, rec.Firewall, rec.AllowPing = cc.Name, cc.Firewall, cc.AllowPing
+		rec.Name, rec.Firewall, rec.AllowPing, rec.NATTraversal = cc.Name, cc.Firewall, cc.AllowPing, cc.NATTraversal
 		if cc.Name != "" {
 			if err := checkName("name", cc.Name); err != nil {
 				return nil, at(err)
@@ -230,7 +230,7 @@ func (m *Manager) planLocked(doc Config) (*plan, error) {
 	for id, c := range m.conns {
 		if _, ok := p.conns[id]; !ok {
 			rec := *c
-			rec.Name, rec.Role, rec.Firewall, rec.AllowPing, rec.DHCP = "", store.RoleNone, false, false, nil
+			rec.Name, rec.Role, rec.Firewall, rec.AllowPing, rec.DHCP, rec.NATTraversal = "", store.RoleNone, false, false, nil, false
 			p.conns[id] = &rec
 		}
 	}
@@ -339,6 +339,9 @@ func (p *plan) describe(m *Manager) {
 		}
 		if c.Firewall != old.Firewall {
 			say("%s: firewall %s", what, onOff(c.Firewall))
+		}
+		if c.NATTraversal != old.NATTraversal {
+			say("%s: NAT-PMP and PCP %s", what, onOff(c.NATTraversal))
 		}
 		if c.AllowPing != old.AllowPing {
 			say("%s: answers ping %s", what, onOff(c.AllowPing))

@@ -321,6 +321,7 @@ func (m *Manager) servicesConfigLocked() *services.Config {
 			Interface:  c.Interface,
 			Address:    privatePrefix(c),
 			DHCP:       dhcpConfig(c),
+			PortMap:    c.NATTraversal,
 		})
 	}
 	return cfg

@@ -86,17 +86,19 @@ type Manager struct {
 	mu   sync.Mutex   // serialises changes; guards the fields below
 	view sync.RWMutex // with mu, guards the fields below for readers
 
-	conns     map[string]*store.Connection
-	byIface   map[string]string // interface name -> connection id
-	mappings  map[uint64]*store.Mapping
-	byConn    map[string]map[protoPort]uint64 // connection id -> key -> mapping id
-	byDevice  map[deviceKey]uint64            // a device's mappings by internal host, protocol and port
-	expiries  expiryHeap                      // the device mappings, by expiry
-	lastID    uint64                          // the highest mapping id ever stored
-	rev       store.Rev                       // the desired state's revision in memory
-	settings  store.Settings
-	seen      map[string]link.Link  // the links as last observed, by name
-	fwTargets map[string]netip.Addr // where each target name points in the firewall (invalid: unresolved)
+	conns       map[string]*store.Connection
+	byIface     map[string]string // interface name -> connection id
+	mappings    map[uint64]*store.Mapping
+	byConn      map[string]map[protoPort]uint64 // connection id -> key -> mapping id
+	byDevice    map[deviceKey]uint64            // a device's mappings by internal host, protocol and port
+	expiries    expiryHeap                      // the device mappings, by expiry
+	deviceCount map[netip.Addr]int              // how many mappings each host leased
+	pmEpoch     time.Time                       // when the devices' mapping state began
+	lastID      uint64                          // the highest mapping id ever stored
+	rev         store.Rev                       // the desired state's revision in memory
+	settings    store.Settings
+	seen        map[string]link.Link  // the links as last observed, by name
+	fwTargets   map[string]netip.Addr // where each target name points in the firewall (invalid: unresolved)
 
 	svc        services.Backend
 	svcApplied *services.Config
@@ -190,6 +192,7 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		mappings:     map[uint64]*store.Mapping{},
 		byConn:       map[string]map[protoPort]uint64{},
 		byDevice:     map[deviceKey]uint64{},
+		deviceCount:  map[netip.Addr]int{},
 		expiryWake:   make(chan struct{}, 1),
 		svc:          o.Services,
 		resolvConf:   o.ResolvConf,
@@ -239,6 +242,18 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		m.log.Info("devices' mappings ended while netshare was stopped", "count", ended.Len())
 	}
 	m.lastID = max(m.lastID, st.LastMappingID)
+	if st.PortMapEpoch != 0 {
+		m.pmEpoch = time.Unix(st.PortMapEpoch, 0)
+	} else {
+		m.pmEpoch = time.Unix(o.Now().Unix(), 0) // as stored: in seconds
+		var b store.Batch
+		b.SetPortMapEpoch(m.pmEpoch)
+		if _, recs, err := b.Split(); err == nil {
+			if _, err := o.Runtime.Commit(ctx, store.Any, recs); err != nil {
+				return nil, fmt.Errorf("recording the epoch of the devices' mappings: %w", err)
+			}
+		}
+	}
 	m.settings = st.Settings
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -343,6 +358,9 @@ func (m *Manager) setMapping(id uint64, mp *store.Mapping) {
 		delete(m.byConn[old.Connection], protoPort{old.Protocol, old.ExternalPort})
 		if old.Origin != OriginUser {
 			delete(m.byDevice, deviceKeyOf(old))
+			if m.deviceCount[old.TargetIP]--; m.deviceCount[old.TargetIP] <= 0 {
+				delete(m.deviceCount, old.TargetIP)
+			}
 			if mp == nil {
 				m.expiries.remove(id)
 			}
@@ -368,6 +386,7 @@ func (m *Manager) putMapping(id uint64, mp *store.Mapping) {
 	m.lastID = max(m.lastID, id)
 	if mp.Origin != OriginUser {
 		m.byDevice[deviceKeyOf(mp)] = id
+		m.deviceCount[mp.TargetIP]++
 		if m.expiries.set(id, mp.Expiry) {
 			select {
 			case m.expiryWake <- struct{}{}:

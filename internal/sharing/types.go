@@ -96,6 +96,9 @@ type Connection struct {
 	Firewall       bool
 	// AllowPing says whether the firewall lets inbound ping through.
 	AllowPing bool
+	// NATTraversal lets the devices of the connection, while it is
+	// shared as private, ask for port mappings (NAT-PMP, PCP).
+	NATTraversal bool
 }
 
 // MappingID is a port mapping's id. Ids are never reused.
@@ -264,8 +267,9 @@ type ConnectionConfig struct {
 	Firewall  bool
 	AllowPing bool
 	// DHCP is the DHCP configuration; nil means the defaults.
-	DHCP     *DHCPConfig
-	Mappings []MappingConfig
+	DHCP         *DHCPConfig
+	NATTraversal bool
+	Mappings     []MappingConfig
 }
 
 // DHCPConfig is the DHCP configuration of a private connection. Zero

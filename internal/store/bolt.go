@@ -44,6 +44,7 @@ var (
 	keyRev               = []byte("rev")
 	keyRuntimeRev        = []byte("runtime-rev")
 	keySettings          = []byte("settings")
+	keyPortMapEpoch      = []byte("portmap-epoch")
 	appName              = []byte("netshare")
 )
 
@@ -304,6 +305,11 @@ func (b *Bolt) Scan(ctx context.Context, sizes func(kind string, n int), fn func
 			if err := scan(tx.Bucket(bucketLeases), PrefixLease, fn); err != nil {
 				return err
 			}
+			if v := meta.Get(keyPortMapEpoch); v != nil {
+				if err := fn(Record{Key: KeyPortMapEpoch, Value: v}); err != nil {
+					return err
+				}
+			}
 			return scanMappings(s.path, tx.Bucket(bucketDeviceMappings), KeyLastDeviceMappingID, PrefixDeviceMapping, nil, fn)
 		}
 		if err := scan(tx.Bucket(bucketConnections), PrefixConnection, fn); err != nil {
@@ -356,6 +362,8 @@ func place(key string) (bucket, k []byte, err error) {
 		return bucketMappings, nil, nil
 	case key == KeyLastDeviceMappingID:
 		return bucketDeviceMappings, nil, nil
+	case key == KeyPortMapEpoch:
+		return bucketMeta, keyPortMapEpoch, nil
 	case strings.HasPrefix(key, PrefixConnection) && len(key) > len(PrefixConnection):
 		return bucketConnections, []byte(key[len(PrefixConnection):]), nil
 	case strings.HasPrefix(key, PrefixLease) && len(key) > len(PrefixLease):
@@ -391,7 +399,7 @@ func (b *Bolt) check(changes []Record) error {
 		if len(c.Value) > 1<<24 {
 			return fmt.Errorf("key %q: a value of %d bytes is too large", c.Key, len(c.Value))
 		}
-		if (c.Key == KeyLastMappingID || c.Key == KeyLastDeviceMappingID) && c.Value != nil && len(c.Value) != 8 {
+		if (c.Key == KeyLastMappingID || c.Key == KeyLastDeviceMappingID || c.Key == KeyPortMapEpoch) && c.Value != nil && len(c.Value) != 8 {
 			return fmt.Errorf("key %q: %d bytes, want 8", c.Key, len(c.Value))
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/netshare/netshare/internal/ipproto"
 )
@@ -42,6 +43,11 @@ const (
 	// given, as KeyLastMappingID does for the desired state's: the two
 	// kinds share one space of ids, the highest of both being the last.
 	KeyLastDeviceMappingID = "counters/devicemappings"
+	// KeyPortMapEpoch holds when the devices' mapping state began (Unix
+	// seconds, 8 big-endian bytes): NAT-PMP and PCP report the time since,
+	// and a client that sees it go back maps again. It is kept across
+	// restarts, as the mappings are.
+	KeyPortMapEpoch = "portmap/epoch"
 )
 
 // Origin says who made a mapping.
@@ -103,6 +109,9 @@ type Connection struct {
 	// DHCP configures the DHCP server of a private connection; nil means
 	// the defaults.
 	DHCP *DHCP `json:"dhcp,omitempty"`
+	// NATTraversal lets the devices of a private connection ask for port
+	// mappings of their own (NAT-PMP, PCP).
+	NATTraversal bool `json:"natTraversal,omitempty"`
 }
 
 // DHCP is the stored DHCP configuration of a private connection. Zero
@@ -208,6 +217,9 @@ type State struct {
 	// LastMappingID is the highest mapping id ever stored, by a person or
 	// a device, deleted ones included, so that ids are never reused.
 	LastMappingID uint64
+	// PortMapEpoch is when the devices' mapping state began (Unix
+	// seconds); 0 when it never did.
+	PortMapEpoch int64
 }
 
 // MappingKey returns the key of mapping id.
@@ -284,13 +296,18 @@ func (b *Batch) Split() (desired, runtime []Record, err error) {
 
 // RuntimeKey reports whether key belongs to the runtime store.
 func RuntimeKey(key string) bool {
-	return strings.HasPrefix(key, PrefixLease) || key == KeyLastDeviceMappingID || strings.HasPrefix(key, PrefixDeviceMapping)
+	return strings.HasPrefix(key, PrefixLease) || key == KeyLastDeviceMappingID || strings.HasPrefix(key, PrefixDeviceMapping) || key == KeyPortMapEpoch
 }
 
 // SetLastMappingID records id as the highest mapping id ever used, in the
 // desired state.
 func (b *Batch) SetLastMappingID(id uint64) {
 	b.recs = append(b.recs, Record{Key: KeyLastMappingID, Value: binary.BigEndian.AppendUint64(nil, id)})
+}
+
+// SetPortMapEpoch records when the devices' mapping state began.
+func (b *Batch) SetPortMapEpoch(t time.Time) {
+	b.recs = append(b.recs, Record{Key: KeyPortMapEpoch, Value: binary.BigEndian.AppendUint64(nil, uint64(t.Unix()))})
 }
 
 // SetLastDeviceMappingID records id as the highest id a device's mapping
@@ -351,6 +368,11 @@ func (st *State) decode(r Record, conn func([16]byte) string) error {
 			return err
 		}
 		return st.Settings.check()
+	case k == KeyPortMapEpoch:
+		if len(v) != 8 {
+			return fmt.Errorf("%d bytes, want 8", len(v))
+		}
+		st.PortMapEpoch = int64(binary.BigEndian.Uint64(v))
 	case k == KeyLastMappingID || k == KeyLastDeviceMappingID:
 		if len(v) != 8 {
 			return fmt.Errorf("%d bytes, want 8", len(v))
