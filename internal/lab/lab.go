@@ -189,6 +189,14 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 			return l, err
 		}
 	}
+	say("NAT-PMP and PCP: the lan host's devices may map ports for themselves")
+	lanConn, err := m.Connection(ctx, "lan0")
+	if err != nil {
+		return l, err
+	}
+	if err := m.INetSharingConfigurationForINetConnection(lanConn).EnableNATTraversal(ctx); err != nil {
+		return l, err
+	}
 	say("DNS: asking the wan host's server; DHCP: reserving %s for the lan host", LANHost)
 	if _, err := m.SetDNS(ctx, hnetcfg.DNSEdit{Upstreams: []string{WANHost}}); err != nil {
 		return l, err

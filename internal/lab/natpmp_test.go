@@ -1,0 +1,93 @@
+package lab_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/internal/lab"
+)
+
+// TestNATPMP has the lan host map its own ports with Debian's natpmpc
+// (libnatpmp), as a game console or a torrent client does, and checks each
+// mapping with traffic from the wan host.
+func TestNATPMP(t *testing.T) {
+	l, m := up(t)
+	natpmpc := func(args ...string) string {
+		t.Helper()
+		out, err := l.Output(l.LAN, append([]string{"natpmpc", "-g", lab.GatewayLAN}, args...)...)
+		if err != nil {
+			t.Fatalf("natpmpc %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	if out := natpmpc(); !strings.Contains(out, "Public IP address : "+lab.GatewayWAN) {
+		t.Fatalf("natpmpc says:\n%s", out)
+	}
+	if _, err := l.Start(l.LAN, "lan-server.log", "lab", "server", "--port", "7000"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	public := fmt.Sprintf("%s:7100", lab.GatewayWAN)
+	blocked(t, l, l.WAN, "tcp", public)
+
+	out := natpmpc("-a", "7100", "7000", "tcp", "600")
+	if !strings.Contains(out, "Mapped public port 7100 protocol TCP to local port 7000") {
+		t.Fatalf("natpmpc -a says:\n%s", out)
+	}
+	reaches(t, l, l.WAN, "tcp", public, lab.WANHost)
+	natpmpc("-a", "7101", "7000", "udp", "600")
+	reaches(t, l, l.WAN, "udp", lab.GatewayWAN+":7101", lab.WANHost)
+
+	// The mappings are listed, as a device's, with their client.
+	ms, err := config(t, m, "wan0").EnumPortMappings(ctx, hnetcfg.ICSSC_DEFAULT)
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("mappings: %v, %v", ms, err)
+	}
+	for _, pm := range ms {
+		if p := pm.Props(); p.Origin != hnetcfg.OriginNATPMP || p.Client != lab.LANHost || p.Expires == "" || !p.Enabled {
+			t.Errorf("a device's mapping reads %+v", p)
+		}
+	}
+
+	// A restart keeps them, and the epoch the clients see goes on.
+	epoch := func() int {
+		out := natpmpc()
+		var secs int
+		for _, line := range strings.Split(out, "\n") {
+			if _, err := fmt.Sscanf(strings.TrimSpace(line), "epoch = %d", &secs); err == nil {
+				return secs
+			}
+		}
+		t.Fatalf("no epoch in natpmpc's output:\n%s", out)
+		return 0
+	}
+	before := epoch()
+	must(t, l.RestartDaemon(ctx))
+	reaches(t, l, l.WAN, "tcp", public, lab.WANHost)
+	if after := epoch(); after < before {
+		t.Errorf("the epoch went back from %d to %d across a restart", before, after)
+	}
+
+	// Lifetime 0 deletes one; private port 0 and lifetime 0 the rest.
+	natpmpc("-a", "7100", "7000", "tcp", "0")
+	blocked(t, l, l.WAN, "tcp", public)
+	reaches(t, l, l.WAN, "udp", lab.GatewayWAN+":7101", lab.WANHost)
+	natpmpc("-a", "0", "0", "udp", "0")
+	blocked(t, l, l.WAN, "udp", lab.GatewayWAN+":7101")
+	if ms, _ := config(t, m, "wan0").EnumPortMappings(ctx, hnetcfg.ICSSC_DEFAULT); len(ms) != 0 {
+		t.Fatalf("after the deletes: %d mappings", len(ms))
+	}
+
+	// Nothing answers on the public side.
+	py := `import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1); s.sendto(b"\x00\x00", ("` + lab.GatewayWAN + `", 5351))
+try:
+    print(s.recvfrom(64))
+except socket.timeout:
+    print("no answer")`
+	if out, err := l.Output(l.WAN, "python3", "-c", py); err != nil || strings.TrimSpace(out) != "no answer" {
+		t.Fatalf("NAT-PMP from the wan host: %q, %v", out, err)
+	}
+}
