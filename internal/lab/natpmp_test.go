@@ -65,10 +65,44 @@ func TestNATPMP(t *testing.T) {
 		return 0
 	}
 	before := epoch()
+	// The restarted daemon announces its epoch to 224.0.0.1:5350, where
+	// the lan host listens.
+	listen := `import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5350))
+s.settimeout(0.2)
+end = time.time() + 4
+while time.time() < end:
+    try:
+        data, src = s.recvfrom(2048)
+        print(src[0], src[1], data.hex())
+    except socket.timeout:
+        pass`
+	heard := make(chan string, 1)
+	go func() {
+		out, _ := l.Output(l.LAN, "python3", "-c", listen)
+		heard <- out
+	}()
+	time.Sleep(500 * time.Millisecond)
 	must(t, l.RestartDaemon(ctx))
 	reaches(t, l, l.WAN, "tcp", public, lab.WANHost)
 	if after := epoch(); after < before {
 		t.Errorf("the epoch went back from %d to %d across a restart", before, after)
+	}
+	var natpmpAnn, pcpAnn bool
+	for _, line := range strings.Split(strings.TrimSpace(<-heard), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != lab.GatewayLAN || f[1] != "5351" {
+			continue
+		}
+		// NAT-PMP: version 0, opcode 128, result 0, then the epoch and the
+		// address; PCP: version 2, R and ANNOUNCE, result 0.
+		natpmpAnn = natpmpAnn || (len(f[2]) == 24 && strings.HasPrefix(f[2], "00800000") && strings.HasSuffix(f[2], "c6336401"))
+		pcpAnn = pcpAnn || (len(f[2]) == 48 && strings.HasPrefix(f[2], "02800000"))
+	}
+	if !natpmpAnn || !pcpAnn {
+		t.Errorf("the restarted daemon's announcements (NAT-PMP %v, PCP %v) were not heard", natpmpAnn, pcpAnn)
 	}
 
 	// Lifetime 0 deletes one; private port 0 and lifetime 0 the rest.

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/net/ipv4"
 
+	"github.com/netshare/netshare/internal/natpmp"
+	"github.com/netshare/netshare/internal/pcp"
 	"github.com/netshare/netshare/internal/ratelimit"
 )
 
@@ -47,6 +49,10 @@ type Server struct {
 	dropLog *ratelimit.Sampler
 	wg      sync.WaitGroup
 
+	annMu   sync.Mutex    // guards annStop
+	annStop chan struct{} // closed to stop the announcements under way
+	closed  bool
+
 	// Dropped counts the requests dropped: from another interface or
 	// address, over a client's rate, or beyond InFlight.
 	Dropped atomic.Uint64
@@ -71,12 +77,65 @@ func Serve(h *Handler, iface string, network netip.Prefix, limits Limits, log *s
 		conn.Close()
 		return nil, fmt.Errorf("NAT-PMP and PCP on %s: asking for the interface of each packet: %w", network.Addr(), err)
 	}
+	if err := pc.SetMulticastInterface(ifi); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("NAT-PMP and PCP on %s: announcing on %s: %w", network.Addr(), iface, err)
+	}
+	pc.SetMulticastLoopback(false)
 	s := &Server{conn: conn, pc: pc, h: h, prefix: network.Masked(), ifindex: ifi.Index, limits: limits,
 		rate: ratelimit.NewTable[netip.Addr](limits.PerClient, 4096), slots: make(chan struct{}, max(limits.InFlight, 1)),
 		log: log, dropLog: ratelimit.NewSampler(0.1, 1)}
 	s.wg.Add(1)
 	go s.serve()
+	// A (re)started server tells the devices the epoch: one that went
+	// back (a gateway that lost its state) makes them map again.
+	s.Announce()
 	return s, nil
+}
+
+// Announcements go to the devices' NAT-PMP and PCP clients.
+var announceTo = netip.MustParseAddrPort("224.0.0.1:5350")
+
+// Announce tells the network's devices the public address and the epoch
+// (after a restart, or when the address moved): NAT-PMP's address response
+// and PCP's ANNOUNCE response, to 224.0.0.1:5350, ten times, 250 ms apart
+// and doubling (RFC 6886 §3.2.1, RFC 6887 §14.1.3). A new call replaces
+// the announcements under way.
+func (s *Server) Announce() {
+	s.annMu.Lock()
+	defer s.annMu.Unlock()
+	if s.closed {
+		return
+	}
+	if s.annStop != nil {
+		close(s.annStop)
+	}
+	stop := make(chan struct{})
+	s.annStop = stop
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		wait := 250 * time.Millisecond
+		for range 10 {
+			s.announce()
+			select {
+			case <-stop:
+				return
+			case <-time.After(wait):
+			}
+			wait *= 2
+		}
+	}()
+}
+
+func (s *Server) announce() {
+	addr, epoch, err := s.h.epoch()
+	cm := &ipv4.ControlMessage{IfIndex: s.ifindex}
+	dst := net.UDPAddrFromAddrPort(announceTo)
+	if err == nil {
+		s.pc.WriteTo(natpmp.AppendAddressResponse(nil, natpmp.Success, epoch, addr), cm, dst)
+	}
+	s.pc.WriteTo(pcp.AppendResponse(nil, pcp.Response{Opcode: pcp.OpAnnounce, Epoch: epoch}), cm, dst)
 }
 
 // Addr returns the address the server listens on.
@@ -147,6 +206,13 @@ func (s *Server) drop(why string, src netip.AddrPort) {
 
 // Close stops the server and waits for the requests in hand.
 func (s *Server) Close() error {
+	s.annMu.Lock()
+	s.closed = true
+	if s.annStop != nil {
+		close(s.annStop)
+		s.annStop = nil
+	}
+	s.annMu.Unlock()
 	err := s.conn.Close()
 	s.wg.Wait()
 	return err

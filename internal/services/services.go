@@ -33,6 +33,10 @@ type Network struct {
 type Config struct {
 	Networks  []Network
 	Upstreams []netip.AddrPort
+	// PortMapEpoch is when the devices' mapping state began: when it
+	// changes, the NAT-PMP and PCP servers announce it, so that their
+	// clients map again.
+	PortMapEpoch time.Time
 }
 
 // Equal reports whether c and o are the same.
@@ -68,6 +72,7 @@ type Runner struct {
 	mu      sync.Mutex // guards running and ups
 	running map[string]*running
 	ups     *[]netip.AddrPort // the upstreams last applied
+	epoch   time.Time         // the devices' mapping epoch last applied
 }
 
 type running struct {
@@ -119,6 +124,8 @@ func (r *Runner) Apply(ctx context.Context, cfg *Config) error {
 		r.cache.Flush()
 	}
 	r.ups = &cfg.Upstreams
+	announce := !r.epoch.IsZero() && !cfg.PortMapEpoch.Equal(r.epoch)
+	r.epoch = cfg.PortMapEpoch
 	for id, run := range r.running {
 		n, ok := want[id]
 		if ok && n.Interface == run.net.Interface && n.Address == run.net.Address {
@@ -167,6 +174,8 @@ func (r *Runner) Apply(ctx context.Context, cfg *Config) error {
 			run.pm.Close()
 			run.pm = nil
 			r.log.Info("NAT-PMP and PCP stopped", "interface", n.Interface)
+		case announce && run.pm != nil:
+			run.pm.Announce()
 		}
 		run.net = n
 	}

@@ -359,3 +359,47 @@ func TestNATTraversalSetting(t *testing.T) {
 		t.Errorf("External without a public connection: %v", err)
 	}
 }
+
+// When the public address moves, the devices' mappings end and a new
+// epoch begins, which the services announce: NAT-PMP and PCP clients map
+// again on the new address.
+func TestPublicAddressMoves(t *testing.T) {
+	h := sharedHarness(t)
+	h.must(h.m.SetNATTraversal(ctx, "lan0", true))
+	h.m.Refresh(ctx) // notes the address the mappings are on
+	h.lease(natpmp(lanHost, ipproto.UDP, 5000, time.Hour))
+	user := h.add("wan0", "web", 80, "192.168.137.20")
+	_, epoch, _ := h.m.PortMapper().External()
+	announced := h.services().PortMapEpoch
+
+	// A refresh that finds the same address changes nothing.
+	h.clock = h.clock.Add(time.Minute)
+	if err := h.m.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 2 {
+		t.Fatalf("after a refresh: %+v", ms)
+	}
+
+	h.links.RemoveAddr("wan0", netip.MustParsePrefix("198.51.100.2/24"))
+	h.links.AddAddr("wan0", netip.MustParsePrefix("203.0.113.7/24"))
+	if err := h.m.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.check()
+	ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	if len(ms) != 1 || ms[0].ID != user.ID {
+		t.Fatalf("after the address moved: %+v", ms)
+	}
+	addr, now, err := h.m.PortMapper().External()
+	if err != nil || addr != mustIP("203.0.113.7") || !now.Equal(h.clock) || now.Equal(epoch) {
+		t.Fatalf("External = %v, epoch %v (was %v), %v", addr, now, epoch, err)
+	}
+	if got := h.services().PortMapEpoch; got.Equal(announced) || !got.Equal(now) {
+		t.Errorf("the services were given epoch %v, want %v", got, now)
+	}
+	h.restart()
+	if _, again, _ := h.m.PortMapper().External(); !again.Equal(now) {
+		t.Errorf("the new epoch %v did not survive a restart: %v", now, again)
+	}
+}

@@ -306,7 +306,7 @@ func defaultPool(p netip.Prefix) (netip.Addr, netip.Addr) {
 // servicesConfigLocked compiles the model into the services' desired
 // state: DHCP and DNS on each present private connection.
 func (m *Manager) servicesConfigLocked() *services.Config {
-	cfg := &services.Config{Upstreams: m.upstreamsLocked()}
+	cfg := &services.Config{Upstreams: m.upstreamsLocked(), PortMapEpoch: m.pmEpoch}
 	var ids []string
 	for id, c := range m.conns {
 		if _, present := m.seen[c.Interface]; c.Role == store.RolePrivate && present {

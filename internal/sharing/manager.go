@@ -94,6 +94,7 @@ type Manager struct {
 	expiries    expiryHeap                      // the device mappings, by expiry
 	deviceCount map[netip.Addr]int              // how many mappings each host leased
 	pmEpoch     time.Time                       // when the devices' mapping state began
+	pmAddr      netip.Addr                      // the public address the devices' mappings are on
 	lastID      uint64                          // the highest mapping id ever stored
 	rev         store.Rev                       // the desired state's revision in memory
 	settings    store.Settings
@@ -480,16 +481,21 @@ func (m *Manager) replaceLocked(ctx context.Context, cfg *fw.Config) error {
 //
 // It also starts DHCP and DNS where they should run and do not, drops
 // expired leases from the names, and moves mappings whose target is a name
-// to the host's address.
+// to the host's address. When the public address the devices' mappings are
+// on moves, they end (see publicAddressMoved).
 func (m *Manager) Refresh(ctx context.Context) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	err := m.refreshAddrsLocked(ctx)
 	m.applyServicesLocked(ctx)
 	m.leaseMu.Lock()
 	m.expireLeasesLocked()
 	m.leaseMu.Unlock()
 	m.resolveNamesLocked(ctx)
+	moved := m.notePublicAddrLocked()
+	m.mu.Unlock()
+	if moved {
+		return errors.Join(err, m.publicAddressMoved(ctx))
+	}
 	return err
 }
 

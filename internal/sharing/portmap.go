@@ -9,6 +9,7 @@ import (
 
 	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/portmap"
+	"github.com/netshare/netshare/internal/store"
 )
 
 // PortMapper returns the model as the NAT-PMP and PCP server sees it: the
@@ -75,4 +76,54 @@ func (m *Manager) portMapEpoch() time.Time {
 	m.view.RLock()
 	defer m.view.RUnlock()
 	return m.pmEpoch
+}
+
+// notePublicAddrLocked records the public address the devices' mappings
+// are made on, and reports whether it moved from another one.
+func (m *Manager) notePublicAddrLocked() bool {
+	var now netip.Addr
+	for _, a := range m.PublicAddrs() {
+		if a.Is4() {
+			now = a
+			break
+		}
+	}
+	if !now.IsValid() || now == m.pmAddr {
+		return false
+	}
+	was := m.pmAddr
+	m.view.Lock()
+	m.pmAddr = now
+	m.view.Unlock()
+	return was.IsValid()
+}
+
+// publicAddressMoved ends the devices' mappings and starts a new epoch
+// when the public address moves. The mappings would still pass traffic
+// (they are keyed by interface), but their devices told their peers the old
+// address: NAT-PMP and PCP say that on such a change clients must map
+// again, and a new epoch, announced to the private networks, is how the
+// gateway tells them.
+func (m *Manager) publicAddressMoved(ctx context.Context) error {
+	m.view.RLock()
+	ids := make([]uint64, 0, len(m.byDevice))
+	for _, id := range m.byDevice {
+		ids = append(ids, id)
+	}
+	m.view.RUnlock()
+	err := m.removeDeviceMappings(ctx, ids, func(*store.Mapping) bool { return true })
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	epoch := time.Unix(m.now().Unix(), 0)
+	var b store.Batch
+	b.SetPortMapEpoch(epoch)
+	if cerr := m.commitRecordsLocked(ctx, &b); cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	m.view.Lock()
+	m.pmEpoch = epoch
+	m.view.Unlock()
+	m.log.Info("the public address moved: the devices' mappings ended, and their clients are told to map again", "address", m.pmAddr, "ended", len(ids))
+	m.applyServicesLocked(ctx)
+	return err
 }
