@@ -54,7 +54,7 @@ var layers = map[string][]string{
 	// Services of the private networks.
 	"internal/dhcp":     {"internal/ping", "internal/ratelimit"},
 	"internal/dns":      {"internal/connlimit", "internal/ratelimit"},
-	"internal/services": {"internal/dhcp", "internal/dns", "internal/portmap"},
+	"internal/services": {"internal/dhcp", "internal/dns", "internal/portmap", "internal/ratelimit"},
 
 	// The model: no wire format (hnetcfg), no HTTP, no CLI, no kernel
 	// library, no store library. It owns its types; internal/api

@@ -540,6 +540,21 @@ func (m *SharingManager) SetDNS(ctx context.Context, e DNSEdit) (DNSSettings, er
 	return d, err
 }
 
+// PortMapPolicy returns what devices may map for themselves (NAT-PMP,
+// PCP).
+func (m *SharingManager) PortMapPolicy(ctx context.Context) (PortMapPolicy, error) {
+	var p PortMapPolicy
+	err := m.do(ctx, "GET", "/v1/nat-traversal/policy", nil, &p)
+	return p, err
+}
+
+// SetPortMapPolicy replaces what devices may map for themselves.
+func (m *SharingManager) SetPortMapPolicy(ctx context.Context, p PortMapPolicy) (PortMapPolicy, error) {
+	var out PortMapPolicy
+	err := m.do(ctx, "PUT", "/v1/nat-traversal/policy", p, &out)
+	return out, err
+}
+
 // AddDNSHost adds or replaces a static name.
 func (m *SharingManager) AddDNSHost(ctx context.Context, h DNSHost) (DNSSettings, error) {
 	var d DNSSettings

@@ -303,6 +303,40 @@ type Config struct {
 	Revision    string             `json:"revision,omitempty"`
 	Connections []ConnectionConfig `json:"connections"`
 	DNS         DNSConfig          `json:"dns"`
+	// PortMapPolicy is what devices may map for themselves; absent means
+	// the defaults.
+	PortMapPolicy *PortMapPolicy `json:"portMapPolicy,omitempty"`
+}
+
+// PortMapPolicy is what the devices of the private networks may map for
+// themselves (NAT-PMP, PCP), whatever protocol they ask with.
+type PortMapPolicy struct {
+	// Rules are tried in order; the first that matches a request
+	// decides, and a request no rule matches is refused.
+	Rules []PortMapRule `json:"rules"`
+	// MinLifetime and MaxLifetime bound the lifetime a device is given
+	// (durations such as "2m" or "24h").
+	MinLifetime string `json:"minLifetime"`
+	MaxLifetime string `json:"maxLifetime"`
+	// Quota is how many mappings one host may have; Rate how many
+	// requests a second one device may send.
+	Quota int     `json:"quota"`
+	Rate  float64 `json:"rate"`
+	// AllowThirdParty lets a PCP client map for another host.
+	AllowThirdParty bool `json:"allowThirdParty"`
+}
+
+// PortMapRule allows or denies the mappings of some clients from a range
+// of external ports to a range of internal ones.
+type PortMapRule struct {
+	// Action is "allow" or "deny".
+	Action string `json:"action"`
+	// Clients is an IPv4 prefix such as 192.168.137.0/24 (or an address);
+	// empty means any client.
+	Clients string `json:"clients,omitempty"`
+	// External and Internal are ports: "1024-65535", or one port.
+	External string `json:"external"`
+	Internal string `json:"internal"`
 }
 
 // ConnectionConfig is what netshare keeps of one connection. It is found

@@ -91,6 +91,8 @@ var routes = []route{
 	{"POST", "/v1/connections/{conn}/dhcp/reservations", 0, (*Server).reserve},
 	{"DELETE", "/v1/connections/{conn}/dhcp/reservations/{mac}", 0, (*Server).unreserve},
 	{"GET", "/v1/leases", 0, (*Server).leases},
+	{"GET", "/v1/nat-traversal/policy", 0, (*Server).getPortMapPolicy},
+	{"PUT", "/v1/nat-traversal/policy", 0, (*Server).setPortMapPolicy},
 	{"GET", "/v1/dns", 0, (*Server).getDNS},
 	{"PATCH", "/v1/dns", 0, (*Server).setDNS},
 	{"POST", "/v1/dns/hosts", 0, (*Server).addHost},
@@ -498,6 +500,26 @@ func (s *Server) enableNATTraversal(r *http.Request) (any, error) {
 
 func (s *Server) disableNATTraversal(r *http.Request) (any, error) {
 	return conn(s.m.SetNATTraversal(r.Context(), r.PathValue("conn"), false))
+}
+
+func (s *Server) getPortMapPolicy(r *http.Request) (any, error) {
+	return policyWire(s.m.PortMapPolicy(r.Context())), nil
+}
+
+func (s *Server) setPortMapPolicy(r *http.Request) (any, error) {
+	var w hnetcfg.PortMapPolicy
+	if err := decode(r, &w); err != nil {
+		return nil, err
+	}
+	p, err := policyFrom(w)
+	if err != nil {
+		return nil, err
+	}
+	p, err = s.m.SetPortMapPolicy(r.Context(), p)
+	if err != nil {
+		return nil, err
+	}
+	return policyWire(p), nil
 }
 
 func (s *Server) listMappings(r *http.Request) (any, error) {

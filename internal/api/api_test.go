@@ -97,6 +97,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"MappingConfig":    hnetcfg.MappingConfig{},
 		"DNSConfig":        hnetcfg.DNSConfig{},
 		"ConfigResult":     hnetcfg.ConfigResult{},
+		"PortMapPolicy":    hnetcfg.PortMapPolicy{},
+		"PortMapRule":      hnetcfg.PortMapRule{},
 	}
 	for name, v := range types {
 		s, ok := doc.Components.Schemas[name]

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"math"
 	"net/netip"
 	"strconv"
@@ -416,7 +417,96 @@ func configDoc(c sharing.Config) hnetcfg.Config {
 	if len(c.DNS.Hosts) > 0 {
 		doc.DNS.Hosts = dnsHosts(c.DNS.Hosts)
 	}
+	if c.PortMapPolicy != nil {
+		p := policyWire(*c.PortMapPolicy)
+		doc.PortMapPolicy = &p
+	}
 	return doc
+}
+
+func policyWire(p sharing.PortMapPolicy) hnetcfg.PortMapPolicy {
+	w := hnetcfg.PortMapPolicy{Rules: []hnetcfg.PortMapRule{}, MinLifetime: p.MinLifetime.String(), MaxLifetime: p.MaxLifetime.String(),
+		Quota: p.Quota, Rate: p.Rate, AllowThirdParty: p.AllowThirdParty}
+	for _, r := range p.Rules {
+		wr := hnetcfg.PortMapRule{Action: "deny", Clients: prefixText(r.Clients), External: rangeText(r.External), Internal: rangeText(r.Internal)}
+		if r.Allow {
+			wr.Action = "allow"
+		}
+		w.Rules = append(w.Rules, wr)
+	}
+	return w
+}
+
+func rangeText(r sharing.PortRange) string {
+	if r.First == r.Last {
+		return strconv.Itoa(int(r.First))
+	}
+	return fmt.Sprintf("%d-%d", r.First, r.Last)
+}
+
+// policyFrom parses a port mapping policy; an error names the field (such
+// as rules[1].external).
+func policyFrom(w hnetcfg.PortMapPolicy) (sharing.PortMapPolicy, error) {
+	p := sharing.PortMapPolicy{Quota: w.Quota, Rate: w.Rate, AllowThirdParty: w.AllowThirdParty}
+	for i, wr := range w.Rules {
+		at := func(err error) error { return hresult.Within(fmtIndex("rules", i), err) }
+		var r sharing.PortMapRule
+		switch wr.Action {
+		case "allow":
+			r.Allow = true
+		case "deny":
+		default:
+			return p, at(hresult.Invalid("action", "%q is not allowed; use allow or deny", wr.Action))
+		}
+		if wr.Clients != "" {
+			pre, err := netip.ParsePrefix(wr.Clients)
+			if err != nil {
+				a, aerr := netip.ParseAddr(wr.Clients)
+				if aerr != nil || !a.Is4() {
+					return p, at(hresult.Invalid("clients", "%q is not an IPv4 prefix or address; give one such as 192.168.137.0/24", wr.Clients))
+				}
+				pre = netip.PrefixFrom(a, 32)
+			}
+			if !pre.Addr().Is4() {
+				return p, at(hresult.Invalid("clients", "%q is not an IPv4 prefix", wr.Clients))
+			}
+			r.Clients = pre.Masked()
+		}
+		var err error
+		if r.External, err = portRange("external", wr.External); err != nil {
+			return p, at(err)
+		}
+		if r.Internal, err = portRange("internal", wr.Internal); err != nil {
+			return p, at(err)
+		}
+		p.Rules = append(p.Rules, r)
+	}
+	for _, l := range []struct {
+		field string
+		text  string
+		dst   *time.Duration
+	}{{"minLifetime", w.MinLifetime, &p.MinLifetime}, {"maxLifetime", w.MaxLifetime, &p.MaxLifetime}} {
+		d, err := time.ParseDuration(l.text)
+		if err != nil {
+			return p, hresult.Invalid(l.field, "%q is not a duration; give one such as 2m or 24h", l.text)
+		}
+		*l.dst = d
+	}
+	return p, nil
+}
+
+// portRange parses "FIRST-LAST" or one port.
+func portRange(field, s string) (sharing.PortRange, error) {
+	first, last, isRange := strings.Cut(s, "-")
+	if !isRange {
+		last = first
+	}
+	a, aerr := strconv.ParseUint(first, 10, 16)
+	b, berr := strconv.ParseUint(last, 10, 16)
+	if aerr != nil || berr != nil || a == 0 || a > b {
+		return sharing.PortRange{}, hresult.Invalid(field, "%q is not a port or a range of ports; give one such as 1024-65535", s)
+	}
+	return sharing.PortRange{First: uint16(a), Last: uint16(b)}, nil
 }
 
 // configFrom parses a document; an error says where in it (such as
@@ -471,6 +561,13 @@ func configFrom(doc hnetcfg.Config) (sharing.Config, error) {
 			return c, hresult.Within(fmtIndex("dns.hosts", i), err)
 		}
 		c.DNS.Hosts = append(c.DNS.Hosts, mh)
+	}
+	if w := doc.PortMapPolicy; w != nil {
+		p, err := policyFrom(*w)
+		if err != nil {
+			return c, hresult.Within("portMapPolicy", err)
+		}
+		c.PortMapPolicy = &p
 	}
 	return c, nil
 }

@@ -2,8 +2,10 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +176,43 @@ func TestToWire(t *testing.T) {
 	l := leaseList([]sharing.LeaseInfo{{IP: netip.MustParseAddr("10.0.0.5"), Expiry: time.Date(2026, 11, 23, 12, 0, 0, 0, time.FixedZone("x", 3600))}})
 	if l[0].IP != "10.0.0.5" || l[0].Expiry != "2026-11-23T11:00:00Z" {
 		t.Errorf("lease %+v", l[0])
+	}
+}
+
+func TestPortMapPolicyWire(t *testing.T) {
+	good := hnetcfg.PortMapPolicy{
+		Rules: []hnetcfg.PortMapRule{
+			{Action: "deny", Clients: "192.168.137.10", External: "1-65535", Internal: "1-65535"},
+			{Action: "allow", Clients: "192.168.137.0/24", External: "1024-65535", Internal: "22000"},
+		},
+		MinLifetime: "2m0s", MaxLifetime: "24h0m0s", Quota: 64, Rate: 20,
+	}
+	p, err := policyFrom(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := policyWire(p)
+	good.Rules[0].Clients = "192.168.137.10/32"
+	if !reflect.DeepEqual(back, good) {
+		t.Errorf("round trip:\n%+v\nwant\n%+v", back, good)
+	}
+	for _, tt := range []struct {
+		mod   func(*hnetcfg.PortMapPolicy)
+		field string
+	}{
+		{func(w *hnetcfg.PortMapPolicy) { w.Rules[1].Action = "permit" }, "rules[1].action"},
+		{func(w *hnetcfg.PortMapPolicy) { w.Rules[0].Clients = "lan" }, "rules[0].clients"},
+		{func(w *hnetcfg.PortMapPolicy) { w.Rules[0].Clients = "fd00::/64" }, "rules[0].clients"},
+		{func(w *hnetcfg.PortMapPolicy) { w.Rules[1].External = "2000-1000" }, "rules[1].external"},
+		{func(w *hnetcfg.PortMapPolicy) { w.Rules[1].Internal = "0" }, "rules[1].internal"},
+		{func(w *hnetcfg.PortMapPolicy) { w.Rules[1].Internal = "70000" }, "rules[1].internal"},
+		{func(w *hnetcfg.PortMapPolicy) { w.MinLifetime = "2 minutes" }, "minLifetime"},
+		{func(w *hnetcfg.PortMapPolicy) { w.MaxLifetime = "" }, "maxLifetime"},
+	} {
+		w := good
+		w.Rules = slices.Clone(good.Rules)
+		tt.mod(&w)
+		_, err := policyFrom(w)
+		wantField(t, fmt.Sprintf("%+v", w), err, tt.field)
 	}
 }

@@ -149,6 +149,18 @@ func TestCLI(t *testing.T) {
 	}
 	fails(t, s, 2, `E_INVALIDARG: netshare nat-traversal set: "maybe" is not allowed; use on or off`, "nat-traversal", "set", "lan0", "maybe")
 	ok(t, s, "nat-traversal", "set", "lan0", "off")
+	if out := ok(t, s, "nat-traversal", "policy", "show"); !strings.Contains(out, "  1  allow  clients any  external 1024-65535  internal 1-65535\n") ||
+		!strings.Contains(out, "Lifetime: 2m0s to 24h0m0s\n") || !strings.Contains(out, "Quota: 64 mappings a host\n") {
+		t.Errorf("nat-traversal policy show:\n%s", out)
+	}
+	p := decode[hnetcfg.PortMapPolicy](t, ok(t, s, "nat-traversal", "policy", "set", "--rule", "deny 192.168.137.66 1-65535 1-65535",
+		"--rule", "allow 192.168.137.0/24 1024-65535 1-65535", "--quota", "8", "--max-lifetime", "2h", "--json"))
+	if len(p.Rules) != 2 || p.Rules[0].Clients != "192.168.137.66/32" || p.Quota != 8 || p.MaxLifetime != "2h0m0s" || p.MinLifetime != "2m0s" || p.Rate != 20 {
+		t.Errorf("nat-traversal policy set --json: %+v", p)
+	}
+	fails(t, s, 2, "E_INVALIDARG: netshare nat-traversal policy set: --rule \"allow any\"", "nat-traversal", "policy", "set", "--rule", "allow any")
+	fails(t, s, 1, "E_INVALIDARG: rules[0].external:", "nat-traversal", "policy", "set", "--rule", "allow any 80-8 1")
+	fails(t, s, 1, "E_INVALIDARG: quota:", "nat-traversal", "policy", "set", "--quota", "0")
 
 	// mappings: add prints the id only.
 	id := strings.TrimSpace(ok(t, s, "mapping", "add", "wan0", "--name", "web", "--protocol", "tcp", "--external-port", "80", "--internal-port", "8080", "--target-ip", "192.168.137.10"))

@@ -3,6 +3,9 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -166,7 +169,111 @@ func (a *app) natTraversalCmd() *cobra.Command {
 			}, say)
 		},
 	}
-	return group("nat-traversal", "let devices on a private network map ports for themselves (NAT-PMP, PCP; off by default)", show, set)
+	return group("nat-traversal", "let devices on a private network map ports for themselves (NAT-PMP, PCP; off by default)", show, set, a.policyCmd())
+}
+
+func (a *app) policyCmd() *cobra.Command {
+	showPolicy := &cobra.Command{
+		Use:   "show",
+		Short: "print what devices may map for themselves",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := a.manager().PortMapPolicy(c.Context())
+			if err != nil {
+				return err
+			}
+			return a.out(p, func(w io.Writer) { policyText(w, p) })
+		},
+	}
+	var (
+		rules            []string
+		minLife, maxLife time.Duration
+		quota            int
+		rate             float64
+		thirdParty       bool
+	)
+	set := &cobra.Command{
+		Use:   "set [--rule 'allow|deny CLIENTS|any EXTERNAL INTERNAL']... [--min-lifetime D] [--max-lifetime D] [--quota N] [--rate R] [--third-party]",
+		Short: "change what devices may map for themselves; what is not given stays",
+		Long: `Change the port mapping policy. Rules (--rule, in order, replacing the
+rules there are) are tried in order; the first that matches a request
+decides, and a request no rule matches is refused. A rule is an action,
+the clients (an IPv4 prefix or address, or "any"), and the external and
+internal ports (a port or a range):
+
+  netshare nat-traversal policy set --rule 'deny 192.168.137.66 1-65535 1-65535' \
+      --rule 'allow 192.168.137.0/24 1024-65535 1-65535'`,
+		Args: args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			m := a.manager()
+			p, err := m.PortMapPolicy(c.Context())
+			if err != nil {
+				return err
+			}
+			fl := c.Flags()
+			if fl.Changed("rule") {
+				p.Rules = []hnetcfg.PortMapRule{}
+				for i, r := range rules {
+					f := strings.Fields(r)
+					if len(f) != 4 {
+						return usageError{fmt.Errorf("%s: --rule %q: give the action, the clients, the external and the internal ports (rule %d)", c.CommandPath(), r, i+1)}
+					}
+					if f[1] == "any" {
+						f[1] = ""
+					}
+					p.Rules = append(p.Rules, hnetcfg.PortMapRule{Action: f[0], Clients: f[1], External: f[2], Internal: f[3]})
+				}
+			}
+			if fl.Changed("min-lifetime") {
+				p.MinLifetime = minLife.String()
+			}
+			if fl.Changed("max-lifetime") {
+				p.MaxLifetime = maxLife.String()
+			}
+			if fl.Changed("quota") {
+				p.Quota = quota
+			}
+			if fl.Changed("rate") {
+				p.Rate = rate
+			}
+			if fl.Changed("third-party") {
+				p.AllowThirdParty = thirdParty
+			}
+			p, err = m.SetPortMapPolicy(c.Context(), p)
+			if err != nil {
+				return err
+			}
+			return a.out(p, func(w io.Writer) { policyText(w, p) })
+		},
+	}
+	fl := set.Flags()
+	fl.StringArrayVar(&rules, "rule", nil, "a rule: 'allow|deny CLIENTS|any EXTERNAL INTERNAL'; repeat for each, in order")
+	fl.DurationVar(&minLife, "min-lifetime", 0, "the shortest lifetime given (such as 2m)")
+	fl.DurationVar(&maxLife, "max-lifetime", 0, "the longest lifetime given (such as 24h)")
+	fl.IntVar(&quota, "quota", 0, "how many mappings one host may have")
+	fl.Float64Var(&rate, "rate", 0, "how many requests a second one device may send")
+	fl.BoolVar(&thirdParty, "third-party", false, "let a PCP client map for another host of the private networks")
+	return group("policy", "what devices may map for themselves: rules, lifetimes, quota, rate", showPolicy, set)
+}
+
+func policyText(w io.Writer, p hnetcfg.PortMapPolicy) {
+	fmt.Fprintln(w, "Rules (the first that matches decides; a request no rule matches is refused):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for i, r := range p.Rules {
+		clients := r.Clients
+		if clients == "" {
+			clients = "any"
+		}
+		fmt.Fprintf(tw, "  %d\t%s\tclients %s\texternal %s\tinternal %s\n", i+1, r.Action, clients, r.External, r.Internal)
+	}
+	tw.Flush()
+	if len(p.Rules) == 0 {
+		fmt.Fprintln(w, "  none: every request is refused")
+	}
+	fmt.Fprintf(w, "Lifetime: %s to %s\n", p.MinLifetime, p.MaxLifetime)
+	fmt.Fprintf(w, "Quota: %d mappings a host\n", p.Quota)
+	fmt.Fprintf(w, "Rate: %g requests a second a device\n", p.Rate)
+	fmt.Fprintf(w, "For another host (PCP THIRD_PARTY): %s\n", yesNo(p.AllowThirdParty))
 }
 
 // configure runs do on the sharing configuration of conn and prints the

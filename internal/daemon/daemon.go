@@ -141,7 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if cfg.DNSCacheSize > 0 {
 			runner.SetCacheSize(cfg.DNSCacheSize)
 		}
-		runner.SetPortMap(&portmap.Handler{Leaser: m.PortMapper(), Lifetimes: portmap.DefaultLifetimes})
+		runner.SetPortMap(&portmap.Handler{Leaser: m.PortMapper()})
 		defer runner.Close()
 		m.SetServices(ctx, runner)
 	}

@@ -115,6 +115,26 @@ while time.time() < end:
 		t.Fatalf("after the deletes: %d mappings", len(ms))
 	}
 
+	// A well-known port is the administrator's to publish: a device asking
+	// for one gets the first port the policy allows it.
+	if out := natpmpc("-a", "80", "7000", "tcp", "600"); !strings.Contains(out, "Mapped public port 1024 protocol TCP to local port 7000") {
+		t.Fatalf("natpmpc -a 80 says:\n%s", out)
+	}
+	reaches(t, l, l.WAN, "tcp", lab.GatewayWAN+":1024", lab.WANHost)
+	// A policy that denies the lan host: NAT-PMP's "not authorized".
+	pol := hnetcfg.PortMapPolicy{Rules: []hnetcfg.PortMapRule{
+		{Action: "deny", Clients: lab.LANHost, External: "1-65535", Internal: "1-65535"},
+		{Action: "allow", External: "1024-65535", Internal: "1-65535"},
+	}, MinLifetime: "2m", MaxLifetime: "24h", Quota: 64, Rate: 20}
+	if _, err := m.SetPortMapPolicy(ctx, pol); err != nil {
+		t.Fatal(err)
+	}
+	out, err = l.Output(l.LAN, "natpmpc", "-g", lab.GatewayLAN, "-a", "7200", "7000", "tcp", "600")
+	if err == nil || !strings.Contains(err.Error(), "not authorized") {
+		t.Fatalf("natpmpc asking for a port the policy denies: %v\n%s", err, out)
+	}
+	blocked(t, l, l.WAN, "tcp", lab.GatewayWAN+":7200")
+
 	// Nothing answers on the public side.
 	py := `import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1); s.sendto(b"\x00\x00", ("` + lab.GatewayWAN + `", 5351))
 try:

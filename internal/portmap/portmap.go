@@ -101,30 +101,17 @@ var (
 	ErrQuota = errors.New("over quota")
 )
 
-// Lifetimes bound the lifetime a device is given: what it asks for,
-// clamped to [Min, Max].
-type Lifetimes struct {
-	Min, Max time.Duration
-}
-
-// DefaultLifetimes are 2 minutes to 24 hours, as RFC 6887 suggests and
-// miniupnpd's defaults have it.
-var DefaultLifetimes = Lifetimes{Min: 2 * time.Minute, Max: 24 * time.Hour}
-
-// clamp returns the lifetime to grant for a request of seconds.
-func (l Lifetimes) clamp(seconds uint32) time.Duration {
-	return min(max(time.Duration(seconds)*time.Second, l.Min), l.Max)
-}
-
-// Handler answers requests. It is safe for concurrent use.
+// Handler answers requests. It is safe for concurrent use. The Leaser's
+// policy decides the lifetime granted (the one asked for is passed on),
+// and whether a PCP client may map for another host (THIRD_PARTY).
 type Handler struct {
-	Leaser    Leaser
-	Lifetimes Lifetimes
-	// AllowThirdParty lets PCP clients map for other hosts (THIRD_PARTY).
-	AllowThirdParty bool
+	Leaser Leaser
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// seconds returns a lifetime asked for as a Duration.
+func seconds(s uint32) time.Duration { return time.Duration(s) * time.Second }
 
 func (h *Handler) now() time.Time {
 	if h.Now != nil {
@@ -188,7 +175,7 @@ func (h *Handler) natpmp(ctx context.Context, b []byte, src netip.Addr) []byte {
 		return natpmp.AppendMapResponse(nil, req.Opcode, natpmp.NotAuthorized, epoch, 0, 0, 0)
 	}
 	g, err := h.Leaser.Map(ctx, Request{Protocol: NATPMP, Client: src, Target: src, Proto: proto, InternalPort: req.InternalPort,
-		SuggestedPort: req.SuggestedPort, Lifetime: h.Lifetimes.clamp(req.Lifetime)})
+		SuggestedPort: req.SuggestedPort, Lifetime: seconds(req.Lifetime)})
 	if err != nil {
 		return natpmp.AppendMapResponse(nil, req.Opcode, natpmpResult(err), epoch, req.InternalPort, 0, 0)
 	}
@@ -230,9 +217,6 @@ func (h *Handler) pcp(ctx context.Context, b []byte, src netip.Addr) []byte {
 	}
 	target := src
 	if req.ThirdParty.IsValid() {
-		if !h.AllowThirdParty {
-			return fail(pcp.NotAuthorized)
-		}
 		target = req.ThirdParty
 	}
 	if len(req.Filters) > 0 {
@@ -270,7 +254,7 @@ func (h *Handler) pcp(ctx context.Context, b []byte, src netip.Addr) []byte {
 		return fail(pcp.CannotProvideExternal)
 	}
 	g, err := h.Leaser.Map(ctx, Request{Protocol: PCP, Client: src, Target: target, Proto: ipproto.Proto(req.Protocol), InternalPort: req.InternalPort,
-		SuggestedPort: req.SuggestedPort, PreferFailure: req.PreferFailure, Lifetime: h.Lifetimes.clamp(req.Lifetime), Nonce: req.Nonce})
+		SuggestedPort: req.SuggestedPort, PreferFailure: req.PreferFailure, Lifetime: seconds(req.Lifetime), Nonce: req.Nonce})
 	if err != nil {
 		return fail(pcpResult(err))
 	}

@@ -30,10 +30,11 @@ type mapKey struct {
 // fakeLeaser keeps mappings in a map, giving each its internal port (or
 // the suggested one) as external port; err, when set, refuses everything.
 type fakeLeaser struct {
-	maps     map[mapKey]Request
-	err      error
-	noPublic bool
-	calls    []string
+	maps       map[mapKey]Request
+	err        error
+	noPublic   bool
+	thirdParty bool // allows a client to map for another host
+	calls      []string
 }
 
 func newLeaser() *fakeLeaser { return &fakeLeaser{maps: map[mapKey]Request{}} }
@@ -42,6 +43,9 @@ func (f *fakeLeaser) Map(_ context.Context, r Request) (Grant, error) {
 	f.calls = append(f.calls, fmt.Sprintf("map %v %s %v/%d %v", r.Protocol, r.Target, r.Proto, r.InternalPort, r.Lifetime))
 	if f.err != nil {
 		return Grant{}, f.err
+	}
+	if r.Target != r.Client && !f.thirdParty {
+		return Grant{}, fmt.Errorf("third party: %w", ErrNotAllowed)
 	}
 	k := mapKey{r.Target, r.Proto, r.InternalPort}
 	if old, ok := f.maps[k]; ok && old.Protocol == PCP && r.Protocol == PCP && old.Nonce != r.Nonce {
@@ -83,7 +87,7 @@ func (f *fakeLeaser) External() (netip.Addr, time.Time, error) {
 }
 
 func handler(l *fakeLeaser) *Handler {
-	return &Handler{Leaser: l, Lifetimes: DefaultLifetimes, Now: func() time.Time { return now }}
+	return &Handler{Leaser: l, Now: func() time.Time { return now }}
 }
 
 func natpmpResp(t *testing.T, b []byte) natpmp.Response {
@@ -112,10 +116,8 @@ func TestNATPMP(t *testing.T) {
 			"map natpmp 192.168.137.10 udp/41641 2h0m0s"},
 		{"map tcp, suggested", mapReq(natpmp.OpMapTCP, 8080, 80, 3600), natpmp.Response{Opcode: natpmp.OpMapTCP, Epoch: 3600, InternalPort: 8080, MappedPort: 80, Lifetime: 3600},
 			"map natpmp 192.168.137.10 tcp/8080 1h0m0s"},
-		{"short lifetime raised", mapReq(natpmp.OpMapTCP, 1, 0, 5), natpmp.Response{Opcode: natpmp.OpMapTCP, Epoch: 3600, InternalPort: 1, MappedPort: 1, Lifetime: 120},
-			"map natpmp 192.168.137.10 tcp/1 2m0s"},
-		{"long lifetime cut", mapReq(natpmp.OpMapTCP, 2, 0, 1<<31), natpmp.Response{Opcode: natpmp.OpMapTCP, Epoch: 3600, InternalPort: 2, MappedPort: 2, Lifetime: 86400},
-			"map natpmp 192.168.137.10 tcp/2 24h0m0s"},
+		{"the lifetime the leaser grants", mapReq(natpmp.OpMapTCP, 1, 0, 5), natpmp.Response{Opcode: natpmp.OpMapTCP, Epoch: 3600, InternalPort: 1, MappedPort: 1, Lifetime: 5},
+			"map natpmp 192.168.137.10 tcp/1 5s"},
 		{"delete", mapReq(natpmp.OpMapUDP, 41641, 0, 0), natpmp.Response{Opcode: natpmp.OpMapUDP, Epoch: 3600, InternalPort: 41641},
 			"unmap natpmp 192.168.137.10 udp/41641"},
 		{"delete all", mapReq(natpmp.OpMapTCP, 0, 0, 0), natpmp.Response{Opcode: natpmp.OpMapTCP, Epoch: 3600},
@@ -237,8 +239,8 @@ func TestPCP(t *testing.T) {
 		})
 	}
 	t.Run("third party allowed", func(t *testing.T) {
-		h := handler(l)
-		h.AllowThirdParty = true
+		l.thirdParty = true
+		defer func() { l.thirdParty = false }()
 		got := pcpResp(t, h.Handle(ctx, mapReq(func(r *pcp.Request) { r.ThirdParty, r.InternalPort = other, 80 }), client))
 		if got.Result != pcp.Success || got.ThirdParty != other {
 			t.Errorf("answer %+v", got)

@@ -16,6 +16,7 @@ import (
 	"github.com/netshare/netshare/internal/dhcp"
 	"github.com/netshare/netshare/internal/dns"
 	"github.com/netshare/netshare/internal/portmap"
+	"github.com/netshare/netshare/internal/ratelimit"
 )
 
 // Network is one private network's services.
@@ -25,8 +26,10 @@ type Network struct {
 	// Address is the gateway's address on the network, with its prefix.
 	Address netip.Prefix
 	DHCP    dhcp.Config
-	// PortMap serves NAT-PMP and PCP to the network's devices.
-	PortMap bool
+	// PortMap serves NAT-PMP and PCP to the network's devices, each
+	// client at most PortMapRate requests a second.
+	PortMap     bool
+	PortMapRate float64
 }
 
 // Config is the services' desired state.
@@ -161,9 +164,17 @@ func (r *Runner) Apply(ctx context.Context, cfg *Config) error {
 				r.log.Info("DNS serving", "address", n.Address.Addr(), "domain", n.DHCP.Domain, "upstreams", cfg.Upstreams)
 			}
 		}
+		if run.pm != nil && n.PortMapRate != run.net.PortMapRate {
+			run.pm.Close() // started again below, at the new rate
+			run.pm = nil
+		}
 		switch {
 		case n.PortMap && run.pm == nil && r.pm != nil:
-			s, err := portmap.Serve(r.pm, n.Interface, n.Address, portmap.DefaultLimits, r.log.With("interface", n.Interface))
+			limits := portmap.DefaultLimits
+			if n.PortMapRate > 0 {
+				limits.PerClient = ratelimit.Limit{Rate: n.PortMapRate, Burst: 2 * n.PortMapRate}
+			}
+			s, err := portmap.Serve(r.pm, n.Interface, n.Address, limits, r.log.With("interface", n.Interface))
 			if err != nil {
 				errs = append(errs, err)
 			} else {

@@ -61,14 +61,9 @@ var (
 	// ErrQuota: the host has all the mappings a device may have
 	// (USER_EX_QUOTA).
 	ErrQuota = errors.New("the host has as many mappings as a device may")
+	// ErrNotAllowed: the policy does not allow the mapping (NOT_AUTHORIZED).
+	ErrNotAllowed = errors.New("the port mapping policy does not allow it")
 )
-
-// deviceQuota is how many mappings one host may lease.
-const deviceQuota = 64
-
-// minDevicePort is the lowest external port a device is given: the
-// well-known ports are the administrator's to publish.
-const minDevicePort = 1024
 
 // deviceKey identifies a device's mapping as the protocols do: by the
 // internal host, protocol and port, on its connection.
@@ -85,8 +80,10 @@ func deviceKeyOf(mp *store.Mapping) deviceKey {
 
 // LeaseMapping creates a device's mapping, or renews the one it has for
 // the same internal host, protocol and port (keeping its external port, as
-// NAT-PMP and PCP ask). A renewal that changes nothing but the expiry is
-// written to the store and not sent to the kernel.
+// NAT-PMP and PCP ask), as the port mapping policy allows: the lifetime
+// clamped, the external port one a rule allows. A renewal that changes
+// nothing but the expiry is written to the store and not sent to the
+// kernel.
 func (m *Manager) LeaseMapping(ctx context.Context, r LeaseRequest) (Mapping, error) {
 	if err := checkLease(r); err != nil {
 		return Mapping{}, err
@@ -116,11 +113,24 @@ func (m *Manager) planLease(r LeaseRequest) (*store.Mapping, uint64, error) {
 	if pub == nil {
 		return nil, 0, hresult.New(hresult.Fail, "%v mapping for %s: %w", r.Origin, r.Target, ErrNoPublic)
 	}
-	expiry := m.now().Add(r.Lifetime + time.Second - 1).Unix() // rounded up to the second
+	pol := m.policyLocked()
+	denied := func(format string, args ...any) error {
+		return hresult.New(hresult.AccessDenied, "%v mapping of %s %v/%d: %s: %w", r.Origin, r.Target, r.Protocol, r.InternalPort, fmt.Sprintf(format, args...), ErrNotAllowed)
+	}
+	if r.Target != r.Client && !pol.AllowThirdParty {
+		return nil, 0, denied("asked by %s, another host, and the policy allows a device to map only for itself", r.Client)
+	}
+	if !m.privateHostLocked(r.Target) {
+		return nil, 0, denied("not a host of a private network")
+	}
+	expiry := m.now().Add(pol.clamp(r.Lifetime) + time.Second - 1).Unix() // rounded up to the second
 	if id, ok := m.byDevice[deviceKey{pub.ID, r.Target, r.Protocol, r.InternalPort}]; ok {
 		old := m.mappings[id]
 		if old.Origin == OriginPCP && r.Origin == OriginPCP && old.Nonce != r.Nonce {
 			return nil, 0, hresult.New(hresult.AccessDenied, "%s %s port %d of %s: %w", r.Origin, r.Protocol, r.InternalPort, r.Target, ErrNotOwner)
+		}
+		if !pol.allows(r.Client, old.ExternalPort, old.InternalPort) {
+			return nil, 0, denied("external port %d is no longer allowed", old.ExternalPort)
 		}
 		mp := *old
 		mp.Expiry, mp.Client = expiry, r.Client
@@ -129,10 +139,10 @@ func (m *Manager) planLease(r LeaseRequest) (*store.Mapping, uint64, error) {
 		}
 		return &mp, id, nil
 	}
-	if n := m.deviceCount[r.Target]; n >= deviceQuota {
+	if n := m.deviceCount[r.Target]; n >= pol.Quota {
 		return nil, 0, hresult.New(hresult.AccessDenied, "%v mapping for %s: it has %d: %w", r.Protocol, r.Target, n, ErrQuota)
 	}
-	port, err := m.freePortLocked(pub.ID, r)
+	port, err := m.freePortLocked(pub.ID, r, &pol)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -156,32 +166,54 @@ func (m *Manager) planLease(r LeaseRequest) (*store.Mapping, uint64, error) {
 }
 
 // freePortLocked picks the external port of a new device mapping: the one
-// suggested (or the internal port) when free, else the next free one
-// above it, wrapping round, never under minDevicePort.
-func (m *Manager) freePortLocked(conn string, r LeaseRequest) (uint16, error) {
+// suggested (or the internal port) when the policy allows it and it is
+// free, else the next such port above it, wrapping round.
+func (m *Manager) freePortLocked(conn string, r LeaseRequest, pol *PortMapPolicy) (uint16, error) {
 	want := r.SuggestedPort
 	if want == 0 {
 		want = r.InternalPort
 	}
 	taken := m.byConn[conn]
 	free := func(p uint16) bool { _, used := taken[protoPort{r.Protocol, p}]; return !used }
-	if want >= minDevicePort && free(want) {
+	ok := func(p uint16) bool { return pol.allows(r.Client, p, r.InternalPort) }
+	if ok(want) && free(want) {
 		return want, nil
 	}
 	if r.PreferFailure {
+		if !ok(want) {
+			return 0, hresult.New(hresult.AccessDenied, "%v port %d for %s: %w", r.Protocol, want, r.Target, ErrNotAllowed)
+		}
 		return 0, hresult.Clash("externalPort", "%v port %d for %s: %w", r.Protocol, want, r.Target, ErrPortTaken)
 	}
-	const span = 65536 - minDevicePort
-	start := 0 // the offset in [minDevicePort, 65535] the search starts at
-	if want >= minDevicePort {
-		start = int(want) - minDevicePort + 1
-	}
-	for i := range span {
-		if p := uint16(minDevicePort + (start+i)%span); free(p) {
-			return p, nil
+	allowed := false
+	for i := 1; i < 65536; i++ {
+		p := uint16((int(want)+i-1)%65535 + 1) // want+1, ..., 65535, 1, ..., want
+		if ok(p) {
+			allowed = true
+			if free(p) {
+				return p, nil
+			}
 		}
 	}
+	if !allowed {
+		return 0, hresult.New(hresult.AccessDenied, "%v mapping of %s port %d: %w", r.Protocol, r.Target, r.InternalPort, ErrNotAllowed)
+	}
 	return 0, hresult.New(hresult.Fail, "%v mapping for %s: %w", r.Protocol, r.Target, ErrNoPort)
+}
+
+// privateHostLocked reports whether a is a host of a private network (not
+// its network or broadcast address, nor the gateway's).
+func (m *Manager) privateHostLocked(a netip.Addr) bool {
+	for _, c := range m.conns {
+		if c.Role != RolePrivate {
+			continue
+		}
+		p := privatePrefix(c)
+		if p.Contains(a) && a != p.Addr() && a != p.Masked().Addr() && a != lastAddr(p) {
+			return true
+		}
+	}
+	return false
 }
 
 // publicConnLocked returns the connection shared as public, or nil.

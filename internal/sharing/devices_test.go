@@ -3,6 +3,7 @@ package sharing
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -157,7 +158,7 @@ func TestDeviceMappingPorts(t *testing.T) {
 			r := natpmp(lanHost, ipproto.TCP, 81, time.Hour)
 			r.Origin, r.PreferFailure = OriginPCP, true
 			return r
-		}(), 0, ErrPortTaken},
+		}(), 0, ErrNotAllowed},
 		{"wraps round", natpmp(lanHost, ipproto.TCP, 65535, time.Hour), 65535, nil},
 		{"after 65535", func() LeaseRequest {
 			r := natpmp(lanHost2, ipproto.TCP, 9, time.Hour)
@@ -236,7 +237,7 @@ func TestDeviceMappingOwnership(t *testing.T) {
 func TestDeviceMappingExpiry(t *testing.T) {
 	h := sharedHarness(t)
 	start := h.clock
-	short := h.lease(natpmp(lanHost, ipproto.UDP, 5000, time.Minute))
+	short := h.lease(natpmp(lanHost, ipproto.UDP, 5000, 3*time.Minute))
 	h.lease(natpmp(lanHost, ipproto.UDP, 5001, time.Hour))
 	select {
 	case <-h.m.ExpiryChanged():
@@ -246,7 +247,7 @@ func TestDeviceMappingExpiry(t *testing.T) {
 	if next, err := h.m.ExpireMappings(ctx); err != nil || !next.Equal(short.Expires) {
 		t.Fatalf("ExpireMappings before any end: next %v, %v; want %v", next, err, short.Expires)
 	}
-	h.clock = start.Add(time.Minute)
+	h.clock = start.Add(3 * time.Minute)
 	next, err := h.m.ExpireMappings(ctx)
 	if err != nil || !next.Equal(start.Add(time.Hour)) {
 		t.Fatalf("ExpireMappings: next %v, %v", next, err)
@@ -297,7 +298,7 @@ func TestDeviceMappingsEndWithSharing(t *testing.T) {
 
 func TestDeviceQuota(t *testing.T) {
 	h := sharedHarness(t)
-	for i := range deviceQuota {
+	for i := range DefaultPortMapPolicy.Quota {
 		h.lease(natpmp(lanHost, ipproto.UDP, uint16(2000+i), time.Hour))
 	}
 	before := h.state()
@@ -401,5 +402,127 @@ func TestPublicAddressMoves(t *testing.T) {
 	h.restart()
 	if _, again, _ := h.m.PortMapper().External(); !again.Equal(now) {
 		t.Errorf("the new epoch %v did not survive a restart: %v", now, again)
+	}
+}
+
+func TestPortMapPolicy(t *testing.T) {
+	h := sharedHarness(t)
+	if p := h.m.PortMapPolicy(ctx); len(p.Rules) != 1 || p.Quota != 64 {
+		t.Fatalf("the default policy: %+v", p)
+	}
+	pol := PortMapPolicy{
+		Rules: []PortMapRule{
+			{Allow: false, Clients: netip.MustParsePrefix("192.168.137.10/32"), External: PortRange{1, 65535}, Internal: PortRange{1, 65535}},
+			{Allow: true, Clients: netip.MustParsePrefix("192.168.137.0/24"), External: PortRange{2000, 3000}, Internal: PortRange{1, 65535}},
+		},
+		MinLifetime: 5 * time.Minute, MaxLifetime: time.Hour, Quota: 2, Rate: 5,
+	}
+	if _, err := h.m.SetPortMapPolicy(ctx, pol); err != nil {
+		t.Fatal(err)
+	}
+	h.check()
+	tests := []struct {
+		name    string
+		req     LeaseRequest
+		port    uint16
+		expires time.Duration
+		err     error
+	}{
+		{"denied client", natpmp(lanHost, ipproto.UDP, 2500, time.Hour), 0, 0, ErrNotAllowed},
+		{"allowed port", natpmp(lanHost2, ipproto.UDP, 2500, 3*time.Hour), 2500, time.Hour, nil},
+		{"another port, allowed", natpmp(lanHost2, ipproto.UDP, 5000, time.Minute), 2000, 5 * time.Minute, nil},
+		{"over the quota", natpmp(lanHost2, ipproto.UDP, 2600, time.Hour), 0, 0, ErrQuota},
+		{"for another host", LeaseRequest{Origin: OriginPCP, Client: mustIP("192.168.137.12"), Target: lanHost2, Protocol: ipproto.TCP, InternalPort: 2100, Lifetime: time.Hour}, 0, 0, ErrNotAllowed},
+		{"outside the private networks", natpmp(mustIP("10.200.0.5"), ipproto.TCP, 2100, time.Hour), 0, 0, ErrNotAllowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.state()
+			mp, err := h.m.LeaseMapping(ctx, tt.req)
+			if !errors.Is(err, tt.err) || (err == nil && (mp.ExternalPort != tt.port || !mp.Expires.Equal(h.clock.Add(tt.expires)))) {
+				t.Fatalf("LeaseMapping = port %d until %v, %v; want %d for %v, %v", mp.ExternalPort, mp.Expires, err, tt.port, tt.expires, tt.err)
+			}
+			if err != nil && h.state() != before {
+				t.Error("a refused request changed the state")
+			}
+			h.check()
+		})
+	}
+	pol.AllowThirdParty, pol.Quota = true, 10
+	h.must(h.m.SetPortMapPolicy(ctx, pol))
+	if mp := h.lease(LeaseRequest{Origin: OriginPCP, Client: mustIP("192.168.137.12"), Target: lanHost2, Protocol: ipproto.TCP, InternalPort: 2100, Lifetime: time.Hour}); mp.Client != mustIP("192.168.137.12") || mp.Target.IP != lanHost2 {
+		t.Errorf("a third party's mapping: %+v", mp)
+	}
+	h.restart()
+	if got := h.m.PortMapPolicy(ctx); got.Quota != 10 || !got.AllowThirdParty || len(got.Rules) != 2 {
+		t.Errorf("after a restart: %+v", got)
+	}
+}
+
+func TestPortMapPolicyRefused(t *testing.T) {
+	h := sharedHarness(t)
+	good := DefaultPortMapPolicy
+	for _, tt := range []struct {
+		mod   func(*PortMapPolicy)
+		field string
+	}{
+		{func(p *PortMapPolicy) {
+			p.Rules = []PortMapRule{{Allow: true, External: PortRange{0, 10}, Internal: PortRange{1, 2}}}
+		}, "rules[0].external"},
+		{func(p *PortMapPolicy) {
+			p.Rules = []PortMapRule{{Allow: true, External: PortRange{1, 2}, Internal: PortRange{9, 2}}}
+		}, "rules[0].internal"},
+		{func(p *PortMapPolicy) {
+			p.Rules = []PortMapRule{{Clients: netip.MustParsePrefix("fd00::/64"), External: PortRange{1, 2}, Internal: PortRange{1, 2}}}
+		}, "rules[0].clients"},
+		{func(p *PortMapPolicy) { p.MinLifetime = 0 }, "minLifetime"},
+		{func(p *PortMapPolicy) { p.MinLifetime = 1500 * time.Millisecond }, "minLifetime"},
+		{func(p *PortMapPolicy) { p.MaxLifetime = time.Second }, "maxLifetime"},
+		{func(p *PortMapPolicy) { p.Quota = 0 }, "quota"},
+		{func(p *PortMapPolicy) { p.Rate = 0 }, "rate"},
+	} {
+		p := good
+		p.Rules = slices.Clone(good.Rules)
+		tt.mod(&p)
+		before := h.state()
+		_, err := h.m.SetPortMapPolicy(ctx, p)
+		var e *hresult.Error
+		if !errors.As(err, &e) || e.Code != hresult.InvalidArg || e.Field != tt.field {
+			t.Errorf("%+v: %v, want E_INVALIDARG on %s", p, err, tt.field)
+		}
+		if h.state() != before {
+			t.Error("a refused policy changed the state")
+		}
+	}
+}
+
+// The policy is part of the desired state's document.
+func TestPortMapPolicyInTheDocument(t *testing.T) {
+	h := sharedHarness(t)
+	if doc := h.config(); doc.PortMapPolicy != nil {
+		t.Fatalf("the default policy is written out: %+v", doc.PortMapPolicy)
+	}
+	pol := DefaultPortMapPolicy
+	pol.Quota = 5
+	h.must(h.m.SetPortMapPolicy(ctx, pol))
+	doc := h.config()
+	if doc.PortMapPolicy == nil || doc.PortMapPolicy.Quota != 5 {
+		t.Fatalf("the document's policy: %+v", doc.PortMapPolicy)
+	}
+	if res := h.apply(doc, false); len(res.Changes) != 0 {
+		t.Errorf("applying the document as exported changed %v", res.Changes)
+	}
+	doc.PortMapPolicy = nil
+	if res := h.apply(doc, false); !slices.Contains(res.Changes, "port mapping policy changed") {
+		t.Errorf("changes %v", res.Changes)
+	}
+	h.check()
+	if got := h.m.PortMapPolicy(ctx); got.Quota != DefaultPortMapPolicy.Quota {
+		t.Errorf("the policy left out of the document is %+v, not the defaults", got)
+	}
+	doc = h.config()
+	doc.PortMapPolicy = &PortMapPolicy{}
+	if _, err := h.m.ApplyConfig(ctx, doc, doc.Revision, false); hresult.CodeOf(err) != hresult.InvalidArg {
+		t.Errorf("a document with a bad policy: %v", err)
 	}
 }

@@ -61,6 +61,10 @@ func (m *Manager) configLocked() Config {
 		}
 		doc.Connections = append(doc.Connections, cc)
 	}
+	if m.settings.PortMap != nil {
+		p := policyOf(m.settings.PortMap)
+		doc.PortMapPolicy = &p
+	}
 	doc.DNS.Upstreams = upstreamsOf(m.settings)
 	for _, name := range slices.Sorted(maps.Keys(m.settings.Hosts)) {
 		doc.DNS.Hosts = append(doc.DNS.Hosts, DNSHost{Name: name, IP: m.settings.Hosts[name]})
@@ -254,6 +258,13 @@ func (m *Manager) planLocked(doc Config) (*plan, error) {
 		}
 		st.Hosts[name] = h.IP
 	}
+	st.PortMap = nil
+	if doc.PortMapPolicy != nil {
+		if err := checkPolicy(*doc.PortMapPolicy); err != nil {
+			return nil, hresult.Within("portMapPolicy", err)
+		}
+		st.PortMap = recordOf(*doc.PortMapPolicy)
+	}
 	p.settings = st
 	p.describe(m)
 	return p, nil
@@ -365,6 +376,9 @@ func (p *plan) describe(m *Manager) {
 			say("connection %s: mapping %d (%q) changed: %s %d -> %s:%d, %s", iface, id, mp.Name, mp.Protocol, mp.ExternalPort, targetText(mp), mp.InternalPort, enabledWord(mp.Enabled))
 		}
 	}
+	if !reflect.DeepEqual(p.settings.PortMap, m.settings.PortMap) {
+		say("port mapping policy changed")
+	}
 	if !slices.Equal(p.settings.Upstreams, m.settings.Upstreams) {
 		say("DNS upstreams: %v (were %v)", p.settings.Upstreams, m.settings.Upstreams)
 	}
@@ -441,7 +455,8 @@ func (m *Manager) changeForPlanLocked(ctx context.Context, p *plan) *change {
 			ch.deleteMapping(id)
 		}
 	}
-	if !reflect.DeepEqual(p.settings.Upstreams, m.settings.Upstreams) || !maps.Equal(p.settings.Hosts, m.settings.Hosts) {
+	if !reflect.DeepEqual(p.settings.Upstreams, m.settings.Upstreams) || !maps.Equal(p.settings.Hosts, m.settings.Hosts) ||
+		!reflect.DeepEqual(p.settings.PortMap, m.settings.PortMap) {
 		st := p.settings
 		ch.settings = &st
 	}

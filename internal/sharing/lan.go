@@ -317,11 +317,12 @@ func (m *Manager) servicesConfigLocked() *services.Config {
 	for _, id := range ids {
 		c := m.conns[id]
 		cfg.Networks = append(cfg.Networks, services.Network{
-			Connection: c.ID,
-			Interface:  c.Interface,
-			Address:    privatePrefix(c),
-			DHCP:       dhcpConfig(c),
-			PortMap:    c.NATTraversal,
+			Connection:  c.ID,
+			Interface:   c.Interface,
+			Address:     privatePrefix(c),
+			DHCP:        dhcpConfig(c),
+			PortMap:     c.NATTraversal,
+			PortMapRate: m.policyLocked().Rate,
 		})
 	}
 	return cfg

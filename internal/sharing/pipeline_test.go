@@ -117,7 +117,7 @@ func replay(t *testing.T, seed uint64, steps int) {
 				h.links.FailNext(fmt.Errorf("injected link failure at step %d", step))
 			}
 		}
-		switch r.IntN(18) {
+		switch r.IntN(20) {
 		case 0, 1, 2:
 			target := pick(targets)
 			spec := MappingSpec{Name: fmt.Sprint("m", step), Protocol: []ipproto.Proto{ipproto.TCP, ipproto.UDP}[r.IntN(2)],
@@ -196,9 +196,15 @@ func replay(t *testing.T, seed uint64, steps int) {
 			}
 			what = fmt.Sprintf("apply a document at %s", rev)
 			_, err = h.m.ApplyConfig(ctx, doc, rev, r.IntN(6) == 0)
-		case 14, 15:
-			// A device leases (or renews) a mapping for itself.
+		case 14, 15, 18, 19:
+			// A device leases (or renews) a mapping for itself: a host of
+			// a private network, when there is one.
 			host := netip.MustParseAddr(pick([]string{"192.168.137.10", "192.168.137.11"}))
+			if ps, _ := h.m.EnumPrivateConnections(ctx); len(ps) > 0 && r.IntN(8) != 0 {
+				a := ps[r.IntN(len(ps))].PrivateAddress.Addr().As4()
+				a[3] = byte(10 + r.IntN(2))
+				host = netip.AddrFrom4(a)
+			}
 			req := LeaseRequest{Origin: []Origin{OriginNATPMP, OriginPCP}[r.IntN(2)], Client: host, Target: host,
 				Protocol: []ipproto.Proto{ipproto.TCP, ipproto.UDP}[r.IntN(2)], InternalPort: uint16(1 + r.IntN(20)),
 				SuggestedPort: uint16(r.IntN(2) * (1020 + r.IntN(20))), PreferFailure: r.IntN(4) == 0,

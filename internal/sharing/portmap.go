@@ -30,7 +30,7 @@ func (p portMapper) Map(ctx context.Context, r portmap.Request) (portmap.Grant, 
 	if err != nil {
 		return portmap.Grant{}, portmapErr(err)
 	}
-	return portmap.Grant{ExternalPort: mp.ExternalPort, Lifetime: r.Lifetime}, nil
+	return portmap.Grant{ExternalPort: mp.ExternalPort, Lifetime: mp.Expires.Sub(p.m.now()).Round(time.Second)}, nil
 }
 
 func (p portMapper) Unmap(ctx context.Context, proto portmap.Protocol, target netip.Addr, ip ipproto.Proto, internalPort uint16, nonce [12]byte) error {
@@ -63,6 +63,7 @@ func portmapErr(err error) error {
 		{ErrPortTaken, portmap.ErrPortTaken},
 		{ErrNoPort, portmap.ErrNoPort},
 		{ErrQuota, portmap.ErrQuota},
+		{ErrNotAllowed, portmap.ErrNotAllowed},
 	} {
 		if errors.Is(err, e.model) {
 			return fmt.Errorf("%w: %w", e.server, err)

@@ -251,6 +251,9 @@ type Config struct {
 	Revision    string
 	Connections []ConnectionConfig
 	DNS         DNSConfig
+	// PortMapPolicy is what devices may map for themselves; nil means the
+	// defaults.
+	PortMapPolicy *PortMapPolicy
 }
 
 // ConnectionConfig is what netshare keeps of one connection. It is found

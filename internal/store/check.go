@@ -79,6 +79,21 @@ func (s *Settings) check() error {
 			return fmt.Errorf("host %q: address %v is not IPv4", name, a)
 		}
 	}
+	if p := s.PortMap; p != nil {
+		for i, r := range p.Rules {
+			if r.Clients.IsValid() && !r.Clients.Addr().Is4() {
+				return fmt.Errorf("port mapping rule %d: clients %s are not IPv4", i, r.Clients)
+			}
+			for _, pr := range []PortRange{r.External, r.Internal} {
+				if pr.First == 0 || pr.First > pr.Last {
+					return fmt.Errorf("port mapping rule %d: ports %d-%d", i, pr.First, pr.Last)
+				}
+			}
+		}
+		if p.MinLifetime <= 0 || p.MaxLifetime < p.MinLifetime || p.Quota < 1 || !(p.Rate > 0) {
+			return fmt.Errorf("port mapping policy: lifetimes %d-%d s, quota %d, rate %v", p.MinLifetime, p.MaxLifetime, p.Quota, p.Rate)
+		}
+	}
 	return nil
 }
 

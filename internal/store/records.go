@@ -201,6 +201,42 @@ type Settings struct {
 	Upstreams []string `json:"upstreams,omitempty"`
 	// Hosts are static DNS entries, name to IPv4 address.
 	Hosts map[string]netip.Addr `json:"hosts,omitempty"`
+	// PortMap is what devices may map for themselves; nil means the
+	// defaults.
+	PortMap *PortMapPolicy `json:"portMap,omitempty"`
+}
+
+// PortMapPolicy is what devices may map for themselves (NAT-PMP, PCP).
+type PortMapPolicy struct {
+	// Rules are tried in order; the first that matches decides, and a
+	// request no rule matches is refused.
+	Rules []PortMapRule `json:"rules"`
+	// Lifetimes asked for are clamped to [MinLifetime, MaxLifetime]
+	// (seconds).
+	MinLifetime int64 `json:"minLifetime"`
+	MaxLifetime int64 `json:"maxLifetime"`
+	// Quota is how many mappings one host may have; Rate how many
+	// requests a second one client may send.
+	Quota int     `json:"quota"`
+	Rate  float64 `json:"rate"`
+	// AllowThirdParty lets a PCP client map for another host.
+	AllowThirdParty bool `json:"allowThirdParty,omitempty"`
+}
+
+// PortMapRule allows or denies the mappings of clients (any when the
+// prefix is zero) from a range of external ports to a range of internal
+// ones.
+type PortMapRule struct {
+	Allow    bool         `json:"allow"`
+	Clients  netip.Prefix `json:"clients,omitzero"`
+	External PortRange    `json:"external"`
+	Internal PortRange    `json:"internal"`
+}
+
+// PortRange is the ports First to Last.
+type PortRange struct {
+	First uint16 `json:"first"`
+	Last  uint16 `json:"last"`
 }
 
 // State is everything the stores hold, decoded.
