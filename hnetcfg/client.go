@@ -24,6 +24,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/netshare/netshare/hresult"
@@ -62,16 +64,17 @@ func (m *SharingManager) Socket() string { return m.socket }
 // do sends a request with an optional JSON body and decodes the answer into
 // out, if out is not nil.
 func (m *SharingManager) do(ctx context.Context, method, path string, in, out any) error {
-	var decode func([]byte) error
+	var decode func([]byte, http.Header) error
 	if out != nil {
-		decode = func(data []byte) error { return json.Unmarshal(data, out) }
+		decode = func(data []byte, _ http.Header) error { return json.Unmarshal(data, out) }
 	}
 	return m.call(ctx, method, path, in, decode)
 }
 
-// call is do with the decoding of a successful answer's body left to
-// decode; a nil decode, or an answer without a body, decodes nothing.
-func (m *SharingManager) call(ctx context.Context, method, path string, in any, decode func([]byte) error) error {
+// call is do with the decoding of a successful answer (its body and
+// header) left to decode; a nil decode, or an answer without a body,
+// decodes nothing.
+func (m *SharingManager) call(ctx context.Context, method, path string, in any, decode func([]byte, http.Header) error) error {
 	var body io.Reader
 	if in != nil {
 		data, err := json.Marshal(in)
@@ -109,7 +112,7 @@ func (m *SharingManager) call(ctx context.Context, method, path string, in any, 
 	if decode == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
-	if err := decode(data); err != nil {
+	if err := decode(data, resp.Header); err != nil {
 		return hresult.New(hresult.Unexpected, "decoding the daemon's answer: %w", err)
 	}
 	return nil
@@ -366,27 +369,70 @@ func (s *SharingConfiguration) DisableNATTraversal(ctx context.Context) error {
 // EnumPortMappings returns the connection's port mappings; with
 // ICSSC_ENABLED, the enabled ones only.
 func (s *SharingConfiguration) EnumPortMappings(ctx context.Context, flags EnumFlags) ([]*PortMapping, error) {
-	path := connPath(s.id) + "/mappings"
 	switch flags {
 	case ICSSC_DEFAULT:
+		return s.QueryPortMappings(ctx, MappingQuery{})
 	case ICSSC_ENABLED:
-		path += "?enabled=true"
-	default:
-		return nil, hresult.Invalid("flags", "%d is not allowed; use ICSSC_DEFAULT or ICSSC_ENABLED", flags)
+		return s.QueryPortMappings(ctx, MappingQuery{EnabledOnly: true})
 	}
-	var ps []PortMappingProps
-	decode := func(data []byte) (err error) {
-		ps, err = decodeMappings(data)
-		return err
+	return nil, hresult.Invalid("flags", "%d is not allowed; use ICSSC_DEFAULT or ICSSC_ENABLED", flags)
+}
+
+// MappingQuery selects port mappings: the enabled ones only, those of one
+// origin, those of one device (its address).
+type MappingQuery struct {
+	EnabledOnly bool
+	Origin      MappingOrigin
+	Client      string
+}
+
+// pageSize is how many mappings the client asks for at a time.
+const pageSize = 2000
+
+// QueryPortMappings returns the connection's port mappings that q
+// selects, in the order they were added, reading them a page at a time.
+func (s *SharingConfiguration) QueryPortMappings(ctx context.Context, q MappingQuery) ([]*PortMapping, error) {
+	v := url.Values{"limit": {strconv.Itoa(pageSize)}}
+	if q.EnabledOnly {
+		v.Set("enabled", "true")
 	}
-	if err := s.m.call(ctx, "GET", path, nil, decode); err != nil {
-		return nil, err
+	if q.Origin != "" {
+		v.Set("origin", string(q.Origin))
 	}
-	out := make([]*PortMapping, len(ps))
-	for i, p := range ps {
-		out[i] = &PortMapping{m: s.m, conn: s.id, props: p}
+	if q.Client != "" {
+		v.Set("client", q.Client)
+	}
+	var out []*PortMapping
+	next := connPath(s.id) + "/mappings?" + v.Encode()
+	for next != "" {
+		var ps []PortMappingProps
+		decode := func(data []byte, h http.Header) (err error) {
+			next = nextPage(h.Get("Link"))
+			ps, err = decodeMappings(data)
+			return err
+		}
+		if err := s.m.call(ctx, "GET", next, nil, decode); err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			out = append(out, &PortMapping{m: s.m, conn: s.id, props: p})
+		}
+	}
+	if out == nil {
+		out = []*PortMapping{}
 	}
 	return out, nil
+}
+
+// nextPage returns the path of a Link header's rel="next", or "".
+func nextPage(link string) string {
+	for _, l := range strings.Split(link, ",") {
+		target, params, ok := strings.Cut(strings.TrimSpace(l), ";")
+		if ok && strings.TrimSpace(params) == `rel="next"` && strings.HasPrefix(target, "</") && strings.HasSuffix(target, ">") {
+			return target[1 : len(target)-1]
+		}
+	}
+	return ""
 }
 
 // AddPortMapping adds a port mapping, disabled. target is a host name or
@@ -466,7 +512,7 @@ func (p *PortMapping) Edit(ctx context.Context, e PortMappingEdit) error {
 // replaces p's with them whole (a field the answer leaves out is empty).
 func (p *PortMapping) update(ctx context.Context, method, path string, in any) error {
 	var props PortMappingProps
-	decode := func(data []byte) (err error) {
+	decode := func(data []byte, _ http.Header) (err error) {
 		props, err = decodeMapping(data)
 		return err
 	}

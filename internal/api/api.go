@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -167,6 +168,10 @@ func (s *Server) wrap(rt route) http.Handler {
 		if t, ok := v.(tagged); ok {
 			w.Header().Set("ETag", strconv.Quote(t.etag))
 			v = t.v
+		}
+		if l, ok := v.(linked); ok {
+			w.Header().Set("Link", "<"+l.next+`>; rel="next"`)
+			v = l.v
 		}
 		if raw, ok := v.([]byte); ok {
 			w.Header().Set("Content-Type", "application/json")
@@ -325,6 +330,12 @@ func (s *Server) openAPI(r *http.Request) (any, error) { return openAPI, nil }
 // tagged is an answer with an ETag.
 type tagged struct {
 	etag string
+	v    any
+}
+
+// linked is an answer with a next page, named in its Link header.
+type linked struct {
+	next string
 	v    any
 }
 
@@ -522,16 +533,27 @@ func (s *Server) setPortMapPolicy(r *http.Request) (any, error) {
 	return policyWire(p), nil
 }
 
+// listMappings answers with a connection's mappings, those the query
+// selects (enabled, origin, client), a page at a time when it has a limit
+// (after: the last id of the page before). When more follow, the answer's
+// Link header names the next page (rel="next", RFC 8288).
 func (s *Server) listMappings(r *http.Request) (any, error) {
-	enabled, err := boolQuery(r, "enabled")
+	q := r.URL.Query()
+	f, err := mappingFilter(q)
 	if err != nil {
 		return nil, err
 	}
-	ms, err := s.m.EnumPortMappings(r.Context(), r.PathValue("conn"), sharing.MappingFilter{EnabledOnly: enabled})
+	ms, more, err := s.m.EnumPortMappings(r.Context(), r.PathValue("conn"), f)
 	if err != nil {
 		return nil, err
 	}
-	return appendMappings(make([]byte, 0, 256*len(ms)+4), ms), nil
+	body := appendMappings(make([]byte, 0, 256*len(ms)+4), ms)
+	if !more {
+		return body, nil
+	}
+	q.Set("after", ms[len(ms)-1].ID.String())
+	next := (&url.URL{Path: r.URL.Path, RawQuery: q.Encode()}).String()
+	return linked{next: next, v: body}, nil
 }
 
 func (s *Server) addMapping(r *http.Request) (any, error) {

@@ -360,3 +360,55 @@ func TestConfigDocument(t *testing.T) {
 		t.Fatalf("If-Match *: %d %s", w.Code, w.Body)
 	}
 }
+
+// A mapping list can be read a page at a time, and filtered; the Link
+// header names the next page.
+func TestMappingPages(t *testing.T) {
+	s := newServer(t)
+	for i := range 5 {
+		if code, body := call(s, "POST", "/v1/connections/lan0/mappings", fmt.Sprintf(`{"name":"m","protocol":"tcp","externalPort":%d,"internalPort":80,"targetIPAddress":"10.0.0.2"}`, 1000+i)); code != 201 {
+			t.Fatal(body)
+		}
+	}
+	get := func(path string) (int, []hnetcfg.PortMappingProps, string) {
+		req := httptest.NewRequest("GET", path, nil)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		var ps []hnetcfg.PortMappingProps
+		json.Unmarshal(w.Body.Bytes(), &ps)
+		return w.Code, ps, w.Header().Get("Link")
+	}
+	var got []string
+	path := "/v1/connections/lan0/mappings?limit=2&origin=user"
+	for pages := 0; path != ""; pages++ {
+		code, ps, link := get(path)
+		if code != 200 || len(ps) == 0 || len(ps) > 2 || pages > 3 {
+			t.Fatalf("GET %s: %d, %d mappings, link %q", path, code, len(ps), link)
+		}
+		for _, p := range ps {
+			got = append(got, p.ID)
+		}
+		path = ""
+		if link != "" {
+			if !strings.HasPrefix(link, "</v1/connections/lan0/mappings?") || !strings.HasSuffix(link, `>; rel="next"`) || !strings.Contains(link, "origin=user") {
+				t.Fatalf("Link: %q", link)
+			}
+			path = strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+		}
+	}
+	if want := []string{"1", "2", "3", "4", "5"}; !slices.Equal(got, want) {
+		t.Errorf("the pages hold %v, want %v", got, want)
+	}
+	if _, ps, link := get("/v1/connections/lan0/mappings?origin=natpmp"); len(ps) != 0 || link != "" {
+		t.Errorf("devices' mappings: %v, %q", ps, link)
+	}
+	for q, field := range map[string]string{
+		"limit=0": "limit", "limit=x": "limit", "limit=10001": "limit", "origin=admin": "origin",
+		"client=lanhost": "client", "after=-1": "after", "enabled=yes": "enabled",
+	} {
+		code, body := call(s, "GET", "/v1/connections/lan0/mappings?"+q, "")
+		if code != 400 || !strings.Contains(body, `"field":"`+field+`"`) {
+			t.Errorf("?%s: %d %s", q, code, body)
+		}
+	}
+}

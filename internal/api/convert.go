@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -135,6 +136,56 @@ func mappingProps(m sharing.Mapping) hnetcfg.PortMappingProps {
 		p.Expires = m.Expires.UTC().Format(time.RFC3339)
 	}
 	return p
+}
+
+// maxPage bounds a page of mappings.
+const maxPage = 10000
+
+// mappingFilter parses the query of a mapping list: enabled=true,
+// origin=user|natpmp|pcp|upnp, client=ADDRESS, after=ID, limit=N.
+func mappingFilter(q url.Values) (sharing.MappingFilter, error) {
+	var f sharing.MappingFilter
+	switch v := q.Get("enabled"); v {
+	case "", "false":
+	case "true":
+		f.EnabledOnly = true
+	default:
+		return f, hresult.Invalid("enabled", "%q is not allowed; use true or false", v)
+	}
+	if v := q.Get("origin"); v != "" {
+		o, ok := origins[hnetcfg.MappingOrigin(v)]
+		if !ok {
+			return f, hresult.Invalid("origin", "%q is not allowed; use user, natpmp, pcp or upnp", v)
+		}
+		f.Origin = &o
+	}
+	if v := q.Get("client"); v != "" {
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return f, hresult.Invalid("client", "%q is not an IP address", v)
+		}
+		f.Client = a
+	}
+	if v := q.Get("after"); v != "" {
+		id, ok := sharing.ParseMappingID(v)
+		if !ok {
+			return f, hresult.Invalid("after", "%q is not a mapping id", v)
+		}
+		f.After = id
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPage {
+			return f, hresult.Invalid("limit", "%q is not allowed; give 1 to %d", v, maxPage)
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+var origins = map[hnetcfg.MappingOrigin]sharing.Origin{
+	hnetcfg.OriginUser: sharing.OriginUser, hnetcfg.OriginNATPMP: sharing.OriginNATPMP,
+	hnetcfg.OriginPCP: sharing.OriginPCP, hnetcfg.OriginUPnP: sharing.OriginUPnP,
 }
 
 // mappingID parses a mapping id of a request's path.

@@ -105,21 +105,19 @@ func (a *app) mappingCmd() *cobra.Command {
 	}
 	edit.register(editCmd, true)
 
-	var enabledOnly bool
+	var q hnetcfg.MappingQuery
+	var origin string
 	list := &cobra.Command{
-		Use:   "list CONN [--enabled]",
-		Short: "list the port mappings of a connection",
+		Use:   "list CONN [--enabled] [--origin user|natpmp|pcp|upnp] [--client IP]",
+		Short: "list the port mappings of a connection: a person's, and those devices made for themselves",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg, err := a.config(c, args[0])
 			if err != nil {
 				return err
 			}
-			flags := hnetcfg.ICSSC_DEFAULT
-			if enabledOnly {
-				flags = hnetcfg.ICSSC_ENABLED
-			}
-			pms, err := cfg.EnumPortMappings(c.Context(), flags)
+			q.Origin = hnetcfg.MappingOrigin(origin)
+			pms, err := cfg.QueryPortMappings(c.Context(), q)
 			if err != nil {
 				return err
 			}
@@ -130,7 +128,9 @@ func (a *app) mappingCmd() *cobra.Command {
 			return a.out(ps, func(w io.Writer) { mappingTable(w, ps) })
 		},
 	}
-	list.Flags().BoolVar(&enabledOnly, "enabled", false, "list the enabled mappings only")
+	list.Flags().BoolVar(&q.EnabledOnly, "enabled", false, "list the enabled mappings only")
+	list.Flags().StringVar(&origin, "origin", "", "list the mappings of this origin only: user (a person's), natpmp, pcp or upnp (a device's)")
+	list.Flags().StringVar(&q.Client, "client", "", "list the mappings this device (its address) made only")
 
 	return group("mapping", "publish services with port mappings",
 		addCmd, list,

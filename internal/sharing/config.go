@@ -390,11 +390,4 @@ func (m *Manager) SetNATTraversal(ctx context.Context, ref string, on bool) (Con
 }
 
 // sortedMappingIDs returns the ids of c's mappings in ascending order.
-func (m *Manager) sortedMappingIDsLocked(connID string) []uint64 {
-	ids := make([]uint64, 0, len(m.byConn[connID]))
-	for _, id := range m.byConn[connID] {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
+func (m *Manager) sortedMappingIDsLocked(connID string) []uint64 { return m.order[connID] }

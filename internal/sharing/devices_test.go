@@ -2,6 +2,7 @@ package sharing
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -56,7 +57,7 @@ func TestDeviceMappingLease(t *testing.T) {
 	if h.m.rev != rev {
 		t.Errorf("a device's mapping moved the desired state's revision from %d to %d", rev, h.m.rev)
 	}
-	ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
 	if len(ms) != 1 || ms[0].ID != mp.ID || ms[0].Origin != OriginNATPMP {
 		t.Fatalf("listed %+v", ms)
 	}
@@ -92,7 +93,7 @@ func TestDeviceMappingLease(t *testing.T) {
 		}
 		h.apply(doc, false)
 		h.check()
-		if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 1 {
+		if ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 1 {
 			t.Fatalf("after applying the document: %+v", ms)
 		}
 		w := connOf(&doc, "wan0")
@@ -121,7 +122,7 @@ func TestDeviceMappingLease(t *testing.T) {
 	})
 	t.Run("restart keeps it", func(t *testing.T) {
 		h.restart()
-		if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 1 || ms[0].ID != mp.ID {
+		if ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 1 || ms[0].ID != mp.ID {
 			t.Fatalf("after a restart: %+v", ms)
 		}
 		next := h.lease(natpmp(lanHost2, ipproto.TCP, 8080, time.Hour))
@@ -213,7 +214,7 @@ func TestDeviceMappingOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.check()
-	if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 0 {
+	if ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 0 {
 		t.Fatalf("after the release: %+v", ms)
 	}
 	if err := h.m.ReleaseMapping(ctx, OriginPCP, lanHost, ipproto.TCP, 22000, a); err != nil {
@@ -228,7 +229,7 @@ func TestDeviceMappingOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.check()
-	ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
 	if len(ms) != 2 || ms[0].InternalPort != 3 || ms[1].Target.IP != lanHost2 {
 		t.Fatalf("after releasing lanHost's UDP mappings: %+v", ms)
 	}
@@ -253,7 +254,7 @@ func TestDeviceMappingExpiry(t *testing.T) {
 		t.Fatalf("ExpireMappings: next %v, %v", next, err)
 	}
 	h.check()
-	ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
 	if len(ms) != 1 || ms[0].InternalPort != 5001 {
 		t.Fatalf("after the first expiry: %+v", ms)
 	}
@@ -265,12 +266,12 @@ func TestDeviceMappingExpiry(t *testing.T) {
 	if _, err := h.m.ExpireMappings(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 1 {
+	if ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 1 {
 		t.Fatalf("the renewed mapping ended early: %+v", ms)
 	}
 	h.clock = start.Add(2 * time.Hour)
 	h.restart()
-	if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 0 || len(h.fw.Config().Mappings) != 0 {
+	if ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 0 || len(h.fw.Config().Mappings) != 0 {
 		t.Fatalf("after a restart past the end: %+v", ms)
 	}
 	if next, _ := h.m.ExpireMappings(ctx); !next.IsZero() {
@@ -290,7 +291,7 @@ func TestDeviceMappingsEndWithSharing(t *testing.T) {
 	h.must(nil, h.m.RemovePortMapping(ctx, "wan0", gone.ID))
 	user := h.add("wan0", "web", 80, "192.168.137.20")
 	h.must(h.m.DisableSharing(ctx, "wan0"))
-	ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
 	if len(ms) != 1 || ms[0].ID != user.ID {
 		t.Fatalf("after unsharing: %+v", ms)
 	}
@@ -378,7 +379,7 @@ func TestPublicAddressMoves(t *testing.T) {
 	if err := h.m.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 2 {
+	if ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 2 {
 		t.Fatalf("after a refresh: %+v", ms)
 	}
 
@@ -388,7 +389,7 @@ func TestPublicAddressMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.check()
-	ms, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
 	if len(ms) != 1 || ms[0].ID != user.ID {
 		t.Fatalf("after the address moved: %+v", ms)
 	}
@@ -524,5 +525,52 @@ func TestPortMapPolicyInTheDocument(t *testing.T) {
 	doc.PortMapPolicy = &PortMapPolicy{}
 	if _, err := h.m.ApplyConfig(ctx, doc, doc.Revision, false); hresult.CodeOf(err) != hresult.InvalidArg {
 		t.Errorf("a document with a bad policy: %v", err)
+	}
+}
+
+func TestMappingPages(t *testing.T) {
+	h := sharedHarness(t)
+	var users []MappingID
+	for i := range 7 {
+		users = append(users, h.add("wan0", fmt.Sprint("m", i), 100+i, "192.168.137.20").ID)
+	}
+	dev := h.lease(natpmp(lanHost, ipproto.UDP, 5000, time.Hour))
+	h.must(nil, h.m.RemovePortMapping(ctx, "wan0", users[3]))
+	users = slices.Delete(users, 3, 4)
+	user, pcp := OriginUser, OriginPCP
+	ids := func(ms []Mapping) []MappingID {
+		var out []MappingID
+		for _, m := range ms {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name string
+		f    MappingFilter
+		want []MappingID
+		more bool
+	}{
+		{"all", MappingFilter{}, append(slices.Clone(users), dev.ID), false},
+		{"first page", MappingFilter{Limit: 3}, users[:3], true},
+		{"next page", MappingFilter{After: users[2], Limit: 3}, users[3:6], true},
+		{"last page", MappingFilter{After: users[5], Limit: 3}, []MappingID{dev.ID}, false},
+		{"after the last", MappingFilter{After: dev.ID}, nil, false},
+		{"after the largest id", MappingFilter{After: MappingID(^uint64(0))}, nil, false},
+		{"a person's", MappingFilter{Origin: &user, Limit: 6}, users, false},
+		{"a device's", MappingFilter{Origin: &pcp}, nil, false},
+		{"one device's", MappingFilter{Client: lanHost}, []MappingID{dev.ID}, false},
+		{"another device's", MappingFilter{Client: lanHost2}, nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ms, more, err := h.m.EnumPortMappings(ctx, "wan0", tt.f)
+			if err != nil || !slices.Equal(ids(ms), tt.want) || more != tt.more || ms == nil {
+				t.Errorf("EnumPortMappings = %v, more %v, %v; want %v, more %v", ids(ms), more, err, tt.want, tt.more)
+			}
+		})
+	}
+	h.restart()
+	if ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); !slices.Equal(ids(ms), append(slices.Clone(users), dev.ID)) {
+		t.Errorf("after a restart: %v", ids(ms))
 	}
 }

@@ -90,6 +90,7 @@ type Manager struct {
 	byIface     map[string]string // interface name -> connection id
 	mappings    map[uint64]*store.Mapping
 	byConn      map[string]map[protoPort]uint64 // connection id -> key -> mapping id
+	order       map[string][]uint64             // connection id -> its mappings' ids, ascending
 	byDevice    map[deviceKey]uint64            // a device's mappings by internal host, protocol and port
 	expiries    expiryHeap                      // the device mappings, by expiry
 	deviceCount map[netip.Addr]int              // how many mappings each host leased
@@ -193,6 +194,7 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		mappings:     map[uint64]*store.Mapping{},
 		byConn:       map[string]map[protoPort]uint64{},
 		byDevice:     map[deviceKey]uint64{},
+		order:        map[string][]uint64{},
 		deviceCount:  map[netip.Addr]int{},
 		expiryWake:   make(chan struct{}, 1),
 		svc:          o.Services,
@@ -357,6 +359,12 @@ func (m *Manager) setMapping(id uint64, mp *store.Mapping) {
 	defer m.view.Unlock()
 	if old := m.mappings[id]; old != nil {
 		delete(m.byConn[old.Connection], protoPort{old.Protocol, old.ExternalPort})
+		if mp == nil || mp.Connection != old.Connection {
+			ids := m.order[old.Connection]
+			if i, found := slices.BinarySearch(ids, id); found {
+				m.order[old.Connection] = slices.Delete(ids, i, i+1)
+			}
+		}
 		if old.Origin != OriginUser {
 			delete(m.byDevice, deviceKeyOf(old))
 			if m.deviceCount[old.TargetIP]--; m.deviceCount[old.TargetIP] <= 0 {
@@ -385,6 +393,14 @@ func (m *Manager) putMapping(id uint64, mp *store.Mapping) {
 	}
 	keys[protoPort{mp.Protocol, mp.ExternalPort}] = id
 	m.lastID = max(m.lastID, id)
+	// Ids come in ascending order at a restore and for new mappings: an
+	// append, almost always.
+	ids := m.order[mp.Connection]
+	if n := len(ids); n == 0 || ids[n-1] < id {
+		m.order[mp.Connection] = append(ids, id)
+	} else if i, found := slices.BinarySearch(ids, id); !found {
+		m.order[mp.Connection] = slices.Insert(ids, i, id)
+	}
 	if mp.Origin != OriginUser {
 		m.byDevice[deviceKeyOf(mp)] = id
 		m.deviceCount[mp.TargetIP]++

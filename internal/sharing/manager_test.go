@@ -431,7 +431,7 @@ func TestSharingRules(t *testing.T) {
 		t.Fatalf("DisableSharing = %+v, %v", p, err)
 	}
 	h.check()
-	if en, _ := h.m.EnumPortMappings(ctx, "lan1", MappingFilter{EnabledOnly: true}); len(en) != 0 {
+	if en, _, _ := h.m.EnumPortMappings(ctx, "lan1", MappingFilter{EnabledOnly: true}); len(en) != 0 {
 		t.Fatalf("enabled mappings after DisableSharing: %+v", en)
 	}
 	// Disable succeeds when already off, and still disables mappings.
@@ -671,13 +671,13 @@ func TestPortMappings(t *testing.T) {
 		t.Fatal("a name target is in the firewall")
 	}
 	// Enum: all, or enabled only, in the order added.
-	all, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
-	en, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{EnabledOnly: true})
+	all, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	en, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{EnabledOnly: true})
 	if len(all) != 2 || all[0].ID != p.ID || all[1].ID != u.ID || len(en) != 2 {
 		t.Fatalf("Enum: all %+v, enabled %+v", all, en)
 	}
 	h.must(h.m.DisablePortMapping(ctx, "wan0", u.ID))
-	if en, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{EnabledOnly: true}); len(en) != 1 || en[0].ID != p.ID {
+	if en, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{EnabledOnly: true}); len(en) != 1 || en[0].ID != p.ID {
 		t.Fatalf("enabled after disabling one: %+v", en)
 	}
 	// Remove.
@@ -733,7 +733,7 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	h.check()
-	all, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
+	all, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{})
 	seen := map[uint16]bool{}
 	for _, p := range all {
 		if seen[p.ExternalPort] {
@@ -745,7 +745,7 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("%d mappings, %d in the firewall", len(all), len(h.fw.Config().Mappings))
 	}
 	h.restart()
-	if again, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); !slices.Equal(again, all) {
+	if again, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); !slices.Equal(again, all) {
 		t.Fatal("mappings changed over a restart")
 	}
 }

@@ -3,6 +3,7 @@ package sharing
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,21 +143,32 @@ func (m *Manager) PortMapping(ctx context.Context, ref string, id MappingID) (Ma
 }
 
 // EnumPortMappings returns the connection's mappings that f selects, in
-// the order they were added.
-func (m *Manager) EnumPortMappings(ctx context.Context, ref string, f MappingFilter) ([]Mapping, error) {
+// the order they were added (by id), a page at a time when f has a Limit:
+// more says whether others come after the page.
+func (m *Manager) EnumPortMappings(ctx context.Context, ref string, f MappingFilter) (ms []Mapping, more bool, err error) {
 	m.view.RLock()
 	defer m.view.RUnlock()
 	c, err := m.findLocked(ref)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	out := []Mapping{}
-	for _, id := range m.sortedMappingIDsLocked(c.rec.ID) {
-		if mp := m.mappings[id]; !f.EnabledOnly || mp.Enabled {
-			out = append(out, m.mappingPropsLocked(mp))
+	ids := m.order[c.rec.ID]
+	i, _ := slices.BinarySearch(ids, uint64(f.After)+1)
+	ms = []Mapping{}
+	if f.After == MappingID(^uint64(0)) {
+		return ms, false, nil
+	}
+	for _, id := range ids[i:] {
+		mp := m.mappings[id]
+		if !f.matches(mp) {
+			continue
 		}
+		if f.Limit > 0 && len(ms) == f.Limit {
+			return ms, true, nil
+		}
+		ms = append(ms, m.mappingPropsLocked(mp))
 	}
-	return out, nil
+	return ms, false, nil
 }
 
 // EnablePortMapping enables a mapping; it succeeds when already enabled.

@@ -88,7 +88,7 @@ func replay(t *testing.T, seed uint64, steps int) {
 	conns := []string{"wan0", "lan0", "lan1", "wg0"}
 	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
 	mappingOf := func(c string) MappingID {
-		ms, _ := h.m.EnumPortMappings(ctx, c, MappingFilter{})
+		ms, _, _ := h.m.EnumPortMappings(ctx, c, MappingFilter{})
 		if len(ms) == 0 || r.IntN(10) == 0 {
 			return MappingID(r.IntN(50) + 1) // perhaps no such mapping
 		}

@@ -63,7 +63,7 @@ func TestReadsAreReads(t *testing.T) {
 	<-b.entered
 	reads := make(chan error, 1)
 	go func() {
-		if _, err := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); err != nil {
+		if _, _, err := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); err != nil {
 			reads <- err
 			return
 		}

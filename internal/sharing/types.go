@@ -172,6 +172,20 @@ type MappingEdit struct {
 type MappingFilter struct {
 	// EnabledOnly lists the enabled mappings only (ICSSC_ENABLED).
 	EnabledOnly bool
+	// Origin, when set, lists the mappings of that origin only; Client,
+	// when valid, the mappings of that device only.
+	Origin *Origin
+	Client netip.Addr
+	// After lists the mappings whose id is greater (the page after the
+	// one that ended with it); Limit, when above 0, lists that many at
+	// most.
+	After MappingID
+	Limit int
+}
+
+// matches reports whether mp is one f selects (After and Limit aside).
+func (f *MappingFilter) matches(mp *store.Mapping) bool {
+	return (!f.EnabledOnly || mp.Enabled) && (f.Origin == nil || mp.Origin == *f.Origin) && (!f.Client.IsValid() || mp.Client == f.Client)
 }
 
 // Overview is what is shared: the public connection and the private
