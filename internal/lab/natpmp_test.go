@@ -145,3 +145,41 @@ except socket.timeout:
 		t.Fatalf("NAT-PMP from the wan host: %q, %v", out, err)
 	}
 }
+
+// TestNATPMPNotOnThePublicSide asks from the wan host, with the firewall
+// off and a route to the private network through the gateway: the server
+// answers only what came in on the private network's interface, so
+// nothing answers (RFC 6886 §3: a gateway MUST NOT accept mapping requests
+// arriving on its public side), and nmap's nat-pmp-info finds nothing.
+func TestNATPMPNotOnThePublicSide(t *testing.T) {
+	l, m := up(t)
+	must(t, config(t, m, "wan0").DisableInternetFirewall(ctx))
+	if _, err := l.Output(l.WAN, "ip", "route", "add", "192.168.137.0/24", "via", lab.GatewayWAN); err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{lab.GatewayLAN, lab.GatewayWAN} {
+		py := `import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
+for req in (b"\x00\x00", b"\x00\x02\x00\x00\x1b\x58\x1b\x58\x00\x00\x0e\x10"):
+    s.sendto(req, ("` + addr + `", 5351))
+try:
+    print(s.recvfrom(64))
+except socket.timeout:
+    print("no answer")`
+		if out, err := l.Output(l.WAN, "python3", "-c", py); err != nil || strings.TrimSpace(out) != "no answer" {
+			t.Errorf("NAT-PMP to %s from the wan host: %q, %v", addr, out, err)
+		}
+		out, err := l.Output(l.WAN, "nmap", "-sU", "-Pn", "-p", "5351", "--script", "nat-pmp-info", addr)
+		if err != nil {
+			t.Fatalf("nmap: %v\n%s", err, out)
+		}
+		if strings.Contains(out, "nat-pmp-info") {
+			t.Errorf("nmap's nat-pmp-info finds the server at %s:\n%s", addr, out)
+		}
+	}
+	// The lan host is still answered, and nmap's script says so there
+	// (which shows that its silence above is the server's).
+	out, err := l.Output(l.LAN, "nmap", "-sU", "-Pn", "-p", "5351", "--script", "nat-pmp-info", lab.GatewayLAN)
+	if err != nil || !strings.Contains(out, "nat-pmp-info") || !strings.Contains(out, "WAN IP: "+lab.GatewayWAN) {
+		t.Errorf("nmap's nat-pmp-info from the lan host: %v\n%s", err, out)
+	}
+}
