@@ -189,6 +189,13 @@ type SharingOverview struct {
 	Installed bool              `json:"installed"`
 	Public    []ConnectionProps `json:"public"`
 	Private   []ConnectionProps `json:"private"`
+	// PublicAddress is the public connection's address, which the
+	// devices' own mappings are made on; BehindNAT says it is a private or
+	// shared (100.64.0.0/10) address: another NAT is upstream, and a
+	// mapping made here reaches the Internet only if that NAT forwards the
+	// port too.
+	PublicAddress string `json:"publicAddress,omitempty"`
+	BehindNAT     bool   `json:"behindNAT"`
 }
 
 // NameRequest is the body of a rename or duplicate request.

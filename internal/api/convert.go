@@ -83,7 +83,8 @@ func connectionList(cs []sharing.Connection) []hnetcfg.ConnectionProps {
 }
 
 func overview(o sharing.Overview) hnetcfg.SharingOverview {
-	return hnetcfg.SharingOverview{Installed: true, Public: connectionList(o.Public), Private: connectionList(o.Private)}
+	return hnetcfg.SharingOverview{Installed: true, Public: connectionList(o.Public), Private: connectionList(o.Private),
+		PublicAddress: addrText(o.PublicAddress), BehindNAT: o.BehindNAT}
 }
 
 // sharingRole parses the role of a request to share; "" is not one.

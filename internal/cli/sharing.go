@@ -72,6 +72,12 @@ which come back when sharing is disabled.`,
 					names(w, o.Public)
 					fmt.Fprint(w, "Private: ")
 					names(w, o.Private)
+					if o.PublicAddress != "" {
+						fmt.Fprintf(w, "Public address: %s\n", o.PublicAddress)
+					}
+					if o.BehindNAT {
+						fmt.Fprintln(w, "Behind another NAT: the public address is a private or shared one; the port mappings reach the Internet only if the upstream NAT forwards their ports too")
+					}
 				})
 			},
 		},

@@ -3,6 +3,7 @@ package sharing
 import (
 	"cmp"
 	"context"
+	"net/netip"
 
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/link"
@@ -122,7 +123,20 @@ func (m *Manager) Sharing(ctx context.Context) (Overview, error) {
 			o.Private = append(o.Private, m.propsLocked(c))
 		}
 	}
+	if addr := m.publicAddr(); addr.IsValid() {
+		o.PublicAddress, o.BehindNAT = addr, behindNAT(addr)
+	}
 	return o, nil
+}
+
+// sharedSpace is RFC 6598's shared address space, where carriers number
+// the customers of their NAT.
+var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// behindNAT reports whether a public address is one another NAT gives:
+// private, shared, or link-local.
+func behindNAT(a netip.Addr) bool {
+	return a.IsPrivate() || sharedSpace.Contains(a) || a.IsLinkLocalUnicast()
 }
 
 // NetConnectionProps returns the properties of the connection ref names

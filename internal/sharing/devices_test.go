@@ -574,3 +574,21 @@ func TestMappingPages(t *testing.T) {
 		t.Errorf("after a restart: %v", ids(ms))
 	}
 }
+
+func TestBehindNAT(t *testing.T) {
+	h := sharedHarness(t)
+	if o, _ := h.m.Sharing(ctx); o.PublicAddress != mustIP("198.51.100.2") || o.BehindNAT {
+		t.Fatalf("overview %+v", o)
+	}
+	for addr, behind := range map[string]bool{"10.0.0.2/24": true, "100.72.1.9/10": true, "192.168.1.20/24": true, "203.0.113.7/24": false} {
+		l, _ := h.links.Get("wan0")
+		for _, p := range l.Addrs {
+			h.links.RemoveAddr("wan0", p)
+		}
+		h.links.AddAddr("wan0", netip.MustParsePrefix(addr))
+		h.m.Refresh(ctx)
+		if o, _ := h.m.Sharing(ctx); o.BehindNAT != behind || o.PublicAddress != netip.MustParsePrefix(addr).Addr() {
+			t.Errorf("with %s: %+v", addr, o)
+		}
+	}
+}

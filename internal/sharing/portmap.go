@@ -47,12 +47,21 @@ func (p portMapper) UnmapAll(ctx context.Context, target netip.Addr, ip ipproto.
 
 func (p portMapper) External() (netip.Addr, time.Time, error) {
 	epoch := p.m.portMapEpoch()
-	for _, a := range p.m.PublicAddrs() {
-		if a.Is4() {
-			return a, epoch, nil
-		}
+	if a := p.m.publicAddr(); a.IsValid() {
+		return a, epoch, nil
 	}
 	return netip.Addr{}, epoch, portmap.ErrNoPublic
+}
+
+// publicAddr returns the public connection's IPv4 address, as last applied
+// to the firewall (the first, when it has several), without a lock.
+func (m *Manager) publicAddr() netip.Addr {
+	for _, a := range m.PublicAddrs() {
+		if a.Is4() {
+			return a
+		}
+	}
+	return netip.Addr{}
 }
 
 // portmapErr says, for the server, which of its reasons err is.
@@ -82,13 +91,7 @@ func (m *Manager) portMapEpoch() time.Time {
 // notePublicAddrLocked records the public address the devices' mappings
 // are made on, and reports whether it moved from another one.
 func (m *Manager) notePublicAddrLocked() bool {
-	var now netip.Addr
-	for _, a := range m.PublicAddrs() {
-		if a.Is4() {
-			now = a
-			break
-		}
-	}
+	now := m.publicAddr()
 	if !now.IsValid() || now == m.pmAddr {
 		return false
 	}

@@ -193,6 +193,13 @@ func (f *MappingFilter) matches(mp *store.Mapping) bool {
 type Overview struct {
 	Public  []Connection
 	Private []Connection
+	// PublicAddress is the public connection's address, the one devices'
+	// mappings are made on; BehindNAT says it is itself a private or
+	// shared (100.64.0.0/10) address: another NAT is upstream, and a
+	// mapping made here reaches only as far as that network unless the
+	// upstream forwards the port too.
+	PublicAddress netip.Addr
+	BehindNAT     bool
 }
 
 // DHCPSettings is the DHCP configuration of a connection, with the
