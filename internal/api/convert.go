@@ -143,7 +143,7 @@ func mappingProps(m sharing.Mapping) hnetcfg.PortMappingProps {
 const maxPage = 10000
 
 // mappingFilter parses the query of a mapping list: enabled=true,
-// origin=user|natpmp|pcp|upnp, client=ADDRESS, after=ID, limit=N.
+// origin=user|natpmp|pcp|upnp, client=ADDRESS, q=TEXT, after=ID, limit=N.
 func mappingFilter(q url.Values) (sharing.MappingFilter, error) {
 	var f sharing.MappingFilter
 	switch v := q.Get("enabled"); v {
@@ -166,6 +166,12 @@ func mappingFilter(q url.Values) (sharing.MappingFilter, error) {
 			return f, hresult.Invalid("client", "%q is not an IP address", v)
 		}
 		f.Client = a
+	}
+	if v := q.Get("q"); v != "" {
+		if len(v) > 256 {
+			return f, hresult.Invalid("q", "%d bytes; at most 256", len(v))
+		}
+		f.Text = v
 	}
 	if v := q.Get("after"); v != "" {
 		id, ok := sharing.ParseMappingID(v)

@@ -592,3 +592,22 @@ func TestBehindNAT(t *testing.T) {
 		}
 	}
 }
+
+func TestMappingText(t *testing.T) {
+	h := sharedHarness(t)
+	web := h.add("wan0", "Web Server", 8080, "192.168.137.20")
+	dev := h.lease(natpmp(lanHost, ipproto.UDP, 41641, time.Hour))
+	for text, want := range map[string][]MappingID{
+		"web": {web.ID}, "SERVER": {web.ID}, "9080": {web.ID}, "137.20": {web.ID},
+		"udp": {dev.ID}, "41641": {dev.ID}, "192.168.137": {web.ID, dev.ID}, "nothing": nil,
+	} {
+		ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{Text: text})
+		var got []MappingID
+		for _, m := range ms {
+			got = append(got, m.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("text %q: %v, want %v", text, got, want)
+		}
+	}
+}

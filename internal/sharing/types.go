@@ -3,6 +3,7 @@ package sharing
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/netshare/netshare/internal/ipproto"
@@ -176,6 +177,9 @@ type MappingFilter struct {
 	// when valid, the mappings of that device only.
 	Origin *Origin
 	Client netip.Addr
+	// Text, when set, lists the mappings with it in their name, protocol,
+	// ports, target or client (case aside).
+	Text string
 	// After lists the mappings whose id is greater (the page after the
 	// one that ended with it); Limit, when above 0, lists that many at
 	// most.
@@ -185,7 +189,24 @@ type MappingFilter struct {
 
 // matches reports whether mp is one f selects (After and Limit aside).
 func (f *MappingFilter) matches(mp *store.Mapping) bool {
-	return (!f.EnabledOnly || mp.Enabled) && (f.Origin == nil || mp.Origin == *f.Origin) && (!f.Client.IsValid() || mp.Client == f.Client)
+	return (!f.EnabledOnly || mp.Enabled) && (f.Origin == nil || mp.Origin == *f.Origin) && (!f.Client.IsValid() || mp.Client == f.Client) &&
+		(f.Text == "" || mappingHas(mp, strings.ToLower(f.Text)))
+}
+
+// mappingHas reports whether text (lower case) is in one of mp's fields
+// as a person reads them.
+func mappingHas(mp *store.Mapping, text string) bool {
+	for _, s := range []string{mp.Name, mp.Protocol.String(), strconv.Itoa(int(mp.ExternalPort)), strconv.Itoa(int(mp.InternalPort)), mp.TargetName} {
+		if strings.Contains(strings.ToLower(s), text) {
+			return true
+		}
+	}
+	for _, a := range []netip.Addr{mp.TargetIP, mp.Client} {
+		if a.IsValid() && strings.Contains(a.String(), text) {
+			return true
+		}
+	}
+	return false
 }
 
 // Overview is what is shared: the public connection and the private

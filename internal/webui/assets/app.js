@@ -64,6 +64,12 @@ function fieldOf(message) {
 }
 
 async function api(method, path, body) {
+  return (await apiAnswer(method, path, body)).data;
+}
+
+// apiAnswer is api with the answer's Link header: a list read a page at
+// a time names the next page there.
+async function apiAnswer(method, path, body) {
   const opts = { method, headers: {}, credentials: 'same-origin' };
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
@@ -71,14 +77,14 @@ async function api(method, path, body) {
   }
   if (method !== 'GET') opts.headers['X-Netshare-CSRF'] = ui.csrf;
   const r = await fetch(path, opts);
-  if (r.status === 204) return null;
+  if (r.status === 204) return { data: null, link: '' };
   const data = await r.json().catch(() => null);
   if (r.status === 401) {
     showLogin('Your session has ended: log in again.');
     throw new ApiError(r.status, data);
   }
   if (!r.ok) throw new ApiError(r.status, data);
-  return data;
+  return { data, link: r.headers.get('Link') || '' };
 }
 
 const enc = encodeURIComponent;
@@ -369,7 +375,7 @@ function renameDialog(c) {
 // ---- Sharing ---------------------------------------------------------------
 
 async function sharingView() {
-  const conns = await api('GET', '/v1/connections');
+  const [conns, overview] = await Promise.all([api('GET', '/v1/connections'), api('GET', '/v1/sharing')]);
   const pub = conns.find((c) => c.sharing.enabled && c.sharing.type === 'public');
   const privs = conns.filter((c) => c.sharing.enabled && c.sharing.type === 'private');
   const priv = privs[0];
@@ -402,9 +408,30 @@ async function sharingView() {
     h('h1', { id: 'title' }, 'Sharing'),
     h('p', { class: 'lead' }, 'Share one connection to the Internet with a private network, and guard connections with the firewall.'),
     now,
+    overview.behindNAT && h('p', { class: 'hint', id: 'behind-nat' },
+      `The public address, ${overview.publicAddress}, is a private or shared one: another NAT is upstream. ` +
+      'Services published here reach the Internet only if that NAT forwards their ports too.'),
     form,
     h('h2', {}, 'Internet Connection Firewall'),
-    firewallTable(conns));
+    firewallTable(conns),
+    privs.length > 0 && [
+      h('h2', {}, 'Devices that map their own ports'),
+      h('p', { class: 'hint' }, 'Game consoles, torrent and call apps can ask the gateway for a port of their own (NAT-PMP, PCP). ' +
+        'Their mappings are listed with the services, and end when the device stops renewing them.'),
+      natTraversalTable(privs)]);
+}
+
+function natTraversalTable(privs) {
+  return h('table', { class: 'stack' },
+    h('caption', { class: 'sr-only' }, 'Whether the devices of each private network may map their own ports'),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Private network'), h('th', { scope: 'col' }, 'Devices may map ports'))),
+    h('tbody', {}, privs.map((c) => h('tr', {},
+      h('td', { 'data-label': 'Private network' }, c.name),
+      h('td', { 'data-label': 'Devices may map ports' }, h('label', { class: 'inline' },
+        h('input', { type: 'checkbox', id: `nat-traversal-${c.id}`, checked: c.natTraversal, 'aria-label': `Devices on ${c.name} may map their own ports`,
+          onchange: (e) => act(`Devices on ${c.name} ${e.target.checked ? 'may' : 'may no longer'} map their own ports`,
+            () => api('POST', `/v1/connections/${enc(c.id)}/nat-traversal/${e.target.checked ? 'enable' : 'disable'}`)) }),
+        h('span', { 'aria-hidden': 'true' }, 'On')))))));
 }
 
 async function applySharing(form, conns, pub, priv) {
@@ -482,10 +509,12 @@ async function servicesView(arg) {
   const conn = conns.find((c) => c.id === arg || c.interface === arg) ||
     conns.find((c) => c.id === ui.servicesConn) || pub || conns[0];
   ui.servicesConn = conn.id;
-  const mappings = await api('GET', `/v1/connections/${enc(conn.id)}/mappings`);
-  const q = ui.filter.toLowerCase();
-  const shown = mappings.filter((m) => !q || [m.name, m.protocol, m.externalPort, m.internalPort, m.targetName, m.targetIPAddress]
-    .some((v) => String(v).toLowerCase().includes(q)));
+  // One page, filtered by the daemon: the screen stays quick whatever the
+  // number of mappings.
+  const query = new URLSearchParams({ limit: String(MAX_ROWS) });
+  if (ui.filter) query.set('q', ui.filter);
+  const page = await apiAnswer('GET', `/v1/connections/${enc(conn.id)}/mappings?${query}`);
+  const shown = page.data, more = page.link.includes('rel="next"');
 
   const picker = h('select', { id: 'services-connection', onchange: (e) => { location.hash = `#/services/${enc(e.target.value)}`; } },
     conns.map((c) => h('option', { value: c.id, selected: c.id === conn.id }, `${c.name} (${c.interface})`)));
@@ -501,9 +530,9 @@ async function servicesView(arg) {
       h('div', {}, h('label', { for: 'services-connection' }, 'Connection'), picker),
       h('div', {}, h('label', { for: 'services-filter' }, 'Filter'), filter),
       h('button', { type: 'button', class: 'primary', id: 'add-service', onclick: () => mappingDialog(conn) }, 'Add…')),
-    mappings.length === 0 ? h('p', { class: 'empty' }, 'No services yet. Add one to publish a service of a computer on your network.') :
+    shown.length === 0 && !ui.filter ? h('p', { class: 'empty' }, 'No services yet. Add one to publish a service of a computer on your network.') :
       mappingTable(conn, shown),
-    shown.length > MAX_ROWS && h('p', { class: 'hint' }, `Showing ${MAX_ROWS} of ${shown.length}; filter to find the others.`));
+    more && h('p', { class: 'hint' }, `Showing the first ${MAX_ROWS}; filter to find the others.`));
 }
 
 function targetText(m) {

@@ -173,6 +173,16 @@ test('sharing: share wan0 with lan0; a new public connection asks first', async 
   s = cli('sharing', 'show');
   assert.deepEqual(s.public.map((c) => c.interface), ['wan0']);
 
+  // The devices of the private network may map their own ports once
+  // switched on (off by default).
+  const natt = page.getByLabel('Devices on lan0 may map their own ports');
+  assert.equal(await natt.isChecked(), false);
+  await natt.check();
+  await eventually(() => assert.equal(cli('nat-traversal', 'show', 'lan0').natTraversal, true));
+  await page.locator('input#nat-traversal-' + s.private[0].id + ':checked').waitFor();
+  await page.getByLabel('Devices on lan0 may map their own ports').uncheck();
+  await eventually(() => assert.equal(cli('nat-traversal', 'show', 'lan0').natTraversal, false));
+
   // A bad private address: the API's error next to the field.
   await page.getByLabel('Private address').fill('10.0.0.1');
   await page.getByRole('button', { name: 'Apply' }).click();
