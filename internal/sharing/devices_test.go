@@ -19,7 +19,7 @@ var (
 )
 
 // sharedHarness shares wan0 as public and lan0 as private, with a clock.
-func sharedHarness(t *testing.T) *harness {
+func sharedHarness(t testing.TB) *harness {
 	h := newHarness(t)
 	h.clock = time.Unix(1_800_000_000, 0)
 	h.must(h.m.EnableSharing(ctx, "wan0", RolePublic, noAddr))

@@ -3,7 +3,9 @@ package sharing
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,5 +87,59 @@ func (h *harness) fill(n int) {
 	recs, _ := batch.Records()
 	if _, err := h.st.Desired.Commit(ctx, store.Any, recs); err != nil {
 		h.t.Fatal(err)
+	}
+}
+
+// BenchmarkLease times devices' requests through the model and a real
+// store (the fake firewall), from 64 goroutines at once, with N devices'
+// mappings present: "renew" renews the caller's own mapping, moving its
+// expiry (a store write, no kernel change), "map" makes a new one and
+// releases it (two writes, two firewall changes).
+func BenchmarkLease(b *testing.B) {
+	for _, n := range []int{0, 1000, 10000} {
+		for _, op := range []string{"renew", "map"} {
+			b.Run(fmt.Sprintf("%s/N=%d", op, n), func(b *testing.B) {
+				h := sharedHarness(b)
+				h.clock = time.Time{} // the system's clock
+				wan := h.props("wan0").ID
+				var batch store.Batch
+				for i := range n {
+					host := netip.AddrFrom4([4]byte{192, 168, 137, byte(2 + i%250)})
+					batch.PutMapping(store.Mapping{ID: uint64(100 + i), Connection: wan, Name: "fill", Protocol: ipproto.UDP,
+						ExternalPort: uint16(2000 + i), InternalPort: uint16(2000 + i), TargetIP: host, Enabled: true,
+						Origin: OriginNATPMP, Client: host, Expiry: time.Now().Add(time.Hour).Unix()})
+				}
+				if n > 0 {
+					batch.SetLastDeviceMappingID(uint64(100 + n))
+					_, recs, _ := batch.Split()
+					if _, err := h.st.Runtime.Commit(ctx, store.Any, recs); err != nil {
+						b.Fatal(err)
+					}
+					h.restart()
+				}
+				var next atomic.Uint32
+				b.SetParallelism(32) // 64 goroutines on 2 cores
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					k := next.Add(1)
+					host := netip.AddrFrom4([4]byte{192, 168, 137, byte(2 + k%250)})
+					port := uint16(40000 + k)
+					r := natpmp(host, ipproto.TCP, port, time.Hour)
+					for i := 0; pb.Next(); i++ {
+						// A lifetime a second longer every other time: each
+						// renewal moves the expiry, and is written.
+						r.Lifetime = time.Hour + time.Duration(i%2)*time.Second
+						if _, err := h.m.LeaseMapping(ctx, r); err != nil {
+							b.Fatal(err)
+						}
+						if op == "map" {
+							if err := h.m.ReleaseMapping(ctx, OriginNATPMP, host, ipproto.TCP, port, [12]byte{}); err != nil {
+								b.Fatal(err)
+							}
+						}
+					}
+				})
+			})
+		}
 	}
 }
