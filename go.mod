@@ -5,6 +5,7 @@ go 1.26
 require (
 	github.com/google/nftables v0.3.1-0.20251119083706-1db35da82052
 	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae
+	github.com/jackpal/go-nat-pmp v1.1.0
 	github.com/mdlayher/netlink v1.8.1-0.20251028132421-dcc6cab9a6eb
 	github.com/mdlayher/packet v1.1.2
 	github.com/miekg/dns v1.1.73
