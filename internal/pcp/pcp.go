@@ -333,20 +333,30 @@ func header(b []byte, op Opcode, res ResultCode, lifetime, epoch uint32) []byte 
 // AppendResponse appends r.
 func AppendResponse(b []byte, r Response) []byte {
 	b = header(b, r.Opcode, r.Result, r.Lifetime, r.Epoch)
-	if r.Opcode != OpMap && r.Opcode != OpPeer {
+	return appendOpData(b, r.Opcode, r.Nonce, r.Protocol, r.InternalPort, r.ExternalPort, r.ExternalIP, r.RemotePort, r.RemoteIP,
+		r.ThirdParty, r.PreferFailure, r.Filters)
+}
+
+// appendOpData appends what follows the common header of a MAP or PEER
+// message (request or response: the external port and address are the
+// suggested ones or the assigned ones), then its options; nothing for
+// another opcode.
+func appendOpData(b []byte, op Opcode, nonce [12]byte, proto uint8, internal, external uint16, extIP netip.Addr,
+	remotePort uint16, remoteIP netip.Addr, third netip.Addr, preferFailure bool, filters []Filter) []byte {
+	if op != OpMap && op != OpPeer {
 		return b
 	}
-	b = append(b, r.Nonce[:]...)
-	b = append(b, r.Protocol, 0, 0, 0)
-	b = binary.BigEndian.AppendUint16(b, r.InternalPort)
-	b = binary.BigEndian.AppendUint16(b, r.ExternalPort)
-	b = appendAddr16(b, r.ExternalIP)
-	if r.Opcode == OpPeer {
-		b = binary.BigEndian.AppendUint16(b, r.RemotePort)
+	b = append(b, nonce[:]...)
+	b = append(b, proto, 0, 0, 0)
+	b = binary.BigEndian.AppendUint16(b, internal)
+	b = binary.BigEndian.AppendUint16(b, external)
+	b = appendAddr16(b, extIP)
+	if op == OpPeer {
+		b = binary.BigEndian.AppendUint16(b, remotePort)
 		b = append(b, 0, 0)
-		b = appendAddr16(b, r.RemoteIP)
+		b = appendAddr16(b, remoteIP)
 	}
-	return appendOptions(b, r.ThirdParty, r.PreferFailure, r.Filters)
+	return appendOptions(b, third, preferFailure, filters)
 }
 
 func appendOptions(b []byte, third netip.Addr, preferFailure bool, filters []Filter) []byte {
@@ -395,20 +405,8 @@ func AppendRequest(b []byte, r Request) []byte {
 	b = append(b, Version, byte(r.Opcode)&0x7f, 0, 0)
 	b = binary.BigEndian.AppendUint32(b, r.Lifetime)
 	b = appendAddr16(b, r.ClientIP)
-	if r.Opcode != OpMap && r.Opcode != OpPeer {
-		return b
-	}
-	b = append(b, r.Nonce[:]...)
-	b = append(b, r.Protocol, 0, 0, 0)
-	b = binary.BigEndian.AppendUint16(b, r.InternalPort)
-	b = binary.BigEndian.AppendUint16(b, r.SuggestedPort)
-	b = appendAddr16(b, r.SuggestedExternal)
-	if r.Opcode == OpPeer {
-		b = binary.BigEndian.AppendUint16(b, r.RemotePort)
-		b = append(b, 0, 0)
-		b = appendAddr16(b, r.RemoteIP)
-	}
-	return appendOptions(b, r.ThirdParty, r.PreferFailure, r.Filters)
+	return appendOpData(b, r.Opcode, r.Nonce, r.Protocol, r.InternalPort, r.SuggestedPort, r.SuggestedExternal, r.RemotePort, r.RemoteIP,
+		r.ThirdParty, r.PreferFailure, r.Filters)
 }
 
 // ParseResponse parses a response (what a client reads; for tests and
