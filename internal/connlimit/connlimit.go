@@ -55,9 +55,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 		l.mu.Lock()
 		if l.bySource[src] >= l.perSource {
 			l.mu.Unlock()
+			// Counted before the close, so that whoever sees the close
+			// sees the count.
+			l.refused.Add(1)
 			c.Close()
 			<-l.slots
-			l.refused.Add(1)
 			continue
 		}
 		l.bySource[src]++
