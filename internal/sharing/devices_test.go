@@ -611,3 +611,33 @@ func TestMappingText(t *testing.T) {
 		}
 	}
 }
+
+// An address that moved while netshare was stopped is seen at start: the
+// devices' mappings made on the old one end, and a new epoch begins.
+func TestPublicAddressMovedWhileStopped(t *testing.T) {
+	h := sharedHarness(t)
+	h.m.Refresh(ctx)
+	h.lease(natpmp(lanHost, ipproto.UDP, 5000, time.Hour))
+	_, epoch, _ := h.m.PortMapper().External()
+	h.clock = h.clock.Add(time.Minute)
+	h.links.RemoveAddr("wan0", netip.MustParsePrefix("198.51.100.2/24"))
+	h.links.AddAddr("wan0", netip.MustParsePrefix("203.0.113.7/24"))
+	h.restart()
+	if err := h.m.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.check()
+	if ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 0 {
+		t.Errorf("the mappings made on the old address: %+v", ms)
+	}
+	if _, now, _ := h.m.PortMapper().External(); now.Equal(epoch) {
+		t.Error("no new epoch")
+	}
+	// A restart on the same address changes nothing.
+	h.lease(natpmp(lanHost, ipproto.UDP, 5001, time.Hour))
+	h.restart()
+	h.m.Refresh(ctx)
+	if ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 1 {
+		t.Errorf("after a restart on the same address: %+v", ms)
+	}
+}

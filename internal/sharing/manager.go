@@ -245,6 +245,7 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		m.log.Info("devices' mappings ended while netshare was stopped", "count", ended.Len())
 	}
 	m.lastID = max(m.lastID, st.LastMappingID)
+	m.pmAddr = st.PortMapAddr
 	if st.PortMapEpoch != 0 {
 		m.pmEpoch = time.Unix(st.PortMapEpoch, 0)
 	} else {
@@ -507,7 +508,7 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	m.expireLeasesLocked()
 	m.leaseMu.Unlock()
 	m.resolveNamesLocked(ctx)
-	moved := m.notePublicAddrLocked()
+	moved := m.notePublicAddrLocked(ctx)
 	m.mu.Unlock()
 	if moved {
 		return errors.Join(err, m.publicAddressMoved(ctx))

@@ -108,7 +108,7 @@ func (h *harness) check() {
 
 // dumpLocked renders the records in memory.
 func (m *Manager) dumpLocked() string {
-	st := &store.State{Rev: m.rev, LastMappingID: m.lastID, Settings: m.settings, PortMapEpoch: m.pmEpoch.Unix()}
+	st := &store.State{Rev: m.rev, LastMappingID: m.lastID, Settings: m.settings, PortMapEpoch: m.pmEpoch.Unix(), PortMapAddr: m.pmAddr}
 	for _, c := range m.conns {
 		st.Connections = append(st.Connections, *c)
 	}

@@ -91,11 +91,19 @@ func (m *Manager) portMapEpoch() time.Time {
 }
 
 // notePublicAddrLocked records the public address the devices' mappings
-// are made on, and reports whether it moved from another one.
-func (m *Manager) notePublicAddrLocked() bool {
+// are made on (in the store too, so that a change while netshare is
+// stopped is seen at start), and reports whether it moved from another
+// one.
+func (m *Manager) notePublicAddrLocked(ctx context.Context) bool {
 	now := m.publicAddr()
 	if !now.IsValid() || now == m.pmAddr {
 		return false
+	}
+	var b store.Batch
+	b.SetPortMapAddr(now)
+	if err := m.commitRecordsLocked(ctx, &b); err != nil {
+		m.log.Error("recording the public address of the devices' mappings", "err", err)
+		return false // tried again at the next refresh
 	}
 	was := m.pmAddr
 	m.view.Lock()

@@ -45,6 +45,7 @@ var (
 	keyRuntimeRev        = []byte("runtime-rev")
 	keySettings          = []byte("settings")
 	keyPortMapEpoch      = []byte("portmap-epoch")
+	keyPortMapAddr       = []byte("portmap-address")
 	appName              = []byte("netshare")
 )
 
@@ -305,9 +306,14 @@ func (b *Bolt) Scan(ctx context.Context, sizes func(kind string, n int), fn func
 			if err := scan(tx.Bucket(bucketLeases), PrefixLease, fn); err != nil {
 				return err
 			}
-			if v := meta.Get(keyPortMapEpoch); v != nil {
-				if err := fn(Record{Key: KeyPortMapEpoch, Value: v}); err != nil {
-					return err
+			for _, k := range []struct {
+				key  string
+				file []byte
+			}{{KeyPortMapEpoch, keyPortMapEpoch}, {KeyPortMapAddr, keyPortMapAddr}} {
+				if v := meta.Get(k.file); v != nil {
+					if err := fn(Record{Key: k.key, Value: v}); err != nil {
+						return err
+					}
 				}
 			}
 			return scanMappings(s.path, tx.Bucket(bucketDeviceMappings), KeyLastDeviceMappingID, PrefixDeviceMapping, nil, fn)
@@ -364,6 +370,8 @@ func place(key string) (bucket, k []byte, err error) {
 		return bucketDeviceMappings, nil, nil
 	case key == KeyPortMapEpoch:
 		return bucketMeta, keyPortMapEpoch, nil
+	case key == KeyPortMapAddr:
+		return bucketMeta, keyPortMapAddr, nil
 	case strings.HasPrefix(key, PrefixConnection) && len(key) > len(PrefixConnection):
 		return bucketConnections, []byte(key[len(PrefixConnection):]), nil
 	case strings.HasPrefix(key, PrefixLease) && len(key) > len(PrefixLease):

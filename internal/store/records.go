@@ -48,6 +48,10 @@ const (
 	// and a client that sees it go back maps again. It is kept across
 	// restarts, as the mappings are.
 	KeyPortMapEpoch = "portmap/epoch"
+	// KeyPortMapAddr holds the public address the devices' mappings were
+	// made on (netip.Addr's binary form): one found different at start
+	// ends them, as a change while netshare runs does.
+	KeyPortMapAddr = "portmap/address"
 )
 
 // Origin says who made a mapping.
@@ -254,8 +258,10 @@ type State struct {
 	// a device, deleted ones included, so that ids are never reused.
 	LastMappingID uint64
 	// PortMapEpoch is when the devices' mapping state began (Unix
-	// seconds); 0 when it never did.
+	// seconds); 0 when it never did. PortMapAddr is the public address
+	// their mappings were made on.
 	PortMapEpoch int64
+	PortMapAddr  netip.Addr
 }
 
 // MappingKey returns the key of mapping id.
@@ -332,7 +338,8 @@ func (b *Batch) Split() (desired, runtime []Record, err error) {
 
 // RuntimeKey reports whether key belongs to the runtime store.
 func RuntimeKey(key string) bool {
-	return strings.HasPrefix(key, PrefixLease) || key == KeyLastDeviceMappingID || strings.HasPrefix(key, PrefixDeviceMapping) || key == KeyPortMapEpoch
+	return strings.HasPrefix(key, PrefixLease) || key == KeyLastDeviceMappingID || strings.HasPrefix(key, PrefixDeviceMapping) ||
+		key == KeyPortMapEpoch || key == KeyPortMapAddr
 }
 
 // SetLastMappingID records id as the highest mapping id ever used, in the
@@ -344,6 +351,13 @@ func (b *Batch) SetLastMappingID(id uint64) {
 // SetPortMapEpoch records when the devices' mapping state began.
 func (b *Batch) SetPortMapEpoch(t time.Time) {
 	b.recs = append(b.recs, Record{Key: KeyPortMapEpoch, Value: binary.BigEndian.AppendUint64(nil, uint64(t.Unix()))})
+}
+
+// SetPortMapAddr records the public address the devices' mappings are
+// made on.
+func (b *Batch) SetPortMapAddr(a netip.Addr) {
+	v, _ := a.MarshalBinary()
+	b.recs = append(b.recs, Record{Key: KeyPortMapAddr, Value: v})
 }
 
 // SetLastDeviceMappingID records id as the highest id a device's mapping
@@ -409,6 +423,10 @@ func (st *State) decode(r Record, conn func([16]byte) string) error {
 			return fmt.Errorf("%d bytes, want 8", len(v))
 		}
 		st.PortMapEpoch = int64(binary.BigEndian.Uint64(v))
+	case k == KeyPortMapAddr:
+		if err := st.PortMapAddr.UnmarshalBinary(v); err != nil || !st.PortMapAddr.Is4() {
+			return fmt.Errorf("not an IPv4 address: %x", v)
+		}
 	case k == KeyLastMappingID || k == KeyLastDeviceMappingID:
 		if len(v) != 8 {
 			return fmt.Errorf("%d bytes, want 8", len(v))

@@ -113,6 +113,8 @@ func TestDecodeRefusesBadRecords(t *testing.T) {
 		{Record{Key: "mappings/x", Value: good}, `record "mappings/x": not a mapping id`},
 		{Record{Key: "mappings/2", Value: good[:10]}, `record "mappings/2": record too short`},
 		{Record{Key: "counters/mappings", Value: []byte{1}}, `record "counters/mappings": 1 bytes, want 8`},
+		{Record{Key: "portmap/address", Value: []byte{1, 2, 3}}, `record "portmap/address": not an IPv4 address`},
+		{Record{Key: "portmap/epoch", Value: []byte{1}}, `record "portmap/epoch": 1 bytes, want 8`},
 		{Record{Key: "devicemappings/1", Value: good}, `record "devicemappings/1": a person's mapping among the devices'`},
 		{Record{Key: "mappings/1", Value: device}, `record "mappings/1": a device's mapping (pcp) among the desired state's`},
 		{Record{Key: "devicemappings/1", Value: append(slices.Clone(device), 0)}, `record "devicemappings/1": 1 bytes after the record`},
