@@ -641,3 +641,21 @@ func TestPublicAddressMovedWhileStopped(t *testing.T) {
 		t.Errorf("after a restart on the same address: %+v", ms)
 	}
 }
+
+// Another address beside the one the devices' mappings are on is not a
+// move.
+func TestPublicAddressAdded(t *testing.T) {
+	h := sharedHarness(t)
+	h.m.Refresh(ctx)
+	h.lease(natpmp(lanHost, ipproto.UDP, 5000, time.Hour))
+	h.links.AddAddr("wan0", netip.MustParsePrefix("198.51.100.1/24")) // sorts first
+	if err := h.m.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 1 {
+		t.Errorf("a second public address ended the devices' mappings: %+v", ms)
+	}
+	if a, _, _ := h.m.PortMapper().External(); a != mustIP("198.51.100.2") {
+		t.Errorf("External = %v, want the address the mappings are on", a)
+	}
+}

@@ -96,6 +96,7 @@ type Manager struct {
 	deviceCount map[netip.Addr]int              // how many mappings each host leased
 	pmEpoch     time.Time                       // when the devices' mapping state began
 	pmAddr      netip.Addr                      // the public address the devices' mappings are on
+	pmAddrA     atomic.Pointer[netip.Addr]      // pmAddr, for readers that hold no lock
 	lastID      uint64                          // the highest mapping id ever stored
 	rev         store.Rev                       // the desired state's revision in memory
 	settings    store.Settings
@@ -246,6 +247,8 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	}
 	m.lastID = max(m.lastID, st.LastMappingID)
 	m.pmAddr = st.PortMapAddr
+	addr := st.PortMapAddr // a copy: pmAddr changes, what readers hold does not
+	m.pmAddrA.Store(&addr)
 	if st.PortMapEpoch != 0 {
 		m.pmEpoch = time.Unix(st.PortMapEpoch, 0)
 	} else {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/netshare/netshare/internal/ipproto"
@@ -55,10 +56,24 @@ func (p portMapper) External() (netip.Addr, time.Time, error) {
 	return netip.Addr{}, epoch, portmap.ErrNoPublic
 }
 
+// pmAddrNow returns the public address the devices' mappings are on.
+func (m *Manager) pmAddrNow() netip.Addr {
+	if p := m.pmAddrA.Load(); p != nil {
+		return *p
+	}
+	return netip.Addr{}
+}
+
 // publicAddr returns the public connection's IPv4 address, as last applied
-// to the firewall (the first, when it has several), without a lock.
+// to the firewall: the one the devices' mappings are on while the
+// connection has it, else its first. It takes no lock but view's read
+// lock, which the caller may hold.
 func (m *Manager) publicAddr() netip.Addr {
-	for _, a := range m.PublicAddrs() {
+	addrs := m.PublicAddrs()
+	if cur := m.pmAddrNow(); cur.IsValid() && slices.Contains(addrs, cur) {
+		return cur
+	}
+	for _, a := range addrs {
 		if a.Is4() {
 			return a
 		}
@@ -108,6 +123,7 @@ func (m *Manager) notePublicAddrLocked(ctx context.Context) bool {
 	was := m.pmAddr
 	m.view.Lock()
 	m.pmAddr = now
+	m.pmAddrA.Store(&now)
 	m.view.Unlock()
 	return was.IsValid()
 }
