@@ -183,3 +183,72 @@ except socket.timeout:
 		t.Errorf("nmap's nat-pmp-info from the lan host: %v\n%s", err, out)
 	}
 }
+
+// TestPublicAddressMoves changes the gateway's public address: the
+// devices' mappings end, a new epoch is announced to the lan, and natpmpc
+// then sees the new address and maps again.
+func TestPublicAddressMoves(t *testing.T) {
+	l, m := up(t)
+	natpmpc := func(args ...string) string {
+		t.Helper()
+		out, err := l.Output(l.LAN, append([]string{"natpmpc", "-g", lab.GatewayLAN}, args...)...)
+		if err != nil {
+			t.Fatalf("natpmpc %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	natpmpc("-a", "7100", "7000", "tcp", "600")
+	wan := config(t, m, "wan0")
+	if ms, _ := wan.EnumPortMappings(ctx, hnetcfg.ICSSC_DEFAULT); len(ms) != 1 {
+		t.Fatalf("%d mappings", len(ms))
+	}
+	heard := make(chan string, 1)
+	go func() {
+		out, _ := l.Output(l.LAN, "python3", "-c", `import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5350))
+s.settimeout(0.2)
+end = time.time() + 4
+while time.time() < end:
+    try:
+        data, src = s.recvfrom(2048)
+        print(data.hex())
+    except socket.timeout:
+        pass`)
+		heard <- out
+	}()
+	time.Sleep(500 * time.Millisecond)
+	// (Deleting the old address first: the kernel would take a secondary
+	// address away with the primary one.)
+	for _, args := range [][]string{
+		{"ip", "addr", "del", lab.GatewayWAN + "/24", "dev", "wan0"},
+		{"ip", "addr", "add", "198.51.100.9/24", "dev", "wan0"},
+		{"ip", "route", "replace", "default", "via", lab.WANHost},
+	} {
+		if out, err := l.Output(l.GW, args...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ms, _ := wan.EnumPortMappings(ctx, hnetcfg.ICSSC_DEFAULT)
+		if len(ms) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the device's mapping stayed after the public address moved: %d", len(ms))
+		}
+	}
+	// 198.51.100.9 is c6336409: the NAT-PMP announcement of the new
+	// address.
+	if out := <-heard; !strings.Contains(out, "c6336409") {
+		t.Errorf("no announcement of the new address was heard:\n%s", out)
+	}
+	if out := natpmpc(); !strings.Contains(out, "Public IP address : 198.51.100.9") {
+		t.Errorf("natpmpc says:\n%s", out)
+	}
+	natpmpc("-a", "7100", "7000", "tcp", "600")
+	if ms, _ := wan.EnumPortMappings(ctx, hnetcfg.ICSSC_DEFAULT); len(ms) != 1 {
+		t.Errorf("mapping again: %d mappings", len(ms))
+	}
+}
