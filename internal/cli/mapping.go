@@ -230,7 +230,7 @@ func origin(p hnetcfg.PortMappingProps, now time.Time) string {
 	}
 	s := fmt.Sprintf("%s by %s", p.Origin, p.Client)
 	if t, err := time.Parse(time.RFC3339, p.Expires); err == nil {
-		s += fmt.Sprintf(", %s left", max(t.Sub(now), 0).Round(time.Second))
+		s += fmt.Sprintf(", %s left", max(t.Sub(now), 0).Truncate(time.Second))
 	}
 	return s
 }
