@@ -550,7 +550,7 @@ function byDevice(m) {
 // leaseText says which device leased m, by which protocol, and for how
 // long still.
 function leaseText(m) {
-  const left = Math.max(0, Math.round((Date.parse(m.expires) - Date.now()) / 1000));
+  const left = Math.max(0, Math.floor((Date.parse(m.expires) - Date.now()) / 1000));
   const hours = Math.floor(left / 3600), mins = Math.floor((left % 3600) / 60), secs = left % 60;
   const time = hours > 0 ? `${hours} h ${mins} min` : mins > 0 ? `${mins} min ${secs} s` : `${secs} s`;
   return `made by device ${m.client} (${m.origin.toUpperCase()}), ${time} left`;
