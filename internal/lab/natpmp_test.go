@@ -10,19 +10,22 @@ import (
 	"github.com/netshare/netshare/internal/lab"
 )
 
+// runNatpmpc runs Debian's natpmpc on the lan host, asking the gateway.
+func runNatpmpc(t *testing.T, l *lab.Lab, args ...string) string {
+	t.Helper()
+	out, err := l.Output(l.LAN, append([]string{"natpmpc", "-g", lab.GatewayLAN}, args...)...)
+	if err != nil {
+		t.Fatalf("natpmpc %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
 // TestNATPMP has the lan host map its own ports with Debian's natpmpc
 // (libnatpmp), as a game console or a torrent client does, and checks each
 // mapping with traffic from the wan host.
 func TestNATPMP(t *testing.T) {
 	l, m := up(t)
-	natpmpc := func(args ...string) string {
-		t.Helper()
-		out, err := l.Output(l.LAN, append([]string{"natpmpc", "-g", lab.GatewayLAN}, args...)...)
-		if err != nil {
-			t.Fatalf("natpmpc %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	natpmpc := func(args ...string) string { t.Helper(); return runNatpmpc(t, l, args...) }
 	if out := natpmpc(); !strings.Contains(out, "Public IP address : "+lab.GatewayWAN) {
 		t.Fatalf("natpmpc says:\n%s", out)
 	}
@@ -189,14 +192,7 @@ except socket.timeout:
 // then sees the new address and maps again.
 func TestPublicAddressMoves(t *testing.T) {
 	l, m := up(t)
-	natpmpc := func(args ...string) string {
-		t.Helper()
-		out, err := l.Output(l.LAN, append([]string{"natpmpc", "-g", lab.GatewayLAN}, args...)...)
-		if err != nil {
-			t.Fatalf("natpmpc %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	natpmpc := func(args ...string) string { t.Helper(); return runNatpmpc(t, l, args...) }
 	natpmpc("-a", "7100", "7000", "tcp", "600")
 	wan := config(t, m, "wan0")
 	if ms, _ := wan.EnumPortMappings(ctx, hnetcfg.ICSSC_DEFAULT); len(ms) != 1 {

@@ -167,22 +167,12 @@ func ParseRequest(b []byte) (req Request, res ResultCode, drop bool) {
 	switch req.Opcode {
 	case OpAnnounce:
 	case OpMap, OpPeer:
-		n := mapLen
-		if req.Opcode == OpPeer {
-			n = peerLen
-		}
-		if len(rest) < n {
+		d, n, ok := readOpData(req.Opcode, rest)
+		if !ok {
 			return req, MalformedRequest, false
 		}
-		req.Nonce = [12]byte(rest[0:12])
-		req.Protocol = rest[12]
-		req.InternalPort = binary.BigEndian.Uint16(rest[16:18])
-		req.SuggestedPort = binary.BigEndian.Uint16(rest[18:20])
-		req.SuggestedExternal = addr16(rest[20:36])
-		if req.Opcode == OpPeer {
-			req.RemotePort = binary.BigEndian.Uint16(rest[36:38])
-			req.RemoteIP = addr16(rest[40:56])
-		}
+		req.Nonce, req.Protocol, req.InternalPort, req.SuggestedPort, req.SuggestedExternal = d.nonce, d.protocol, d.internal, d.external, d.extIP
+		req.RemotePort, req.RemoteIP = d.remotePort, d.remoteIP
 		if res := req.checkPorts(); res != Success {
 			return req, res, false
 		}
@@ -337,6 +327,34 @@ func AppendResponse(b []byte, r Response) []byte {
 		r.ThirdParty, r.PreferFailure, r.Filters)
 }
 
+// opData is what follows the common header of a MAP or PEER message.
+type opData struct {
+	nonce              [12]byte
+	protocol           uint8
+	internal, external uint16
+	extIP              netip.Addr
+	remotePort         uint16
+	remoteIP           netip.Addr
+}
+
+// readOpData reads a MAP or PEER message's data from b and returns its
+// length; ok is false when b is too short for it.
+func readOpData(op Opcode, b []byte) (d opData, n int, ok bool) {
+	n = mapLen
+	if op == OpPeer {
+		n = peerLen
+	}
+	if len(b) < n {
+		return opData{}, 0, false
+	}
+	d = opData{nonce: [12]byte(b[0:12]), protocol: b[12], internal: binary.BigEndian.Uint16(b[16:18]),
+		external: binary.BigEndian.Uint16(b[18:20]), extIP: addr16(b[20:36])}
+	if op == OpPeer {
+		d.remotePort, d.remoteIP = binary.BigEndian.Uint16(b[36:38]), addr16(b[40:56])
+	}
+	return d, n, true
+}
+
 // appendOpData appends what follows the common header of a MAP or PEER
 // message (request or response: the external port and address are the
 // suggested ones or the assigned ones), then its options; nothing for
@@ -431,25 +449,15 @@ func ParseResponse(b []byte) (Response, error) {
 	if r.Opcode != OpMap && r.Opcode != OpPeer {
 		return r, nil
 	}
-	n := mapLen
-	if r.Opcode == OpPeer {
-		n = peerLen
-	}
-	if len(rest) < n {
+	d, n, ok := readOpData(r.Opcode, rest)
+	if !ok {
 		if r.Result != Success {
 			return r, nil
 		}
 		return Response{}, fmt.Errorf("pcp: %v response of %d bytes is cut short", r.Opcode, len(b))
 	}
-	r.Nonce = [12]byte(rest[0:12])
-	r.Protocol = rest[12]
-	r.InternalPort = binary.BigEndian.Uint16(rest[16:18])
-	r.ExternalPort = binary.BigEndian.Uint16(rest[18:20])
-	r.ExternalIP = addr16(rest[20:36])
-	if r.Opcode == OpPeer {
-		r.RemotePort = binary.BigEndian.Uint16(rest[36:38])
-		r.RemoteIP = addr16(rest[40:56])
-	}
+	r.Nonce, r.Protocol, r.InternalPort, r.ExternalPort, r.ExternalIP = d.nonce, d.protocol, d.internal, d.external, d.extIP
+	r.RemotePort, r.RemoteIP = d.remotePort, d.remoteIP
 	opts := Request{Opcode: r.Opcode}
 	if res := opts.parseOptions(rest[n:]); res != Success {
 		return Response{}, fmt.Errorf("pcp: response options: %v", res)
