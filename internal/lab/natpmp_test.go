@@ -20,6 +20,30 @@ func runNatpmpc(t *testing.T, l *lab.Lab, args ...string) string {
 	return out
 }
 
+// announcements listens on the lan host, for 4 s, to what the gateway
+// announces to 224.0.0.1:5350, and sends a line per packet: the source
+// address, its port and the packet in hex. It returns once listening.
+func announcements(l *lab.Lab) <-chan string {
+	heard := make(chan string, 1)
+	go func() {
+		out, _ := l.Output(l.LAN, "python3", "-c", `import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5350))
+s.settimeout(0.2)
+end = time.time() + 4
+while time.time() < end:
+    try:
+        data, src = s.recvfrom(2048)
+        print(src[0], src[1], data.hex())
+    except socket.timeout:
+        pass`)
+		heard <- out
+	}()
+	time.Sleep(500 * time.Millisecond)
+	return heard
+}
+
 // TestNATPMP has the lan host map its own ports with Debian's natpmpc
 // (libnatpmp), as a game console or a torrent client does, and checks each
 // mapping with traffic from the wan host.
@@ -70,24 +94,7 @@ func TestNATPMP(t *testing.T) {
 	before := epoch()
 	// The restarted daemon announces its epoch to 224.0.0.1:5350, where
 	// the lan host listens.
-	listen := `import socket, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 5350))
-s.settimeout(0.2)
-end = time.time() + 4
-while time.time() < end:
-    try:
-        data, src = s.recvfrom(2048)
-        print(src[0], src[1], data.hex())
-    except socket.timeout:
-        pass`
-	heard := make(chan string, 1)
-	go func() {
-		out, _ := l.Output(l.LAN, "python3", "-c", listen)
-		heard <- out
-	}()
-	time.Sleep(500 * time.Millisecond)
+	heard := announcements(l)
 	must(t, l.RestartDaemon(ctx))
 	reaches(t, l, l.WAN, "tcp", public, lab.WANHost)
 	if after := epoch(); after < before {
@@ -198,23 +205,7 @@ func TestPublicAddressMoves(t *testing.T) {
 	if ms, _ := wan.EnumPortMappings(ctx, hnetcfg.ICSSC_DEFAULT); len(ms) != 1 {
 		t.Fatalf("%d mappings", len(ms))
 	}
-	heard := make(chan string, 1)
-	go func() {
-		out, _ := l.Output(l.LAN, "python3", "-c", `import socket, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 5350))
-s.settimeout(0.2)
-end = time.time() + 4
-while time.time() < end:
-    try:
-        data, src = s.recvfrom(2048)
-        print(data.hex())
-    except socket.timeout:
-        pass`)
-		heard <- out
-	}()
-	time.Sleep(500 * time.Millisecond)
+	heard := announcements(l)
 	// (Deleting the old address first: the kernel would take a secondary
 	// address away with the primary one.)
 	for _, args := range [][]string{
