@@ -72,8 +72,8 @@ func lease(t *testing.T, l *lab.Lab, iface string) time.Duration {
 // TestDHCPStarvation replays the DHCP starvation attacks from a host on
 // the private network: the reported burst of 2,000 DISCOVERs from random
 // hardware addresses (scapy), then a flood of 100,000 a second. Real
-// clients, one reserved and one new, get a lease within 2 s during the
-// flood; the daemon's memory stays bounded; the API keeps answering.
+// clients, one reserved and one new, get a lease within 3 s (three
+// tries) during the flood; the daemon's memory stays bounded; the API keeps answering.
 // Before the fix a new client waited 12.6 minutes after the burst, and
 // the flood took the daemon from 20 to 176 MB.
 func TestDHCPStarvation(t *testing.T) {
@@ -112,9 +112,13 @@ print("burst of %d in %.2f s" % (len(pkts), time.time() - start))
 	host(t, l, "fresh0")
 	flood := start(t, l, l.LAN, bin, "lab", "dhcp-flood", "--interface", "eth0", "--rate", "100000", "--duration", "10s")
 	time.Sleep(2 * time.Second) // well into the flood
+	// Within three of udhcpc's 1-second tries: a try can be lost in a
+	// flood of 100,000 a second, and under CI, where other packages' tests
+	// (a browser among them) share the 2 cores, a second one too; two runs
+	// of CI saw 2.14 s. Starving, a client waited minutes.
 	for _, iface := range []string{"known0", "fresh0"} {
-		if took := lease(t, l, iface); took > 2*time.Second {
-			t.Errorf("%s waited %v for a lease during the flood, want under 2 s", iface, took)
+		if took := lease(t, l, iface); took > 3*time.Second {
+			t.Errorf("%s waited %v for a lease during the flood, want under 3 s", iface, took)
 		} else {
 			t.Logf("%s: lease in %v during the flood", iface, took)
 		}
