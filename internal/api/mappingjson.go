@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -39,18 +40,15 @@ func appendMapping(b []byte, m *sharing.Mapping) []byte {
 	b = strconv.AppendUint(b, uint64(m.InternalPort), 10)
 	b = append(b, `,"targetName":`...)
 	b = appendString(b, m.Target.Name)
-	b = append(b, `,"targetIPAddress":"`...)
-	if m.Target.IP.IsValid() {
-		b = m.Target.IP.AppendTo(b)
-	}
-	b = append(b, `","enabled":`...)
+	b = append(b, `,"targetIPAddress":`...)
+	b = appendAddr(b, m.Target.IP)
+	b = append(b, `,"enabled":`...)
 	b = strconv.AppendBool(b, m.Enabled)
 	b = append(b, `,"options":`...)
 	b = strconv.AppendUint(b, uint64(m.Options), 10)
 	if m.Resolved.IsValid() {
-		b = append(b, `,"resolvedIPAddress":"`...)
-		b = m.Resolved.AppendTo(b)
-		b = append(b, '"')
+		b = append(b, `,"resolvedIPAddress":`...)
+		b = appendAddr(b, m.Resolved)
 	}
 	b = append(b, `,"unresolved":`...)
 	b = strconv.AppendBool(b, m.Unresolved)
@@ -63,9 +61,8 @@ func appendMapping(b []byte, m *sharing.Mapping) []byte {
 	b = append(b, `,"origin":`...)
 	b = appendString(b, m.Origin.String())
 	if m.Client.IsValid() {
-		b = append(b, `,"client":"`...)
-		b = m.Client.AppendTo(b)
-		b = append(b, '"')
+		b = append(b, `,"client":`...)
+		b = appendAddr(b, m.Client)
 	}
 	if !m.Expires.IsZero() {
 		b = append(b, `,"expires":"`...)
@@ -73,6 +70,21 @@ func appendMapping(b []byte, m *sharing.Mapping) []byte {
 		b = append(b, '"')
 	}
 	return append(b, '}')
+}
+
+// appendAddr appends a as a JSON string ("" for the zero Addr). An IPv4
+// address is written as it is; anything else (an IPv6 address may carry a
+// zone, which is any text) goes through appendString.
+func appendAddr(b []byte, a netip.Addr) []byte {
+	switch {
+	case !a.IsValid():
+		return append(b, `""`...)
+	case a.Is4():
+		b = append(b, '"')
+		b = a.AppendTo(b)
+		return append(b, '"')
+	}
+	return appendString(b, a.String())
 }
 
 // appendString appends s as a JSON string as encoding/json writes it

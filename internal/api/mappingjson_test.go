@@ -60,6 +60,7 @@ func TestAppendMappingsIsEncodingJSON(t *testing.T) {
 			testMapping("bad \xff utf-8", "", ip, netip.Addr{}, nil),
 		}},
 		{"ipv6 target", []sharing.Mapping{testMapping("v6", "", netip.MustParseAddr("fd00::1"), netip.Addr{}, nil)}},
+		{"a zone to escape", []sharing.Mapping{testMapping("v6", "", netip.MustParseAddr("fe80::1").WithZone(`a"b\c<`), netip.MustParseAddr("::").WithZone(`"`), nil)}},
 		{"a device's", []sharing.Mapping{func() sharing.Mapping {
 			m := testMapping("pcp 192.168.137.20 udp/41641", "", ip, netip.Addr{}, nil)
 			m.Origin, m.Client, m.Expires = sharing.OriginPCP, ip, time.Unix(1_800_000_000, 0).In(time.FixedZone("X", 3600))
