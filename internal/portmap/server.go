@@ -40,7 +40,8 @@ type Server struct {
 	conn    *net.UDPConn
 	pc      *ipv4.PacketConn
 	h       *Handler
-	prefix  netip.Prefix
+	prefix  netip.Prefix // the network
+	gw      netip.Addr   // the gateway's address on it
 	ifindex int
 	limits  Limits
 	rate    *ratelimit.Table[netip.Addr]
@@ -82,7 +83,7 @@ func Serve(h *Handler, iface string, network netip.Prefix, limits Limits, log *s
 		return nil, fmt.Errorf("NAT-PMP and PCP on %s: announcing on %s: %w", network.Addr(), iface, err)
 	}
 	pc.SetMulticastLoopback(false)
-	s := &Server{conn: conn, pc: pc, h: h, prefix: network.Masked(), ifindex: ifi.Index, limits: limits,
+	s := &Server{conn: conn, pc: pc, h: h, prefix: network.Masked(), gw: network.Addr(), ifindex: ifi.Index, limits: limits,
 		rate: ratelimit.NewTable[netip.Addr](limits.PerClient, 4096), slots: make(chan struct{}, max(limits.InFlight, 1)),
 		log: log, dropLog: ratelimit.NewSampler(0.1, 1)}
 	s.wg.Add(1)
@@ -189,7 +190,7 @@ func (s *Server) refuse(src netip.Addr, cm *ipv4.ControlMessage) string {
 	switch {
 	case cm == nil || cm.IfIndex != s.ifindex:
 		return "came in on another interface"
-	case !s.prefix.Contains(src) || src == s.Addr().Addr():
+	case !s.prefix.Contains(src) || src == s.gw:
 		return "from an address outside the network"
 	case !s.rate.Allow(src, time.Now()):
 		return "over the client's rate"
