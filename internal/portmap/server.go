@@ -171,10 +171,15 @@ func (s *Server) serve() {
 		req := append([]byte(nil), buf[:n]...)
 		s.wg.Add(1)
 		go func() {
-			defer func() { <-s.slots; s.wg.Done() }()
+			defer s.wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if resp := s.h.Handle(ctx, req, src.Addr().Unmap()); resp != nil {
+			resp := s.h.Handle(ctx, req, src.Addr().Unmap())
+			cancel()
+			// The slot is free before the answer leaves: a client that
+			// sends its next request as soon as it hears this one finds
+			// it free.
+			<-s.slots
+			if resp != nil {
 				s.conn.WriteToUDPAddrPort(resp, src)
 			}
 		}()

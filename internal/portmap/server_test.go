@@ -56,3 +56,32 @@ func TestServer(t *testing.T) {
 		t.Errorf("%d requests dropped, want 2", d)
 	}
 }
+
+// A client that sends its next request as soon as it hears the last one
+// is never dropped for want of a slot, even with a single slot: the slot
+// is free before the answer leaves.
+func TestServerSlotFreeBeforeAnswer(t *testing.T) {
+	l := newLeaser()
+	s, err := Serve(handler(l), "lo", netip.MustParsePrefix("127.0.0.1/8"), Limits{PerClient: ratelimit.Limit{Rate: 10000, Burst: 10000}, InFlight: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.2:0")), net.UDPAddrFromAddrPort(s.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := natpmp.AppendRequest(nil, natpmp.Request{Opcode: natpmp.OpMapUDP, InternalPort: 5000, Lifetime: 600})
+	buf := make([]byte, 64)
+	for i := range 2000 {
+		c.Write(req)
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(buf); err != nil {
+			t.Fatalf("request %d: %v (%d dropped)", i, err, s.Dropped.Load())
+		}
+	}
+	if d := s.Dropped.Load(); d != 0 {
+		t.Errorf("%d requests dropped", d)
+	}
+}
