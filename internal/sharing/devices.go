@@ -123,7 +123,7 @@ func (m *Manager) planLease(r LeaseRequest) (*store.Mapping, uint64, error) {
 	if !m.privateHostLocked(r.Target) {
 		return nil, 0, denied("not a host of a private network")
 	}
-	expiry := m.now().Add(pol.clamp(r.Lifetime) + time.Second - 1).Unix() // rounded up to the second
+	expiry := m.now().Add(pol.clamp(r.Lifetime)).UnixMilli()
 	if id, ok := m.byDevice[deviceKey{pub.ID, r.Target, r.Protocol, r.InternalPort}]; ok {
 		old := m.mappings[id]
 		if old.Origin == OriginPCP && r.Origin == OriginPCP && old.Nonce != r.Nonce {
@@ -268,7 +268,7 @@ func (m *Manager) ReleaseAll(ctx context.Context, target netip.Addr, proto ippro
 // daemon calls it at that time, and whenever ExpiryChanged says an
 // earlier one appeared.
 func (m *Manager) ExpireMappings(ctx context.Context) (time.Time, error) {
-	now := m.now().Unix()
+	now := m.now().UnixMilli()
 	m.view.RLock()
 	var ids []uint64
 	for _, it := range m.expiries.items {
@@ -283,7 +283,7 @@ func (m *Manager) ExpireMappings(ctx context.Context) (time.Time, error) {
 	if len(m.expiries.items) == 0 {
 		return time.Time{}, err
 	}
-	return time.Unix(m.expiries.items[0].at, 0), err
+	return time.UnixMilli(m.expiries.items[0].at), err
 }
 
 // ExpiryChanged is signalled when a device mapping that ends before the
@@ -321,7 +321,7 @@ type expiryHeap struct {
 
 type expiryItem struct {
 	id    uint64
-	at    int64 // Unix seconds
+	at    int64 // Unix milliseconds
 	index int
 }
 

@@ -237,6 +237,7 @@ func TestDeviceMappingOwnership(t *testing.T) {
 
 func TestDeviceMappingExpiry(t *testing.T) {
 	h := sharedHarness(t)
+	h.clock = h.clock.Add(400 * time.Millisecond) // not on a second
 	start := h.clock
 	short := h.lease(natpmp(lanHost, ipproto.UDP, 5000, 3*time.Minute))
 	h.lease(natpmp(lanHost, ipproto.UDP, 5001, time.Hour))
@@ -247,6 +248,15 @@ func TestDeviceMappingExpiry(t *testing.T) {
 	}
 	if next, err := h.m.ExpireMappings(ctx); err != nil || !next.Equal(short.Expires) {
 		t.Fatalf("ExpireMappings before any end: next %v, %v; want %v", next, err, short.Expires)
+	}
+	// A lease ends at its lifetime to the millisecond, neither before nor
+	// rounded up to a second.
+	h.clock = start.Add(3*time.Minute - time.Millisecond)
+	if _, err := h.m.ExpireMappings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 2 {
+		t.Fatalf("a millisecond before the end: %d mappings", len(ms))
 	}
 	h.clock = start.Add(3 * time.Minute)
 	next, err := h.m.ExpireMappings(ctx)

@@ -230,7 +230,7 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		if m.conns[mp.Connection] == nil {
 			return nil, fmt.Errorf("stored state: mapping %d belongs to unknown connection %s", mp.ID, mp.Connection)
 		}
-		if mp.Origin != OriginUser && (mp.Expiry <= o.Now().Unix() || m.conns[mp.Connection].Role != RolePublic) {
+		if mp.Origin != OriginUser && (mp.Expiry <= o.Now().UnixMilli() || m.conns[mp.Connection].Role != RolePublic) {
 			ended.DeleteMapping(mp.ID, mp.Origin)
 			continue
 		}

@@ -40,7 +40,7 @@ func mappingOf(mp *store.Mapping) Mapping {
 	p := Mapping{ID: MappingID(mp.ID), Connection: mp.Connection, MappingSpec: specOf(mp), Enabled: mp.Enabled,
 		Origin: mp.Origin, Client: mp.Client}
 	if mp.Origin != OriginUser {
-		p.Expires = time.Unix(mp.Expiry, 0)
+		p.Expires = time.UnixMilli(mp.Expiry)
 	}
 	return p
 }
@@ -205,7 +205,7 @@ func (m *Manager) planEdit(ref string, id MappingID, e MappingEdit) (*store.Mapp
 	}
 	if old.Origin != OriginUser {
 		return nil, 0, hresult.Invalid("id", "mapping %s of connection %s is leased by %s (%v) until %s: it cannot be changed, only removed",
-			id, label(c.rec), old.Client, old.Origin, time.Unix(old.Expiry, 0).UTC().Format(time.RFC3339))
+			id, label(c.rec), old.Client, old.Origin, time.UnixMilli(old.Expiry).UTC().Format(time.RFC3339))
 	}
 	s := specOf(old)
 	if e.Name != nil {

@@ -31,9 +31,9 @@ func (p portMapper) Map(ctx context.Context, r portmap.Request) (portmap.Grant, 
 	if err != nil {
 		return portmap.Grant{}, portmapErr(err)
 	}
-	// The expiry is rounded up to the second: the lifetime left, rounded
-	// down, is the one granted.
-	return portmap.Grant{ExternalPort: mp.ExternalPort, Lifetime: mp.Expires.Sub(p.m.now()).Truncate(time.Second)}, nil
+	// The lease was made a moment ago: the lifetime left, to the nearest
+	// second, is the one granted.
+	return portmap.Grant{ExternalPort: mp.ExternalPort, Lifetime: mp.Expires.Sub(p.m.now()).Round(time.Second)}, nil
 }
 
 func (p portMapper) Unmap(ctx context.Context, proto portmap.Protocol, target netip.Addr, ip ipproto.Proto, internalPort uint16, nonce [12]byte) error {

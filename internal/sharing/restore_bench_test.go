@@ -107,7 +107,7 @@ func BenchmarkLease(b *testing.B) {
 					host := netip.AddrFrom4([4]byte{192, 168, 137, byte(2 + i%250)})
 					batch.PutMapping(store.Mapping{ID: uint64(100 + i), Connection: wan, Name: "fill", Protocol: ipproto.UDP,
 						ExternalPort: uint16(2000 + i), InternalPort: uint16(2000 + i), TargetIP: host, Enabled: true,
-						Origin: OriginNATPMP, Client: host, Expiry: time.Now().Add(time.Hour).Unix()})
+						Origin: OriginNATPMP, Client: host, Expiry: time.Now().Add(time.Hour).UnixMilli()})
 				}
 				if n > 0 {
 					batch.SetLastDeviceMappingID(uint64(100 + n))

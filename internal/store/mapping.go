@@ -19,16 +19,20 @@ import (
 //	options (4) | connection GUID (16) | name length (2) | name |
 //	target: IPv4 address (4), or name length (1) | name
 //
-// A device's mapping (origin other than OriginUser) is version 2: the same,
+// A device's mapping (origin other than OriginUser) is version 3: the same,
 // then
 //
-//	origin (1) | client IPv4 address (4) | expiry, Unix seconds (8) | nonce (12)
+//	origin (1) | client IPv4 address (4) | expiry, Unix milliseconds (8) | nonce (12)
+//
+// Version 2, which earlier releases wrote, is the same with the expiry in
+// Unix seconds; it is read, and written again as version 3.
 //
 // All integers are big-endian. A record with an unknown version is refused.
 const (
-	mappingRecordVersion       = 1
-	deviceMappingRecordVersion = 2
-	deviceTailLen              = 1 + 4 + 8 + 12
+	mappingRecordVersion             = 1
+	deviceMappingRecordVersionSecond = 2
+	deviceMappingRecordVersion       = 3
+	deviceTailLen                    = 1 + 4 + 8 + 12
 )
 
 const (
@@ -112,8 +116,9 @@ func decodeMappingWith(id uint64, b []byte, conn func([16]byte) string) (Mapping
 		return m, errShort
 	}
 	version := b[0]
-	if version != mappingRecordVersion && version != deviceMappingRecordVersion {
-		return m, fmt.Errorf("record version %d, this netshare knows %d and %d", b[0], mappingRecordVersion, deviceMappingRecordVersion)
+	device := version == deviceMappingRecordVersion || version == deviceMappingRecordVersionSecond
+	if version != mappingRecordVersion && !device {
+		return m, fmt.Errorf("record version %d, this netshare knows %d to %d", b[0], mappingRecordVersion, deviceMappingRecordVersion)
 	}
 	flags := b[1]
 	m.Protocol = ipproto.Proto(b[2])
@@ -142,7 +147,7 @@ func decodeMappingWith(id uint64, b []byte, conn func([16]byte) string) (Mapping
 		}
 		m.TargetIP, rest = netip.AddrFrom4([4]byte(rest)), rest[4:]
 	}
-	if version == deviceMappingRecordVersion {
+	if device {
 		if len(rest) < deviceTailLen {
 			return m, errShort
 		}
@@ -155,6 +160,9 @@ func decodeMappingWith(id uint64, b []byte, conn func([16]byte) string) (Mapping
 		}
 		m.Client = netip.AddrFrom4([4]byte(rest[1:5]))
 		m.Expiry = int64(binary.BigEndian.Uint64(rest[5:13]))
+		if version == deviceMappingRecordVersionSecond {
+			m.Expiry *= 1000
+		}
 		m.Nonce = [12]byte(rest[13:25])
 		rest = rest[deviceTailLen:]
 	}

@@ -175,7 +175,7 @@ type Mapping struct {
 	// Origin is who made the mapping. A device's mapping (any origin but
 	// OriginUser) lives in the runtime store and also has: Client, the
 	// address that asked for it (the target, unless it asked for another
-	// host); Expiry, when it ends (Unix seconds); Nonce, the PCP client's
+	// host); Expiry, when it ends (Unix milliseconds); Nonce, the PCP client's
 	// nonce that owns it.
 	Origin Origin
 	Client netip.Addr

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -201,7 +202,7 @@ func TestMappingRecord(t *testing.T) {
 		{ID: 2, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "Caméra (UDP)", Protocol: ipproto.UDP, ExternalPort: 65535, InternalPort: 1, TargetName: "camera.home.arpa"},
 		{ID: 3, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "PCP 41641", Protocol: ipproto.UDP, ExternalPort: 41641, InternalPort: 41641,
 			TargetIP: netip.MustParseAddr("192.168.137.20"), Enabled: true, Origin: OriginPCP, Client: netip.MustParseAddr("192.168.137.20"),
-			Expiry: 1795000000, Nonce: [12]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+			Expiry: 1795000000123, Nonce: [12]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
 		{ID: 4, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: ipproto.TCP, ExternalPort: 1, InternalPort: 1,
 			TargetIP: netip.MustParseAddr("192.168.137.21"), Origin: OriginNATPMP, Client: netip.MustParseAddr("192.168.137.21")},
 	} {
@@ -222,6 +223,17 @@ func TestMappingRecord(t *testing.T) {
 		if _, err := decodeMapping(m.ID, b); err == nil {
 			t.Fatal("a record of an unknown version decoded")
 		}
+	}
+	// Earlier releases wrote a device's mapping as version 2, its expiry
+	// in seconds.
+	dev := Mapping{ID: 7, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: ipproto.UDP, ExternalPort: 2603, InternalPort: 2603,
+		TargetIP: netip.MustParseAddr("192.168.137.20"), Origin: OriginPCP, Client: netip.MustParseAddr("192.168.137.20"), Expiry: 1795000000123}
+	old, _ := encodeMapping(dev)
+	old[0] = deviceMappingRecordVersionSecond
+	binary.BigEndian.PutUint64(old[len(old)-20:], 1795000000)
+	dev.Expiry = 1795000000 * 1000
+	if got, err := decodeMapping(7, old); err != nil || got != dev {
+		t.Errorf("version 2 record: %+v, %v", got, err)
 	}
 	for _, m := range []Mapping{
 		{Connection: "c1", Protocol: ipproto.TCP, TargetIP: netip.MustParseAddr("10.0.0.1")},
