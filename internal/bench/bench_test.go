@@ -143,6 +143,63 @@ func TestQuickLAN(t *testing.T) {
 	}
 }
 
+// TestQuickPortMap runs the port mapping bench with small N for one
+// short round, so that it keeps working: every test gives a sample for
+// both servers, the expiring leases were seen leaving both kernels, and
+// the tables and the JSON are whole. It never checks what was measured.
+func TestQuickPortMap(t *testing.T) {
+	if _, err := exec.LookPath("miniupnpd"); err != nil {
+		t.Fatal("miniupnpd is needed (apt-get install miniupnpd-nftables; it starts no service)")
+	}
+	bin := benchBinary(t)
+	dir, err := os.MkdirTemp("", "nsbp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := QuickPortMap(bin, dir)
+	r, err := RunPortMap(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, server := range []string{"netshare", "miniupnpd"} {
+		for _, n := range o.Ns {
+			for _, test := range []string{"latency", "load", "conns"} {
+				v := r.values(server, test, n, func(s PMPSample) float64 { return s.P50us + s.PerSec })
+				if len(v) != o.Rounds || v[0] <= 0 {
+					t.Errorf("%s against %s at N=%d: %v", test, server, n, v)
+				}
+			}
+		}
+		n := o.Ns[len(o.Ns)-1]
+		if v := r.values(server, "fill", n, func(s PMPSample) float64 { return s.PerSec }); len(v) != 1 || v[0] <= 0 {
+			t.Errorf("filling %s: %v", server, v)
+		}
+		for _, s := range r.Samples {
+			if s.Server == server && s.Test == "expiry" && (s.Missing != 0 || s.LateMaxms == 0) {
+				t.Errorf("expiry against %s: %+v", server, s)
+			}
+		}
+	}
+	var b strings.Builder
+	r.Print(&b, true)
+	if !strings.Contains(b.String(), "| map request, p50 (µs) | 100 |") || !strings.Contains(b.String(), "netshare/miniupnpd") {
+		t.Errorf("printed:\n%s", b.String())
+	}
+	path := filepath.Join(t.TempDir(), "pm.json")
+	if err := r.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	if back, err := ReadPortMapJSON(path); err != nil || len(back.Samples) != len(r.Samples) {
+		t.Fatalf("read back: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the bench left %s behind", dir)
+	}
+	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), "nsp-") {
+		t.Errorf("the bench left namespaces behind:\n%s", out)
+	}
+}
+
 // benchBinary skips without root (failing under CI, which must run the
 // bench), keeps the daemon out of the host's namespace, and builds the
 // netshare binary the bench runs.

@@ -136,17 +136,9 @@ func RunLAN(ctx context.Context, o LANOptions) (*LANResults, error) {
 	l := &lab.Lab{Dir: o.Dir, ID: hex.EncodeToString(id[:]), WAN: pfx + "-up", GW: pfx + "-gw", LAN: pfx + "-lan",
 		Socket: filepath.Join(o.Dir, "netshare.sock"), Binary: o.Binary}
 	dgw, dlan := pfx+"-dgw", pfx+"-dlan"
+	tb := &testbed{}
 	defer func() {
-		for _, ns := range []string{dgw, dlan} {
-			if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
-				for _, f := range strings.Fields(string(out)) {
-					if pid, err := strconv.Atoi(f); err == nil {
-						killWait(pid)
-					}
-				}
-			}
-			exec.Command("ip", "netns", "del", ns).Run()
-		}
+		tb.remove()
 		if o.LogDir != "" {
 			os.MkdirAll(o.LogDir, 0o755)
 			logs, _ := filepath.Glob(filepath.Join(o.Dir, "*.log"))
@@ -159,54 +151,11 @@ func RunLAN(ctx context.Context, o LANOptions) (*LANResults, error) {
 		l.Down()
 	}()
 	o.say("building the LAN bench: upstream %s, netshare in %s, dnsmasq in %s", l.WAN, l.GW, dgw)
-	sh := func(args ...string) error {
-		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-		}
-		return nil
-	}
-	in := func(ns string, args ...string) error {
-		return sh(append([]string{"ip", "netns", "exec", ns}, args...)...)
-	}
-	for _, ns := range []string{l.WAN, l.GW, l.LAN, dgw, dlan} {
-		if err := sh("ip", "netns", "add", ns); err != nil {
-			return nil, err
-		}
-		if err := in(ns, "ip", "link", "set", "lo", "up"); err != nil {
-			return nil, err
-		}
-	}
-	for _, step := range [][]string{
-		{"ip", "link", "add", "wan0", "netns", l.GW, "type", "veth", "peer", "name", "eth0", "netns", l.WAN},
-		{"ip", "link", "add", "lan0", "netns", l.GW, "type", "veth", "peer", "name", "eth0", "netns", l.LAN},
-		{"ip", "link", "add", "wan0", "netns", dgw, "type", "veth", "peer", "name", "eth1", "netns", l.WAN},
-		{"ip", "link", "add", "lan0", "netns", dgw, "type", "veth", "peer", "name", "eth0", "netns", dlan},
-	} {
-		if err := sh(step...); err != nil {
-			return nil, err
-		}
-	}
-	for _, s := range []struct {
-		ns   string
-		args []string
-	}{
-		{l.WAN, []string{"ip", "addr", "add", "198.51.100.2/24", "dev", "eth0"}},
-		{l.WAN, []string{"ip", "addr", "add", "198.51.101.2/24", "dev", "eth1"}},
-		{l.GW, []string{"ip", "addr", "add", "198.51.100.1/24", "dev", "wan0"}},
-		{dgw, []string{"ip", "addr", "add", "198.51.101.1/24", "dev", "wan0"}},
-		{dgw, []string{"ip", "addr", "add", "10.137.0.1/16", "dev", "lan0"}},
-		{l.LAN, []string{"ip", "addr", "add", "10.137.0.10/16", "dev", "eth0"}},
-		{dlan, []string{"ip", "addr", "add", "10.137.0.10/16", "dev", "eth0"}},
-	} {
-		if err := in(s.ns, s.args...); err != nil {
-			return nil, err
-		}
-	}
-	for _, s := range [][2]string{{l.WAN, "eth0"}, {l.WAN, "eth1"}, {l.GW, "wan0"}, {l.GW, "lan0"}, {dgw, "wan0"}, {dgw, "lan0"}, {l.LAN, "eth0"}, {dlan, "eth0"}} {
-		if err := in(s[0], "ip", "link", "set", s[1], "up"); err != nil {
-			return nil, err
-		}
+	if err := tb.build([]string{l.WAN, l.GW, l.LAN, dgw, dlan},
+		[]veth{{"wan0", l.GW, "eth0", l.WAN}, {"lan0", l.GW, "eth0", l.LAN}, {"wan0", dgw, "eth1", l.WAN}, {"lan0", dgw, "eth0", dlan}},
+		[]ifaddr{{l.WAN, "eth0", "198.51.100.2/24"}, {l.WAN, "eth1", "198.51.101.2/24"}, {l.GW, "wan0", "198.51.100.1/24"},
+			{dgw, "wan0", "198.51.101.1/24"}, {dgw, "lan0", "10.137.0.1/16"}, {l.LAN, "eth0", "10.137.0.10/16"}, {dlan, "eth0", "10.137.0.10/16"}}); err != nil {
+		return nil, err
 	}
 	if _, err := l.Start(l.WAN, "upstream.log", "lab", "dns-server"); err != nil {
 		return nil, err

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/bench"
 )
 
@@ -153,5 +155,98 @@ none of them starts a service. --report prints a results file again.`,
 	lan.Flags().StringVar(&lanLogs, "logs", "", "copy the servers' logs to `DIR` at the end")
 	lan.Flags().StringVar(&lanOnly, "only", "", "measure one service only: dns or dhcp")
 	c.AddCommand(lan)
+	c.AddCommand(a.benchPortMapCmd())
+	return c
+}
+
+func (a *app) benchPortMapCmd() *cobra.Command {
+	var quick, markdown bool
+	var jsonPath, dir, from, logs string
+	var ns []int
+	var rounds int
+	c := &cobra.Command{
+		Use:   "portmap [--quick] [--ns N,...] [--rounds R] [--json-file FILE] [--dir DIR]",
+		Short: "measure netshare's NAT-PMP beside miniupnpd, in namespaces of its own (root)",
+		Long: `bench portmap runs netshare and Debian's miniupnpd-nftables side by side, each
+in a gateway namespace of its own with the same addresses and policy, and
+drives both with the same NAT-PMP load generator from a client namespace.
+With N leases present (0, 1,000 and 10,000), the two take turns in every
+round: map request latency (p50, p99), map-and-renew answers a second from
+64 clients with the server's CPU time, new TCP connections a second through
+a mapping a device made, and at the largest N how late expired leases leave
+the kernel (seen by nft monitor). It prints each server's median and spread
+over the rounds with netshare's ratio to miniupnpd, and writes the samples
+as JSON. Needs miniupnpd-nftables (it starts no service) and nftables.
+--report prints a results file again.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			var r *bench.PortMapResults
+			if from != "" {
+				var err error
+				if r, err = bench.ReadPortMapJSON(from); err != nil {
+					return hresultFail(err)
+				}
+			} else {
+				bin, err := os.Executable()
+				if err != nil {
+					return hresultFail(err)
+				}
+				o := bench.FullPortMap(bin, dir)
+				if quick {
+					o = bench.QuickPortMap(bin, dir)
+				}
+				o.Progress = a.env.Stderr
+				o.LogDir = logs
+				if len(ns) > 0 {
+					o.Ns = ns
+				}
+				if rounds > 0 {
+					o.Rounds = rounds
+				}
+				if r, err = bench.RunPortMap(c.Context(), o); err != nil {
+					return hresultFail(err)
+				}
+				if err := r.WriteJSON(jsonPath); err != nil {
+					return hresultFail(err)
+				}
+			}
+			if a.json {
+				return a.printJSON(r)
+			}
+			r.Print(a.env.Stdout, markdown)
+			if from == "" {
+				fmt.Fprintf(a.env.Stdout, "\nresults written to %s\n", jsonPath)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&quick, "quick", false, "small N, one short round")
+	c.Flags().IntSliceVar(&ns, "ns", nil, "the numbers of leases present (default 0,1000,10000; at most 20000)")
+	c.Flags().IntVar(&rounds, "rounds", 0, "rounds at each N (default 3)")
+	c.Flags().BoolVar(&markdown, "markdown", false, "print Markdown tables")
+	c.Flags().StringVar(&jsonPath, "json-file", "bench-portmap-results.json", "where to write the results")
+	c.Flags().StringVar(&dir, "dir", "/run/netshare-bench-portmap", "the bench's directory")
+	c.Flags().StringVar(&from, "report", "", "print the tables of this results file instead of measuring")
+	c.Flags().StringVar(&logs, "logs", "", "copy the servers' logs to `DIR` at the end")
+	var job string
+	client := &cobra.Command{
+		Use:    "pmp-client --job JSON",
+		Short:  "run one task of the bench's NAT-PMP load generator and print what it measured",
+		Hidden: true,
+		Args:   args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			var j bench.PMPJob
+			if err := json.Unmarshal([]byte(job), &j); err != nil {
+				return hresult.Invalid("job", "%v", err)
+			}
+			rep, err := bench.RunPMP(j)
+			if err != nil {
+				return hresultFail(err)
+			}
+			return json.NewEncoder(a.env.Stdout).Encode(rep)
+		},
+	}
+	client.Flags().StringVar(&job, "job", "", "the task, as JSON")
+	c.AddCommand(client)
 	return c
 }

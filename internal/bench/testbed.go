@@ -1,0 +1,83 @@
+package bench
+
+import (
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// testbed is the namespaces a side-by-side bench builds for itself: each
+// server in a gateway namespace of its own with a client namespace behind
+// it, and one upstream namespace in front of all of them. remove takes
+// them away with every process in them.
+type testbed struct {
+	namespaces []string
+}
+
+// veth is a pair of linked interfaces in two namespaces.
+type veth struct{ name, ns, peer, peerNS string }
+
+// ifaddr is an address given to an interface.
+type ifaddr struct{ ns, dev, cidr string }
+
+func sh(args ...string) error {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func in(ns string, args ...string) error {
+	return sh(append([]string{"ip", "netns", "exec", ns}, args...)...)
+}
+
+// build makes the namespaces (with loopback up), the veth pairs, their
+// addresses, and brings every end up. The caller removes the testbed
+// whether build succeeds or not.
+func (tb *testbed) build(namespaces []string, veths []veth, addrs []ifaddr) error {
+	for _, ns := range namespaces {
+		if err := sh("ip", "netns", "add", ns); err != nil {
+			return err
+		}
+		tb.namespaces = append(tb.namespaces, ns)
+		if err := in(ns, "ip", "link", "set", "lo", "up"); err != nil {
+			return err
+		}
+	}
+	for _, v := range veths {
+		if err := sh("ip", "link", "add", v.name, "netns", v.ns, "type", "veth", "peer", "name", v.peer, "netns", v.peerNS); err != nil {
+			return err
+		}
+	}
+	for _, a := range addrs {
+		if err := in(a.ns, "ip", "addr", "add", a.cidr, "dev", a.dev); err != nil {
+			return err
+		}
+	}
+	for _, v := range veths {
+		if err := in(v.ns, "ip", "link", "set", v.name, "up"); err != nil {
+			return err
+		}
+		if err := in(v.peerNS, "ip", "link", "set", v.peer, "up"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// remove kills what runs in the namespaces and deletes them.
+func (tb *testbed) remove() {
+	for _, ns := range tb.namespaces {
+		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+			for _, f := range strings.Fields(string(out)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					killWait(pid)
+				}
+			}
+		}
+		exec.Command("ip", "netns", "del", ns).Run()
+	}
+	tb.namespaces = nil
+}
