@@ -24,7 +24,10 @@ type PMPJob struct {
 	Server netip.AddrPort `json:"server"`
 	// Mode is what to do:
 	//   - fill: N mappings, spread over Sources, each asking for the
-	//     public port equal to its internal port, from Port on;
+	//     public port equal to its internal port, from Port on, one
+	//     request at a time (a server whose requests cost more with N
+	//     would drown in the retries of many clients: filling is setup,
+	//     not a measurement);
 	//   - latency: N mappings asked one after the other from Sources[0],
 	//     each timed, then deleted (not timed);
 	//   - load: every source maps its port, then renews it, for Duration,
@@ -32,7 +35,7 @@ type PMPJob struct {
 	//   - expire: N mappings from Sources[0] with Lifetime, each reported
 	//     with the time its answer came;
 	//   - address: the public address, asked until the server answers
-	//     (for at most 10 s).
+	//     (for at most Duration, 10 s if 0).
 	Mode     string        `json:"mode"`
 	Sources  []netip.Addr  `json:"sources"`
 	N        int           `json:"n"`
@@ -159,22 +162,14 @@ func RunPMP(j PMPJob) (*PMPReport, error) {
 	defer func() { rep.Seconds = time.Since(start).Seconds() }()
 	switch j.Mode {
 	case "fill":
-		// Client i maps ports Port+i, Port+i+len, ...: every port once.
-		var wg sync.WaitGroup
-		errs := make([]error, len(conns))
-		for i, c := range conns {
-			wg.Go(func() {
-				for k := i; k < j.N; k += len(conns) {
-					if _, err := c.must(j.mapReq(j.Port+uint16(k), j.Lifetime), 20); err != nil {
-						errs[i] = err
-						return
-					}
-				}
-			})
+		// Port Port+k from client k mod len(Sources).
+		for k := range j.N {
+			if _, err := conns[k%len(conns)].must(j.mapReq(j.Port+uint16(k), j.Lifetime), 3); err != nil {
+				return nil, err
+			}
 		}
-		wg.Wait()
 		rep.OK = int64(j.N)
-		return rep, errors.Join(errs...)
+		return rep, nil
 	case "latency":
 		c := conns[0]
 		for k := range j.N {
@@ -228,14 +223,20 @@ func RunPMP(j PMPJob) (*PMPReport, error) {
 		wg.Wait()
 		rep.OK, rep.Refused, rep.Lost = ok.Load(), refused.Load(), lost.Load()
 		rep.Seconds = time.Since(start).Seconds()
+		// The deletes, one at a time, waiting longer: a slow server may
+		// still be working through the load's requests.
 		for i, c := range conns {
-			if _, err := c.must(j.mapReq(j.Port+uint16(i), 0), 10); err != nil {
+			c.timeout = 5 * time.Second
+			if _, err := c.must(j.mapReq(j.Port+uint16(i), 0), 6); err != nil {
 				errs = append(errs, fmt.Errorf("deleting: %w", err))
 			}
 		}
 		return rep, errors.Join(errs...)
 	case "address":
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if j.Duration <= 0 {
+			j.Duration = 10 * time.Second
+		}
+		for deadline := time.Now().Add(j.Duration); time.Now().Before(deadline); {
 			r, err := conns[0].do(natpmp.Request{Opcode: natpmp.OpExternalAddress})
 			if errors.Is(err, errLost) {
 				continue
@@ -249,7 +250,7 @@ func RunPMP(j PMPJob) (*PMPReport, error) {
 			rep.OK = 1
 			return rep, nil
 		}
-		return nil, errors.New("public address: no answer within 10 s")
+		return nil, fmt.Errorf("public address: no answer within %v", j.Duration)
 	case "expire":
 		c := conns[0]
 		for k := range j.N {

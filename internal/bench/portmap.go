@@ -392,7 +392,7 @@ func (s pmServer) job(ctx context.Context, o PortMapOptions, j PMPJob) (*PMPRepo
 
 // fill adds leases from have to n, UDP, from all the clients.
 func (s pmServer) fill(ctx context.Context, o PortMapOptions, have, n int) (PMPSample, error) {
-	rep, err := s.job(ctx, o, PMPJob{Mode: "fill", Sources: clientAddrs(pmFirst, o.Clients), N: n - have, Port: pmFillPort + uint16(have), Lifetime: 86400, Timeout: 5 * time.Second})
+	rep, err := s.job(ctx, o, PMPJob{Mode: "fill", Sources: clientAddrs(pmFirst, o.Clients), N: n - have, Port: pmFillPort + uint16(have), Lifetime: 86400, Timeout: 20 * time.Second})
 	if err != nil {
 		return PMPSample{}, err
 	}
@@ -425,6 +425,11 @@ func (s pmServer) turn(ctx context.Context, o PortMapOptions, n int, expiry bool
 	after, err := cpuTicks(s.pid())
 	if err != nil {
 		return nil, err
+	}
+	// The server may still be working through requests it was sent:
+	// the next test waits for it to answer again.
+	if _, err := s.job(ctx, o, PMPJob{Mode: "address", Sources: []netip.Addr{pmHost}, Duration: time.Minute}); err != nil {
+		return nil, fmt.Errorf("after the load: %w", err)
 	}
 	all := float64(rep.OK + rep.Refused + rep.Lost)
 	if rep.OK == 0 {
@@ -634,7 +639,7 @@ var pmMetrics = []struct {
 	{"conns", "new TCP connections through a device's mapping (/s)", func(s PMPSample) float64 { return s.PerSec }},
 	{"expiry", "lease leaves the kernel after its end, median (ms)", func(s PMPSample) float64 { return s.LateP50ms }},
 	{"expiry", "lease leaves the kernel after its end, latest (ms)", func(s PMPSample) float64 { return s.LateMaxms }},
-	{"fill", "leases made while filling to N (/s)", func(s PMPSample) float64 { return s.PerSec }},
+	{"fill", "leases made one at a time while filling to N (/s)", func(s PMPSample) float64 { return s.PerSec }},
 }
 
 // values returns a metric's values for one server, test and N, in round
