@@ -17,6 +17,7 @@ import (
 	"slices"
 
 	"github.com/netshare/netshare/internal/ipproto"
+	"github.com/netshare/netshare/internal/peers"
 )
 
 // Key identifies a port mapping in the filter: traffic arriving on
@@ -31,15 +32,22 @@ func (k Key) String() string {
 	return fmt.Sprintf("%s %s/%d", k.Interface, k.Protocol, k.ExternalPort)
 }
 
-// Mapping is an enabled port mapping with a resolved target.
+// Mapping is an enabled port mapping with a resolved target. Peers, if
+// any, are the remote peers that may open flows through it (PCP's
+// FILTER); without, any may.
 type Mapping struct {
 	Key
 	Target       netip.Addr
 	InternalPort uint16
+	Peers        peers.Set
 }
 
 func (m Mapping) String() string {
-	return fmt.Sprintf("%s -> %s", m.Key, netip.AddrPortFrom(m.Target, m.InternalPort))
+	s := fmt.Sprintf("%s -> %s", m.Key, netip.AddrPortFrom(m.Target, m.InternalPort))
+	if m.Peers.Len() > 0 {
+		s += " from " + m.Peers.String()
+	}
+	return s
 }
 
 // Config is the filter's desired state. Interfaces are kernel names.

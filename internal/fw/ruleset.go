@@ -23,6 +23,8 @@ const (
 	SetPing       = "ping"       // firewalled connections that answer ping
 	MapMappings   = "mappings"   // ifname . proto . port : ipv4 . port
 	MapHairpin    = "hairpin"    // public ipv4 . proto . port : ipv4 . port
+	SetFiltered   = "filtered"   // ifname . proto . port of mappings with peer filters
+	SetPeers      = "peers"      // ifname . proto . port . ipv4 . port ranges they allow
 )
 
 // Ruleset is the compiled table: its interface sets, its port mapping map
@@ -31,7 +33,42 @@ type Ruleset struct {
 	Sets     []Set
 	Mappings []Mapping
 	Hairpin  []Hairpin
+	// Filtered are the keys of the mappings with remote peer filters, and
+	// Peers the elements of the peers set that their filters make.
+	Filtered []Key
+	Peers    []PeerRange
 	Chains   []Chain
+}
+
+// PeerRange is an element of the peers set: flows to the mapping at Key
+// from an address in Prefix and a port from First to Last may use it.
+type PeerRange struct {
+	Key
+	Prefix      netip.Prefix
+	First, Last uint16
+}
+
+// PeerRangesOf returns the elements of the peers set for m's filters.
+func PeerRangesOf(m Mapping) []PeerRange {
+	fs := m.Peers.All()
+	out := make([]PeerRange, len(fs))
+	for i, f := range fs {
+		out[i] = PeerRange{Key: m.Key, Prefix: f.Prefix, First: f.Port, Last: f.Port}
+		if f.Port == 0 {
+			out[i].Last = 65535
+		}
+	}
+	return out
+}
+
+// LastAddr returns the last address of an IPv4 prefix (its broadcast
+// address).
+func LastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	for i := p.Bits(); i < 32; i++ {
+		a[i/8] |= 0x80 >> (i % 8)
+	}
+	return netip.AddrFrom4(a)
 }
 
 // Hairpin is an element of the hairpin map: traffic from a private
@@ -163,6 +200,18 @@ type DNATMap struct {
 	Map string
 }
 
+// PeerDenied matches IPv4 flows to a mapping with remote peer filters
+// (its input interface, protocol and port in the Filtered set) that no
+// filter allows (with the source address and port, not in the Peers
+// set).
+type PeerDenied struct {
+	Filtered, Peers string
+}
+
+func (t PeerDenied) String() string {
+	return "iifname . meta l4proto . th dport @" + t.Filtered + " iifname . meta l4proto . th dport . ip saddr . th sport != @" + t.Peers
+}
+
 func ifset(dir, set string, not bool) string {
 	if not {
 		return dir + " != @" + set
@@ -240,7 +289,10 @@ func (t DNATMap) String() string {
 //     network's address, say) or from one of its own addresses are
 //     dropped, before anything else sees them;
 //   - prerouting: enabled port mappings, one map lookup per new flow, and
-//     hairpin: private hosts reaching a mapping at a public address;
+//     hairpin: private hosts reaching a mapping at a public address; a
+//     new flow to a mapping with remote peer filters that none of them
+//     allows is dropped first (hairpin flows come from inside and are not
+//     filtered);
 //   - postrouting: traffic from private connections leaving through the
 //     public one is masqueraded, and so is hairpin traffic;
 //   - forward: replies pass; private connections reach the public one and
@@ -275,8 +327,18 @@ func Compile(cfg *Config) *Ruleset {
 			}
 		}
 	}
+	var filtered []Key
+	var peerRanges []PeerRange
+	for _, m := range c.Mappings {
+		if m.Peers.Len() > 0 {
+			filtered = append(filtered, m.Key)
+			peerRanges = append(peerRanges, PeerRangesOf(m)...)
+		}
+	}
 	return &Ruleset{
-		Hairpin: hairpin,
+		Filtered: filtered,
+		Peers:    peerRanges,
+		Hairpin:  hairpin,
 		Sets: []Set{
 			{SetPublic, public},
 			{SetPrivate, c.Private},
@@ -305,6 +367,7 @@ var skeleton = []Chain{
 		{fromPublic, FibSaddrLocal{}, Drop},
 	}},
 	{Name: "prerouting", Type: "nat", Hook: "prerouting", Priority: "dstnat", Rules: []Rule{
+		{PeerDenied{SetFiltered, SetPeers}, Drop},
 		{DNATMap{MapMappings}},
 		{fromPrivate, HairpinDNAT{MapHairpin}},
 	}},
@@ -367,14 +430,19 @@ func (r *Ruleset) String() string {
 		}
 		b.WriteString("\t}\n")
 	}
-	mapBlock := func(name, typ string, es []string) {
+	elementsBlock := func(kind, name, typ, flags string, es []string) {
 		block()
-		fmt.Fprintf(&b, "\tmap %s {\n\t\ttype %s\n", name, typ)
+		fmt.Fprintf(&b, "\t%s %s {\n\t\ttype %s\n", kind, name, typ)
+		if flags != "" {
+			fmt.Fprintf(&b, "\t\tflags %s\n", flags)
+		}
 		if len(es) > 0 {
 			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(es, ", "))
 		}
 		b.WriteString("\t}\n")
 	}
+	mapBlock := func(name, typ string, es []string) { elementsBlock("map", name, typ, "", es) }
+	setBlock := func(name, typ, flags string, es []string) { elementsBlock("set", name, typ, flags, es) }
 	var es []string
 	for _, m := range r.Mappings {
 		es = append(es, fmt.Sprintf("%q . %s . %d : %s . %d", m.Interface, m.Protocol, m.ExternalPort, m.Target, m.InternalPort))
@@ -385,6 +453,24 @@ func (r *Ruleset) String() string {
 		es = append(es, fmt.Sprintf("%s . %s . %d : %s . %d", h.Addr, h.Protocol, h.Port, h.Target, h.InternalPort))
 	}
 	mapBlock(MapHairpin, "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service", es)
+	es = nil
+	for _, k := range r.Filtered {
+		es = append(es, fmt.Sprintf("%q . %s . %d", k.Interface, k.Protocol, k.ExternalPort))
+	}
+	setBlock(SetFiltered, "ifname . inet_proto . inet_service", "", es)
+	es = nil
+	for _, p := range r.Peers {
+		// As nft lists them: a /32 as its address, one port alone.
+		from, ports := p.Prefix.String(), fmt.Sprintf("%d-%d", p.First, p.Last)
+		if p.Prefix.IsSingleIP() {
+			from = p.Prefix.Addr().String()
+		}
+		if p.First == p.Last {
+			ports = fmt.Sprint(p.First)
+		}
+		es = append(es, fmt.Sprintf("%q . %s . %d . %s . %s", p.Interface, p.Protocol, p.ExternalPort, from, ports))
+	}
+	setBlock(SetPeers, "ifname . inet_proto . inet_service . ipv4_addr . inet_service", "interval", es)
 	for _, c := range r.Chains {
 		block()
 		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype %s hook %s priority %s; policy accept;\n", c.Name, c.Type, c.Hook, c.Priority)

@@ -171,6 +171,28 @@ func (b *Backend) hairpinSet() *nftables.Set {
 	}
 }
 
+// filteredSet describes the set of mappings with remote peer filters.
+func (b *Backend) filteredSet() *nftables.Set {
+	return &nftables.Set{
+		Table:         b.table,
+		Name:          fw.SetFiltered,
+		Concatenation: true,
+		KeyType:       nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeInetProto, nftables.TypeInetService),
+	}
+}
+
+// peersSet describes the set of the ranges those filters allow: an
+// interval set of concatenations (the kernel's pipapo).
+func (b *Backend) peersSet() *nftables.Set {
+	return &nftables.Set{
+		Table:         b.table,
+		Name:          fw.SetPeers,
+		Concatenation: true,
+		Interval:      true,
+		KeyType:       nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeIPAddr, nftables.TypeInetService),
+	}
+}
+
 // Replace implements fw.Backend: it deletes the table and creates it anew
 // from cfg in one batch, so that no packet sees a half-built table.
 func (b *Backend) Replace(ctx context.Context, cfg *fw.Config) error {
@@ -211,6 +233,14 @@ func (b *Backend) replaceLocked(cfg *fw.Config) error {
 		return fmt.Errorf("map %s: %w", fw.MapHairpin, err)
 	}
 	sets[hp.Name] = hp
+	fs, ps := b.filteredSet(), b.peersSet()
+	if err := c.AddSet(fs, filteredElements(rs.Filtered)); err != nil {
+		return fmt.Errorf("set %s: %w", fw.SetFiltered, err)
+	}
+	if err := c.AddSet(ps, peerElements(rs.Peers)); err != nil {
+		return fmt.Errorf("set %s: %w", fw.SetPeers, err)
+	}
+	sets[fs.Name], sets[ps.Name] = fs, ps
 	for _, ch := range rs.Chains {
 		chain := c.AddChain(&nftables.Chain{
 			Name:     ch.Name,
@@ -253,13 +283,23 @@ func (b *Backend) replaceLocked(cfg *fw.Config) error {
 func (b *Backend) UpdateMappings(ctx context.Context, del, add []fw.Mapping) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	m, hp := b.mapSet(), b.hairpinSet()
+	m, hp, fs, ps := b.mapSet(), b.hairpinSet(), b.filteredSet(), b.peersSet()
 	var hdel, hadd []fw.Hairpin
+	var fdel, fadd []fw.Key
+	var pdel, padd []fw.PeerRange
 	for _, x := range del {
 		hdel = append(hdel, fw.HairpinsOf(b.cfg, x)...)
+		if x.Peers.Len() > 0 {
+			fdel = append(fdel, x.Key)
+			pdel = append(pdel, fw.PeerRangesOf(x)...)
+		}
 	}
 	for _, x := range add {
 		hadd = append(hadd, fw.HairpinsOf(b.cfg, x)...)
+		if x.Peers.Len() > 0 {
+			fadd = append(fadd, x.Key)
+			padd = append(padd, fw.PeerRangesOf(x)...)
+		}
 	}
 	// Deletes before adds: an edit deletes and adds the same key.
 	for _, step := range []struct {
@@ -269,6 +309,12 @@ func (b *Backend) UpdateMappings(ctx context.Context, del, add []fw.Mapping) err
 	}{
 		{b.conn.SetDeleteElements, m, elements(del)},
 		{b.conn.SetDeleteElements, hp, hairpinElements(hdel)},
+		{b.conn.SetDeleteElements, ps, peerElements(pdel)},
+		{b.conn.SetDeleteElements, fs, filteredElements(fdel)},
+		// The filter comes before the mapping it guards: no packet sees
+		// the mapping open to every peer.
+		{b.conn.SetAddElements, ps, peerElements(padd)},
+		{b.conn.SetAddElements, fs, filteredElements(fadd)},
 		{b.conn.SetAddElements, m, elements(add)},
 		{b.conn.SetAddElements, hp, hairpinElements(hadd)},
 	} {
@@ -372,8 +418,8 @@ func (b *Backend) differsLocked() string {
 	for _, s := range sets {
 		have[s.Name] = s
 	}
-	if have[fw.MapMappings] == nil || have[fw.MapHairpin] == nil {
-		return "a map is gone"
+	if have[fw.MapMappings] == nil || have[fw.MapHairpin] == nil || have[fw.SetFiltered] == nil || have[fw.SetPeers] == nil {
+		return "a map or a set of the mappings is gone"
 	}
 	for _, s := range want.Sets {
 		set := have[s.Name]
@@ -476,6 +522,36 @@ func hairpinElements(hs []fw.Hairpin) []nftables.SetElement {
 		v := len(buf)
 		buf = appendTarget(buf, h.Target, h.InternalPort)
 		out[i] = nftables.SetElement{Key: buf[k:v:v], Val: buf[v:len(buf):len(buf)]}
+	}
+	return out
+}
+
+// filteredElements encodes the keys of filtered mappings as the mappings
+// map's keys.
+func filteredElements(ks []fw.Key) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(ks))
+	for i, k := range ks {
+		key := appendIfname(make([]byte, 0, unix.IFNAMSIZ+8), k.Interface)
+		out[i] = nftables.SetElement{Key: protoPort(key, k.Protocol, k.ExternalPort)}
+	}
+	return out
+}
+
+// peerElements encodes peer ranges as elements of the interval set: the
+// key is the start of the range (ifname . protocol . port . first address
+// . first port), KeyEnd its inclusive end.
+func peerElements(ps []fw.PeerRange) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(ps))
+	for i, p := range ps {
+		key := func(a netip.Addr, port uint16) []byte {
+			b := appendIfname(make([]byte, 0, unix.IFNAMSIZ+16), p.Interface)
+			b = protoPort(b, p.Protocol, p.ExternalPort)
+			a4 := a.As4()
+			b = append(b, a4[:]...)
+			b = binary.BigEndian.AppendUint16(b, port)
+			return append(b, 0, 0)
+		}
+		out[i] = nftables.SetElement{Key: key(p.Prefix.Masked().Addr(), p.First), KeyEnd: key(fw.LastAddr(p.Prefix), p.Last)}
 	}
 	return out
 }
@@ -590,6 +666,22 @@ func ruleExprs(r fw.Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 				&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 				&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: s.Name, SetID: s.ID},
 				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1, RegProtoMin: 9, RegProtoMax: 9, Specified: true})
+		case fw.PeerDenied:
+			f, p := sets[t.Filtered], sets[t.Peers]
+			if f == nil || p == nil {
+				return nil, fmt.Errorf("no sets %q and %q", t.Filtered, t.Peers)
+			}
+			// As DNATMap's key in registers 8 to 13, then the source
+			// address in 14 and port in 15 for the peers set.
+			out = append(out,
+				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 12},
+				&expr.Payload{DestRegister: 13, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Lookup{SourceRegister: 1, SetName: f.Name, SetID: f.ID},
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 14}, &expr.Cmp{Op: expr.CmpOpEq, Register: 14, Data: []byte{unix.NFPROTO_IPV4}},
+				&expr.Payload{DestRegister: 14, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+				&expr.Payload{DestRegister: 15, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+				&expr.Lookup{SourceRegister: 1, SetName: p.Name, SetID: p.ID, Invert: true})
 		case fw.Masquerade:
 			out = append(out, &expr.Masq{})
 		case fw.DNATMap:

@@ -11,6 +11,7 @@ import (
 	"github.com/netshare/netshare/internal/fw/fwtest"
 	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/nettest"
+	"github.com/netshare/netshare/internal/peers"
 )
 
 var ctx = context.Background()
@@ -81,6 +82,12 @@ func TestUpdateMappings(t *testing.T) {
 	web := mapping("wan0", ipproto.TCP, 80, "192.168.137.10", 8080)
 	dns := mapping("wan0", ipproto.UDP, 53, "192.168.137.11", 53)
 	web2 := mapping("wan0", ipproto.TCP, 80, "192.168.137.12", 80)
+	// A device's mapping with remote peer filters, and the same with other
+	// filters (a PCP client adding some).
+	game := mapping("wan0", ipproto.UDP, 41641, "192.168.137.13", 41641)
+	game.Peers, _ = peers.Of(peers.Filter{Prefix: netip.MustParsePrefix("203.0.113.0/24")})
+	game2 := game
+	game2.Peers, _ = game.Peers.Add(peers.Filter{Prefix: netip.MustParsePrefix("198.51.100.7/32"), Port: 3478})
 	steps := []struct {
 		del, add []fw.Mapping
 		want     []fw.Mapping
@@ -88,6 +95,9 @@ func TestUpdateMappings(t *testing.T) {
 		{nil, []fw.Mapping{web, dns}, []fw.Mapping{web, dns}},
 		{[]fw.Mapping{web}, []fw.Mapping{web2}, []fw.Mapping{web2, dns}}, // an edit: same key, new target
 		{[]fw.Mapping{dns}, nil, []fw.Mapping{web2}},
+		{nil, []fw.Mapping{game}, []fw.Mapping{web2, game}},
+		{[]fw.Mapping{game}, []fw.Mapping{game2}, []fw.Mapping{web2, game2}},
+		{[]fw.Mapping{game2}, nil, []fw.Mapping{web2}},
 	}
 	for i, s := range steps {
 		if err := b.UpdateMappings(ctx, s.del, s.add); err != nil {
