@@ -32,6 +32,9 @@ var layers = map[string][]string{
 	"internal/trust":     {},
 	"internal/ping":      {},
 	"internal/nettest":   {},
+	// Remote peer filters (PCP FILTER, later UPnP's RemoteHost): a value
+	// the model, the firewall, the store and the protocols share.
+	"internal/peers": {},
 
 	// Wire formats of the protocols devices speak to the gateway: pure
 	// parsing and writing, no state, no I/O.
@@ -39,16 +42,19 @@ var layers = map[string][]string{
 	"internal/pcp":    {},
 	// The server devices ask for port mappings (NAT-PMP, PCP): the
 	// protocols' logic on a socket; the model is behind its Leaser.
-	"internal/portmap": {"internal/ipproto", "internal/natpmp", "internal/pcp", "internal/ratelimit", "golang.org/x/net"},
+	"internal/portmap": {"internal/ipproto", "internal/natpmp", "internal/pcp", "internal/peers", "internal/ratelimit", "golang.org/x/net"},
 
 	// Kernel seams: the interface packages import nothing; their Linux
 	// backends import their interface and the kernel's libraries.
-	"internal/fw":              {"internal/ipproto"},
-	"internal/fw/fwtest":       {"internal/fw"},
-	"internal/fw/nftfw":        {"internal/fw", "internal/ipproto", "github.com/google/nftables", "github.com/vishvananda/netlink"},
-	"internal/link":            {},
-	"internal/link/linuxlink":  {"internal/link", "github.com/vishvananda/netlink"},
-	"internal/store":           {"internal/ipproto", "internal/trust", "go.etcd.io/bbolt"},
+	"internal/fw":             {"internal/ipproto", "internal/peers"},
+	"internal/fw/fwtest":      {"internal/fw"},
+	"internal/fw/nftfw":       {"internal/fw", "internal/ipproto", "github.com/google/nftables", "github.com/vishvananda/netlink"},
+	"internal/link":           {},
+	"internal/link/linuxlink": {"internal/link", "github.com/vishvananda/netlink"},
+	// The kernel's connection tracking table, one flow at a time (PCP
+	// PEER): an interface, a fake and the ctnetlink backend.
+	"internal/conntrack":       {"internal/ipproto"},
+	"internal/store":           {"internal/ipproto", "internal/peers", "internal/trust", "go.etcd.io/bbolt"},
 	"internal/store/storetest": {"internal/store"},
 
 	// Services of the private networks.
@@ -60,7 +66,7 @@ var layers = map[string][]string{
 	// library, no store library. It owns its types; internal/api
 	// converts them to and from the wire's.
 	"internal/sharing": {"hresult", "internal/dhcp", "internal/dns", "internal/fw", "internal/ipproto", "internal/link",
-		"internal/portmap", "internal/ratelimit", "internal/services", "internal/store"},
+		"internal/conntrack", "internal/peers", "internal/portmap", "internal/ratelimit", "internal/services", "internal/store"},
 
 	// The API and the web UI: HTTP over the model.
 	"internal/api":   {"hnetcfg", "hresult", "internal/ipproto", "internal/sharing", "net/http"},
@@ -68,12 +74,13 @@ var layers = map[string][]string{
 
 	// The daemon wires everything; the CLI drives the daemon, the lab and
 	// the benches.
-	"internal/daemon": {"hnetcfg", "internal/api", "internal/connlimit", "internal/dhcp", "internal/fw", "internal/fw/nftfw",
+	"internal/daemon": {"hnetcfg", "internal/api", "internal/connlimit", "internal/conntrack", "internal/dhcp", "internal/fw", "internal/fw/nftfw",
 		"internal/link", "internal/link/linuxlink", "internal/portmap", "internal/services", "internal/sharing", "internal/store", "internal/webui", "net/http"},
 	"internal/daemon/daemontest": {"internal/daemon", "internal/fw", "internal/link", "internal/webui"},
 	"internal/cli":               {"hnetcfg", "hresult", "internal/bench", "internal/daemon", "internal/lab", "internal/webui", "github.com/spf13/cobra"},
 	"internal/lab":               {"hnetcfg", "internal/ping", "internal/trust", "github.com/vishvananda/netlink"},
-	"internal/bench":             {"hnetcfg", "internal/fw", "internal/fw/nftfw", "internal/ipproto", "internal/lab", "internal/store", "github.com/google/nftables"},
+	// The bench's NAT-PMP load generator writes the wire format itself.
+	"internal/bench": {"hnetcfg", "internal/fw", "internal/fw/nftfw", "internal/ipproto", "internal/lab", "internal/natpmp", "internal/store", "github.com/google/nftables"},
 }
 
 // marked says whether an import path is one the layers table governs:

@@ -144,6 +144,10 @@ type PortMappingProps struct {
 	Origin  MappingOrigin `json:"origin"`
 	Client  string        `json:"client,omitempty"`
 	Expires string        `json:"expires,omitempty"`
+	// RemotePeers, when a device asked for them (PCP's FILTER), are the
+	// only remote peers that may open flows through the mapping: a prefix
+	// such as "203.0.113.0/24", followed by " port N" for one port.
+	RemotePeers []string `json:"remotePeers,omitempty"`
 }
 
 // MappingOrigin is who made a port mapping.

@@ -136,6 +136,9 @@ func mappingProps(m sharing.Mapping) hnetcfg.PortMappingProps {
 	if !m.Expires.IsZero() {
 		p.Expires = m.Expires.UTC().Format(time.RFC3339)
 	}
+	for _, f := range m.Peers.All() {
+		p.RemotePeers = append(p.RemotePeers, f.String())
+	}
 	return p
 }
 

@@ -164,7 +164,7 @@ func TestToWire(t *testing.T) {
 		Target: sharing.Target{Name: "camera"}}, Unresolved: true, ApplyError: errors.New("netlink: busy")})
 	wantM := hnetcfg.PortMappingProps{ID: "7", Name: "cam", Protocol: "udp", ExternalPort: 9, InternalPort: 10, TargetName: "camera",
 		Unresolved: true, ApplyError: "netlink: busy", Origin: hnetcfg.OriginUser}
-	if m != wantM {
+	if !reflect.DeepEqual(m, wantM) {
 		t.Errorf("mapping\n%+v\nwant\n%+v", m, wantM)
 	}
 	d := mappingProps(sharing.Mapping{ID: 8, MappingSpec: sharing.MappingSpec{Name: "natpmp", Protocol: ipproto.TCP, ExternalPort: 5000, InternalPort: 5000,

@@ -69,6 +69,16 @@ func appendMapping(b []byte, m *sharing.Mapping) []byte {
 		b = m.Expires.UTC().AppendFormat(b, time.RFC3339)
 		b = append(b, '"')
 	}
+	if fs := m.Peers.All(); len(fs) > 0 {
+		b = append(b, `,"remotePeers":[`...)
+		for i, f := range fs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, f.String())
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/ipproto"
+	"github.com/netshare/netshare/internal/peers"
 	"github.com/netshare/netshare/internal/sharing"
 )
 
@@ -94,6 +95,9 @@ func FuzzAppendMappings(f *testing.F) {
 		if id%2 == 1 {
 			m.Origin, m.Expires = sharing.Origin(1+id%3), time.Unix(int64(id%4_000_000_000), 0)
 			m.Client, _ = netip.ParseAddr(resolved)
+			if a, err := netip.ParseAddr(ip); err == nil && a.Is4() {
+				m.Peers, _ = peers.Of(peers.Filter{Prefix: netip.PrefixFrom(a, int(ext%33))}, peers.Filter{Prefix: netip.PrefixFrom(a, 32), Port: in})
+			}
 		}
 		m.Target.IP, _ = netip.ParseAddr(ip)
 		m.Resolved, _ = netip.ParseAddr(resolved)

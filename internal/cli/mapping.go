@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -256,6 +257,9 @@ func mappingDetail(w io.Writer, p hnetcfg.PortMappingProps) {
 	fmt.Fprintf(tw, "Origin:\t%s\n", origin(p, time.Now()))
 	if p.Expires != "" {
 		fmt.Fprintf(tw, "Lease ends:\t%s\n", p.Expires)
+	}
+	if len(p.RemotePeers) > 0 {
+		fmt.Fprintf(tw, "Remote peers:\tonly %s\n", strings.Join(p.RemotePeers, ", "))
 	}
 	tw.Flush()
 }

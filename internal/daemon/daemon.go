@@ -20,6 +20,7 @@ import (
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/api"
 	"github.com/netshare/netshare/internal/connlimit"
+	"github.com/netshare/netshare/internal/conntrack"
 	"github.com/netshare/netshare/internal/dhcp"
 	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/link"
@@ -131,6 +132,14 @@ func Run(ctx context.Context, cfg Config) error {
 	opts := sharing.Options{Desired: st.Desired, Runtime: st.Runtime, Links: links, Firewall: firewall, Logger: log.With("component", "sharing"), GatewayNames: gatewayNames()}
 	if cfg.Backend != BackendFake {
 		opts.ResolvConf = "/etc/resolv.conf"
+		// PCP's PEER reads the NAT's flows; without ctnetlink, PEER
+		// requests are answered NO_RESOURCES and the rest works.
+		if ct, err := conntrack.Dial(0); err != nil {
+			log.Warn("connection tracking is not available: PCP PEER requests will be refused", "err", err)
+		} else {
+			defer ct.Close()
+			opts.Flows = ct
+		}
 	}
 	m, err := sharing.New(ctx, opts)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/natpmp"
 	"github.com/netshare/netshare/internal/pcp"
+	"github.com/netshare/netshare/internal/peers"
 )
 
 // Port is the server's UDP port, for NAT-PMP and PCP alike.
@@ -57,12 +58,33 @@ type Request struct {
 	Lifetime      time.Duration
 	// Nonce is the PCP client's: it owns the mapping.
 	Nonce [12]byte
+	// Peers are PCP FILTER options: the remote peers that may use the
+	// mapping, added to those it has (a /0 from any port clears them).
+	Peers []peers.Filter
 }
 
 // Grant is a mapping given: its external port and how long it lasts.
 type Grant struct {
 	ExternalPort uint16
 	Lifetime     time.Duration
+}
+
+// PeerRequest is a PCP PEER request: Target's outbound flow from
+// InternalPort to Remote, whose mapping the client wants to learn and keep
+// for Lifetime (0: to learn it only).
+type PeerRequest struct {
+	Client, Target netip.Addr
+	Proto          ipproto.Proto
+	InternalPort   uint16
+	Remote         netip.AddrPort
+	Lifetime       time.Duration
+}
+
+// PeerGrant is an outbound flow's mapping: the public address and port it
+// leaves from, and how long it is kept without traffic.
+type PeerGrant struct {
+	External netip.AddrPort
+	Lifetime time.Duration
 }
 
 // Leaser keeps the devices' mappings; the model implements it.
@@ -74,6 +96,9 @@ type Leaser interface {
 	Unmap(ctx context.Context, p Protocol, target netip.Addr, proto ipproto.Proto, internalPort uint16, nonce [12]byte) error
 	// UnmapAll ends every mapping of target for proto.
 	UnmapAll(ctx context.Context, target netip.Addr, proto ipproto.Proto) error
+	// Peer returns the mapping of an outbound flow, kept for the lifetime
+	// asked for (within the policy's).
+	Peer(ctx context.Context, r PeerRequest) (PeerGrant, error)
 	// External returns the public address mappings are made on, and when
 	// the current mapping state began (the epoch the protocols report).
 	// An error wrapping ErrNoPublic says there is none.
@@ -99,6 +124,13 @@ var (
 	// ErrQuota: the client has all the mappings it may have (NAT-PMP 4,
 	// PCP USER_EX_QUOTA).
 	ErrQuota = errors.New("over quota")
+	// ErrTooManyPeers: the mapping would have more remote peer filters
+	// than a mapping may (PCP EXCESSIVE_REMOTE_PEERS).
+	ErrTooManyPeers = errors.New("too many remote peer filters")
+	// ErrNoFlow: no outbound flow for a PEER request, yet (PCP
+	// NO_RESOURCES, a short error: the NAT makes the mapping when the
+	// flow's first packet leaves).
+	ErrNoFlow = errors.New("no such outbound flow")
 )
 
 // Handler answers requests. It is safe for concurrent use. The Leaser's
@@ -211,24 +243,29 @@ func (h *Handler) pcp(ctx context.Context, b []byte, src netip.Addr) []byte {
 	case pcp.OpAnnounce:
 		return pcp.AppendResponse(nil, pcp.Response{Opcode: pcp.OpAnnounce, Epoch: epoch})
 	case pcp.OpPeer:
-		// An outbound mapping towards one peer: the gateway's NAT chooses
-		// the ports of outbound flows itself, so it cannot promise one.
-		return fail(pcp.UnsuppOpcode)
+		if extErr != nil {
+			return fail(pcp.NetworkFailure)
+		}
+		return h.peer(ctx, req, src, epoch, fail)
 	}
 	target := src
 	if req.ThirdParty.IsValid() {
 		target = req.ThirdParty
 	}
-	if len(req.Filters) > 0 {
-		// FILTER must be enforced or refused, never ignored: the data
-		// plane does not restrict mappings by remote peer yet.
-		return fail(pcp.UnsuppOption)
+	// FILTER options: IPv4 prefixes (the mappings are IPv4), never with a
+	// delete (RFC 6887 §13.3).
+	var filters []peers.Filter
+	for _, f := range req.Filters {
+		if !f.Prefix.Addr().Is4() || req.Lifetime == 0 {
+			return fail(pcp.MalformedOption)
+		}
+		filters = append(filters, peers.Filter{Prefix: f.Prefix, Port: f.Port})
 	}
 	if extErr != nil {
 		return fail(pcp.NetworkFailure)
 	}
 	resp := pcp.Response{Opcode: pcp.OpMap, Epoch: epoch, Nonce: req.Nonce, Protocol: req.Protocol, InternalPort: req.InternalPort,
-		ExternalIP: addr, ThirdParty: req.ThirdParty, PreferFailure: req.PreferFailure}
+		ExternalIP: addr, ThirdParty: req.ThirdParty, PreferFailure: req.PreferFailure, Filters: req.Filters}
 	if req.Lifetime == 0 {
 		var err error
 		switch {
@@ -254,7 +291,7 @@ func (h *Handler) pcp(ctx context.Context, b []byte, src netip.Addr) []byte {
 		return fail(pcp.CannotProvideExternal)
 	}
 	g, err := h.Leaser.Map(ctx, Request{Protocol: PCP, Client: src, Target: target, Proto: ipproto.Proto(req.Protocol), InternalPort: req.InternalPort,
-		SuggestedPort: req.SuggestedPort, PreferFailure: req.PreferFailure, Lifetime: seconds(req.Lifetime), Nonce: req.Nonce})
+		SuggestedPort: req.SuggestedPort, PreferFailure: req.PreferFailure, Lifetime: seconds(req.Lifetime), Nonce: req.Nonce, Peers: filters})
 	if err != nil {
 		return fail(pcpResult(err))
 	}
@@ -272,6 +309,37 @@ func pcpResult(err error) pcp.ResultCode {
 		return pcp.NoResources
 	case errors.Is(err, ErrQuota):
 		return pcp.UserExQuota
+	case errors.Is(err, ErrTooManyPeers):
+		return pcp.ExcessiveRemotePeers
+	case errors.Is(err, ErrNoFlow):
+		return pcp.NoResources
 	}
 	return pcp.NetworkFailure
+}
+
+// peer answers a PEER request: the mapping the NAT gave the client's
+// outbound flow to one remote peer, kept for the lifetime asked for. The
+// gateway does not make one before the flow's first packet leaves (the
+// NAT picks its port then): until then the answer is NO_RESOURCES, which
+// a client retries.
+func (h *Handler) peer(ctx context.Context, req pcp.Request, src netip.Addr, epoch uint32, fail func(pcp.ResultCode) []byte) []byte {
+	target := src
+	if req.ThirdParty.IsValid() {
+		target = req.ThirdParty
+	}
+	proto := ipproto.Proto(req.Protocol)
+	switch {
+	case !proto.Valid():
+		return fail(pcp.UnsuppProtocol)
+	case req.InternalPort == 0 || req.RemotePort == 0 || !req.RemoteIP.Is4() || req.RemoteIP.IsUnspecified():
+		return fail(pcp.MalformedRequest)
+	}
+	g, err := h.Leaser.Peer(ctx, PeerRequest{Client: src, Target: target, Proto: proto, InternalPort: req.InternalPort,
+		Remote: netip.AddrPortFrom(req.RemoteIP, req.RemotePort), Lifetime: seconds(req.Lifetime)})
+	if err != nil {
+		return fail(pcpResult(err))
+	}
+	return pcp.AppendResponse(nil, pcp.Response{Opcode: pcp.OpPeer, Lifetime: uint32(g.Lifetime / time.Second), Epoch: epoch, Nonce: req.Nonce,
+		Protocol: req.Protocol, InternalPort: req.InternalPort, ExternalPort: g.External.Port(), ExternalIP: g.External.Addr(),
+		RemotePort: req.RemotePort, RemoteIP: req.RemoteIP, ThirdParty: req.ThirdParty})
 }

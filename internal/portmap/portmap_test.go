@@ -39,6 +39,23 @@ type fakeLeaser struct {
 
 func newLeaser() *fakeLeaser { return &fakeLeaser{maps: map[mapKey]Request{}} }
 
+// Peer knows one outbound flow: client's UDP 41641 to 203.0.113.5:3478,
+// leaving from the public address's port 61000.
+func (f *fakeLeaser) Peer(_ context.Context, r PeerRequest) (PeerGrant, error) {
+	f.calls = append(f.calls, fmt.Sprintf("peer %s %v/%d %v %v", r.Target, r.Proto, r.InternalPort, r.Remote, r.Lifetime))
+	if r.Target != r.Client && !f.thirdParty {
+		return PeerGrant{}, fmt.Errorf("third party: %w", ErrNotAllowed)
+	}
+	if r.Target != client || r.Proto != ipproto.UDP || r.InternalPort != 41641 || r.Remote != netip.MustParseAddrPort("203.0.113.5:3478") {
+		return PeerGrant{}, fmt.Errorf("flow: %w", ErrNoFlow)
+	}
+	life := r.Lifetime
+	if life == 0 {
+		life = 25 * time.Second
+	}
+	return PeerGrant{External: netip.AddrPortFrom(public, 61000), Lifetime: life}, nil
+}
+
 func (f *fakeLeaser) Map(_ context.Context, r Request) (Grant, error) {
 	f.calls = append(f.calls, fmt.Sprintf("map %v %s %v/%d %v", r.Protocol, r.Target, r.Proto, r.InternalPort, r.Lifetime))
 	if f.err != nil {
@@ -220,8 +237,17 @@ func TestPCP(t *testing.T) {
 		{"another nonce", mapReq(func(r *pcp.Request) { r.Nonce = [12]byte{9} }), client, pcp.NotAuthorized},
 		{"client field is not the sender", mapReq(nil), other, pcp.AddressMismatch},
 		{"third party", mapReq(func(r *pcp.Request) { r.ThirdParty = other }), client, pcp.NotAuthorized},
-		{"filter", mapReq(func(r *pcp.Request) { r.Filters = []pcp.Filter{{Prefix: netip.MustParsePrefix("203.0.113.0/24")}} }), client, pcp.UnsuppOption},
-		{"peer", pcp.AppendRequest(nil, pcp.Request{Opcode: pcp.OpPeer, Lifetime: 60, ClientIP: client, Protocol: 6, InternalPort: 5000, RemotePort: 443, RemoteIP: public}), client, pcp.UnsuppOpcode},
+		{"IPv6 filter", mapReq(func(r *pcp.Request) { r.Filters = []pcp.Filter{{Prefix: netip.MustParsePrefix("2001:db8::/32")}} }), client, pcp.MalformedOption},
+		{"filter with a delete", mapReq(func(r *pcp.Request) {
+			r.Lifetime, r.Filters = 0, []pcp.Filter{{Prefix: netip.MustParsePrefix("203.0.113.0/24")}}
+		}), client, pcp.MalformedOption},
+		{"peer without a flow", pcp.AppendRequest(nil, pcp.Request{Opcode: pcp.OpPeer, Lifetime: 60, ClientIP: client, Protocol: 6, InternalPort: 5000, RemotePort: 443, RemoteIP: public}), client, pcp.NoResources},
+		{"peer without a remote port", pcp.AppendRequest(nil, pcp.Request{Opcode: pcp.OpPeer, Lifetime: 60, ClientIP: client, Protocol: 17, InternalPort: 41641, RemoteIP: public}), client, pcp.MalformedRequest},
+		{"peer without a remote address", pcp.AppendRequest(nil, pcp.Request{Opcode: pcp.OpPeer, Lifetime: 60, ClientIP: client, Protocol: 17, InternalPort: 41641, RemotePort: 3478, RemoteIP: netip.IPv4Unspecified()}), client, pcp.MalformedRequest},
+		{"peer for all protocols", pcp.AppendRequest(nil, pcp.Request{Opcode: pcp.OpPeer, Lifetime: 60, ClientIP: client, RemotePort: 3478, RemoteIP: public}), client, pcp.MalformedRequest},
+		{"peer over SCTP", pcp.AppendRequest(nil, pcp.Request{Opcode: pcp.OpPeer, Lifetime: 60, ClientIP: client, Protocol: 132, InternalPort: 1, RemotePort: 3478, RemoteIP: public}), client, pcp.UnsuppProtocol},
+		{"peer for another host", pcp.AppendRequest(nil, pcp.Request{Opcode: pcp.OpPeer, Lifetime: 60, ClientIP: client, Protocol: 17, InternalPort: 41641, RemotePort: 3478,
+			RemoteIP: netip.MustParseAddr("203.0.113.5"), ThirdParty: other}), client, pcp.NotAuthorized},
 		{"sctp", mapReq(func(r *pcp.Request) { r.Protocol = 132 }), client, pcp.UnsuppProtocol},
 		{"all protocols", mapReq(func(r *pcp.Request) { r.Protocol, r.InternalPort = 0, 0 }), client, pcp.UnsuppProtocol},
 		{"another address, prefer failure", mapReq(func(r *pcp.Request) {
@@ -238,6 +264,32 @@ func TestPCP(t *testing.T) {
 			}
 		})
 	}
+	t.Run("peer", func(t *testing.T) {
+		remote := netip.MustParseAddr("203.0.113.5")
+		for _, life := range []uint32{600, 0} {
+			req := pcp.Request{Opcode: pcp.OpPeer, Lifetime: life, ClientIP: client, Nonce: nonce, Protocol: 17, InternalPort: 41641, RemotePort: 3478, RemoteIP: remote}
+			got := pcpResp(t, h.Handle(ctx, pcp.AppendRequest(nil, req), client))
+			wantLife := life
+			if life == 0 {
+				wantLife = 25 // the flow's own time left, not extended
+			}
+			if got.Opcode != pcp.OpPeer || got.Result != pcp.Success || got.Lifetime != wantLife || got.Nonce != nonce || got.ExternalIP != public ||
+				got.ExternalPort != 61000 || got.RemoteIP != remote || got.RemotePort != 3478 || got.InternalPort != 41641 {
+				t.Errorf("lifetime %d: answer %+v", life, got)
+			}
+		}
+	})
+	t.Run("filters", func(t *testing.T) {
+		filters := []pcp.Filter{{Prefix: netip.MustParsePrefix("203.0.113.0/24")}, {Prefix: netip.MustParsePrefix("198.51.100.7/32"), Port: 3478}}
+		got := pcpResp(t, h.Handle(ctx, mapReq(func(r *pcp.Request) { r.Filters = filters }), client))
+		if got.Result != pcp.Success || len(got.Filters) != 2 || got.Filters[1] != filters[1] {
+			t.Errorf("answer %+v, want success with the filters echoed", got)
+		}
+		r := l.maps[mapKey{client, ipproto.UDP, 41641}]
+		if len(r.Peers) != 2 || r.Peers[0].Prefix != filters[0].Prefix || r.Peers[1].Port != 3478 {
+			t.Errorf("the leaser was asked for peers %v", r.Peers)
+		}
+	})
 	t.Run("third party allowed", func(t *testing.T) {
 		l.thirdParty = true
 		defer func() { l.thirdParty = false }()
@@ -258,6 +310,7 @@ func TestPCP(t *testing.T) {
 			{ErrQuota, pcp.UserExQuota},
 			{ErrNoPort, pcp.NoResources},
 			{ErrPortTaken, pcp.CannotProvideExternal},
+			{ErrTooManyPeers, pcp.ExcessiveRemotePeers},
 			{fmt.Errorf("disk full"), pcp.NetworkFailure},
 		} {
 			l.err = tt.err

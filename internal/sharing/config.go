@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/store"
 )
 
@@ -125,20 +126,12 @@ func checkPrivateAddress(p netip.Prefix) error {
 		return hresult.Invalid("address", "%q: the prefix length must be 8 to 30", s)
 	case a == p.Masked().Addr():
 		return hresult.Invalid("address", "%q is the network address of %s; give a host address", s, p.Masked())
-	case a == lastAddr(p):
+	case a == fw.LastAddr(p):
 		return hresult.Invalid("address", "%q is the broadcast address of %s; give a host address", s, p.Masked())
 	case a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() || thisNetwork.Contains(a) || reservedE.Contains(a):
 		return hresult.Invalid("address", "%q is not a usable unicast address", s)
 	}
 	return nil
-}
-
-// lastAddr returns the last (broadcast) address of an IPv4 prefix.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // checkOverlapLocked refuses a role for c whose networks would overlap the

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/ipproto"
+	"github.com/netshare/netshare/internal/peers"
 	"github.com/netshare/netshare/internal/store"
 )
 
@@ -42,6 +44,10 @@ type LeaseRequest struct {
 	// Nonce identifies the PCP client that owns the mapping: a request
 	// with another nonce may not renew or delete it.
 	Nonce [12]byte
+	// Peers are remote peer filters to add to the mapping's (PCP's
+	// FILTER): once a mapping has some, only the peers they match may open
+	// flows through it. A /0 from any port clears them.
+	Peers []peers.Filter
 }
 
 // The reasons a device's request is refused, which its protocol's server
@@ -63,6 +69,11 @@ var (
 	ErrQuota = errors.New("the host has as many mappings as a device may")
 	// ErrNotAllowed: the policy does not allow the mapping (NOT_AUTHORIZED).
 	ErrNotAllowed = errors.New("the port mapping policy does not allow it")
+	// ErrTooManyPeers: the mapping would have more remote peer filters
+	// than peers.Max (EXCESSIVE_REMOTE_PEERS).
+	ErrTooManyPeers = errors.New("too many remote peer filters")
+	// ErrNoFlow: a PEER request names no outbound flow (NO_RESOURCES).
+	ErrNoFlow = errors.New("no such outbound flow")
 )
 
 // deviceKey identifies a device's mapping as the protocols do: by the
@@ -137,10 +148,18 @@ func (m *Manager) planLease(r LeaseRequest) (*store.Mapping, uint64, error) {
 		if r.Origin == OriginPCP {
 			mp.Origin, mp.Nonce = OriginPCP, r.Nonce
 		}
+		var err error
+		if mp.Peers, err = old.Peers.Add(r.Peers...); err != nil {
+			return nil, 0, tooManyPeers(r, err)
+		}
 		return &mp, id, nil
 	}
 	if n := m.deviceCount[r.Target]; n >= pol.Quota {
 		return nil, 0, hresult.New(hresult.AccessDenied, "%v mapping for %s: it has %d: %w", r.Protocol, r.Target, n, ErrQuota)
+	}
+	filters, err := peers.Of(r.Peers...)
+	if err != nil {
+		return nil, 0, tooManyPeers(r, err)
 	}
 	port, err := m.freePortLocked(pub.ID, r, &pol)
 	if err != nil {
@@ -159,10 +178,19 @@ func (m *Manager) planLease(r LeaseRequest) (*store.Mapping, uint64, error) {
 		Client:       r.Client,
 		Expiry:       expiry,
 		Nonce:        r.Nonce,
+		Peers:        filters,
 	}
 	m.log.Info("device mapping added", "origin", r.Origin, "client", r.Client, "target", r.Target, "id", mp.ID,
 		"protocol", r.Protocol, "externalPort", port, "internalPort", r.InternalPort, "lifetime", r.Lifetime)
 	return mp, mp.ID, nil
+}
+
+// tooManyPeers is the error of a request whose filters cannot be kept.
+func tooManyPeers(r LeaseRequest, err error) error {
+	if errors.Is(err, peers.ErrTooMany) {
+		return hresult.Invalid("peers", "%v mapping of %s %v/%d: %v: %w", r.Origin, r.Target, r.Protocol, r.InternalPort, err, ErrTooManyPeers)
+	}
+	return hresult.Invalid("peers", "%v mapping of %s %v/%d: %w", r.Origin, r.Target, r.Protocol, r.InternalPort, err)
 }
 
 // freePortLocked picks the external port of a new device mapping: the one
@@ -209,7 +237,7 @@ func (m *Manager) privateHostLocked(a netip.Addr) bool {
 			continue
 		}
 		p := privatePrefix(c)
-		if p.Contains(a) && a != p.Addr() && a != p.Masked().Addr() && a != lastAddr(p) {
+		if p.Contains(a) && a != p.Addr() && a != p.Masked().Addr() && a != fw.LastAddr(p) {
 			return true
 		}
 	}

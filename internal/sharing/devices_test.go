@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/conntrack"
 	"github.com/netshare/netshare/internal/ipproto"
+	"github.com/netshare/netshare/internal/peers"
 	"github.com/netshare/netshare/internal/portmap"
 )
 
@@ -668,4 +670,115 @@ func TestPublicAddressAdded(t *testing.T) {
 	if a, _, _ := h.m.PortMapper().External(); a != mustIP("198.51.100.2") {
 		t.Errorf("External = %v, want the address the mappings are on", a)
 	}
+}
+
+// PCP's FILTER: a mapping's remote peer filters reach the firewall; a
+// renewal adds to them (a /0 clears them), a NAT-PMP renewal keeps them,
+// more than peers.Max are refused and change nothing, and they survive a
+// restart.
+func TestDeviceMappingPeers(t *testing.T) {
+	h := sharedHarness(t)
+	pcpReq := func(fs ...peers.Filter) LeaseRequest {
+		return LeaseRequest{Origin: OriginPCP, Client: lanHost, Target: lanHost, Protocol: ipproto.UDP, InternalPort: 41641,
+			Lifetime: time.Hour, Nonce: [12]byte{1}, Peers: fs}
+	}
+	filter := func(prefix string, port uint16) peers.Filter {
+		return peers.Filter{Prefix: netip.MustParsePrefix(prefix), Port: port}
+	}
+	inFirewall := func() peers.Set {
+		t.Helper()
+		ms := h.fw.Config().Mappings
+		if len(ms) != 1 {
+			t.Fatalf("firewall mappings %v", ms)
+		}
+		return ms[0].Peers
+	}
+	want := func(fs ...peers.Filter) peers.Set {
+		s, err := peers.Of(fs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := filter("203.0.113.0/24", 0), filter("198.51.100.7/32", 3478)
+	if mp := h.lease(pcpReq(a)); mp.Peers != want(a) || inFirewall() != want(a) {
+		t.Fatalf("mapping peers %v, firewall %v", mp.Peers, inFirewall())
+	}
+	h.lease(pcpReq(b))
+	if got := inFirewall(); got != want(a, b) {
+		t.Fatalf("after a renewal with another filter: %v", got)
+	}
+	nat := natpmp(lanHost, ipproto.UDP, 41641, time.Hour)
+	h.lease(nat)
+	if got := inFirewall(); got != want(a, b) {
+		t.Fatalf("after a NAT-PMP renewal: %v", got)
+	}
+	many := pcpReq(filter("10.1.0.0/16", 0), filter("10.2.0.0/16", 0), filter("10.3.0.0/16", 0))
+	if _, err := h.m.LeaseMapping(ctx, many); !errors.Is(err, ErrTooManyPeers) {
+		t.Fatalf("five filters: %v", err)
+	}
+	h.check()
+	if got := inFirewall(); got != want(a, b) {
+		t.Fatalf("a refused request changed the filters: %v", got)
+	}
+	h.restart()
+	h.check()
+	if got := inFirewall(); got != want(a, b) {
+		t.Fatalf("after a restart: %v", got)
+	}
+	h.lease(pcpReq(filter("0.0.0.0/0", 0)))
+	if got := inFirewall(); got.Len() != 0 {
+		t.Fatalf("after a /0 filter: %v", got)
+	}
+}
+
+// PCP's PEER: the mapping of an outbound flow comes from connection
+// tracking, its lifetime is clamped by the policy and given to the flow;
+// no flow, a flow not masqueraded to the public address, or a request
+// for another host are refused, and nothing is stored.
+func TestPeerMapping(t *testing.T) {
+	h := sharedHarness(t)
+	public := mustIP("198.51.100.2")
+	remote := netip.MustParseAddrPort("203.0.113.5:3478")
+	orig := conntrack.Tuple{Proto: ipproto.UDP, Src: netip.AddrPortFrom(lanHost, 41641), Dst: remote}
+	h.flows.Add(conntrack.Flow{Orig: orig, Reply: conntrack.Tuple{Proto: ipproto.UDP, Src: remote, Dst: netip.AddrPortFrom(public, 61000)}, Timeout: 30 * time.Second})
+	req := PeerRequest{Client: lanHost, Target: lanHost, Protocol: ipproto.UDP, InternalPort: 41641, Remote: remote, Lifetime: 10 * time.Minute}
+	g, err := h.m.PeerMapping(ctx, req)
+	if err != nil || g.External != netip.AddrPortFrom(public, 61000) || g.Lifetime != 10*time.Minute {
+		t.Fatalf("PeerMapping: %+v, %v", g, err)
+	}
+	if f, _ := h.flows.Get(orig); f.Timeout != 10*time.Minute {
+		t.Errorf("the flow's timeout is %v, want 10m", f.Timeout)
+	}
+	// Below the policy's minimum: clamped. Lifetime 0: the flow as it is.
+	short := req
+	short.Lifetime = time.Second
+	if g, err := h.m.PeerMapping(ctx, short); err != nil || g.Lifetime != DefaultPortMapPolicy.MinLifetime {
+		t.Errorf("a lifetime of 1s: %+v, %v", g, err)
+	}
+	report := req
+	report.Lifetime = 0
+	if g, err := h.m.PeerMapping(ctx, report); err != nil || g.Lifetime != DefaultPortMapPolicy.MinLifetime {
+		t.Errorf("lifetime 0: %+v, %v", g, err)
+	}
+	noFlow := req
+	noFlow.InternalPort = 41642
+	if _, err := h.m.PeerMapping(ctx, noFlow); !errors.Is(err, ErrNoFlow) {
+		t.Errorf("no flow: %v", err)
+	}
+	other := req
+	other.Target = lanHost2
+	if _, err := h.m.PeerMapping(ctx, other); !errors.Is(err, ErrNotAllowed) {
+		t.Errorf("for another host: %v", err)
+	}
+	// A flow between private hosts is not the NAT's.
+	inside := conntrack.Tuple{Proto: ipproto.UDP, Src: netip.AddrPortFrom(lanHost, 5000), Dst: netip.AddrPortFrom(lanHost2, 5000)}
+	h.flows.Add(conntrack.Flow{Orig: inside, Reply: conntrack.Tuple{Proto: ipproto.UDP, Src: inside.Dst, Dst: inside.Src}, Timeout: time.Minute})
+	if _, err := h.m.PeerMapping(ctx, PeerRequest{Client: lanHost, Target: lanHost, Protocol: ipproto.UDP, InternalPort: 5000, Remote: inside.Dst, Lifetime: time.Hour}); !errors.Is(err, ErrNotAllowed) {
+		t.Errorf("a flow that is not masqueraded: %v", err)
+	}
+	if ms, _, _ := h.m.EnumPortMappings(ctx, "wan0", MappingFilter{}); len(ms) != 0 {
+		t.Errorf("PEER stored mappings: %+v", ms)
+	}
+	h.check()
 }

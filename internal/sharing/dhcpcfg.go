@@ -10,6 +10,7 @@ import (
 
 	"github.com/netshare/netshare/hresult"
 	"github.com/netshare/netshare/internal/dhcp"
+	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/store"
 )
 
@@ -58,7 +59,7 @@ func hostAddr(field string, a netip.Addr, p netip.Prefix) (netip.Addr, error) {
 		return a, hresult.Invalid(field, "%s is outside the private network %s", a, p.Masked())
 	case a == p.Masked().Addr():
 		return a, hresult.Invalid(field, "%s is the network address of %s", a, p.Masked())
-	case a == lastAddr(p):
+	case a == fw.LastAddr(p):
 		return a, hresult.Invalid(field, "%s is the broadcast address of %s", a, p.Masked())
 	case a == p.Addr():
 		return a, hresult.Invalid(field, "%s is the gateway's own address", a)
@@ -107,7 +108,7 @@ func checkDHCP(p netip.Prefix, d *store.DHCP) (*store.DHCP, error) {
 		return nil, hresult.Invalid("poolEnd", "the pool %s-%s is empty: its end comes before its start", start, end)
 	}
 	if a := d.Router; a.IsValid() {
-		if !a.Is4() || !p.Contains(a) || a == p.Masked().Addr() || a == lastAddr(p) {
+		if !a.Is4() || !p.Contains(a) || a == p.Masked().Addr() || a == fw.LastAddr(p) {
 			return nil, hresult.Invalid("router", "%q is not a host address of the private network %s", a.String(), p.Masked())
 		}
 	}

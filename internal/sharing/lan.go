@@ -12,6 +12,7 @@ import (
 
 	"github.com/netshare/netshare/internal/dhcp"
 	"github.com/netshare/netshare/internal/dns"
+	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/services"
 	"github.com/netshare/netshare/internal/store"
 )
@@ -292,7 +293,7 @@ func dhcpConfig(c *store.Connection) dhcp.Config {
 // before the broadcast address.
 func defaultPool(p netip.Prefix) (netip.Addr, netip.Addr) {
 	base := p.Masked().Addr()
-	last := lastAddr(p).Prev()
+	last := fw.LastAddr(p).Prev()
 	start := base
 	for range 100 {
 		start = start.Next()

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/conntrack"
 	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/link"
@@ -54,6 +55,9 @@ type Options struct {
 	// GatewayNames are the gateway's own host names, which no DHCP client
 	// may take (lower case).
 	GatewayNames []string
+	// Flows is the kernel's connection tracking, which PCP's PEER asks
+	// about; nil answers every PEER request with ErrNoFlow.
+	Flows conntrack.Table
 }
 
 // connAddr is an address on a connection.
@@ -81,6 +85,7 @@ type Manager struct {
 	runtime store.Store // the leases
 	links   link.Backend
 	fw      fw.Backend
+	flows   conntrack.Table // connection tracking, for PCP's PEER
 	log     *slog.Logger
 
 	mu   sync.Mutex   // serialises changes; guards the fields below
@@ -189,6 +194,7 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		rev:          st.Rev,
 		links:        o.Links,
 		fw:           o.Firewall,
+		flows:        o.Flows,
 		log:          o.Logger,
 		conns:        map[string]*store.Connection{},
 		byIface:      map[string]string{},
@@ -627,6 +633,7 @@ func (m *Manager) activeWith(mp *store.Mapping, target func(name string) (netip.
 		Key:          fw.Key{Interface: c.Interface, Protocol: ipproto.Proto(mp.Protocol), ExternalPort: mp.ExternalPort},
 		Target:       ip,
 		InternalPort: mp.InternalPort,
+		Peers:        mp.Peers,
 	}, true
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/conntrack"
 	"github.com/netshare/netshare/internal/fw"
 	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/link"
@@ -28,6 +29,7 @@ var (
 // harness is a Manager on a store in a temporary directory, with fake
 // links and a fake firewall.
 type harness struct {
+	flows conntrack.Fake // the kernel's connection tracking
 	t     testing.TB
 	dir   string
 	st    *store.File
@@ -73,7 +75,7 @@ func (h *harness) start() {
 		}
 		return h.clock
 	}
-	m, err := New(ctx, Options{Desired: st.Desired, Runtime: st.Runtime, Links: h.links, Firewall: h.fw, Now: now})
+	m, err := New(ctx, Options{Desired: st.Desired, Runtime: st.Runtime, Links: h.links, Firewall: h.fw, Now: now, Flows: &h.flows})
 	if err != nil {
 		h.t.Fatal(err)
 	}

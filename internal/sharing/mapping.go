@@ -40,7 +40,7 @@ func mappingOf(mp *store.Mapping) Mapping {
 	p := Mapping{ID: MappingID(mp.ID), Connection: mp.Connection, MappingSpec: specOf(mp), Enabled: mp.Enabled,
 		Origin: mp.Origin, Client: mp.Client}
 	if mp.Origin != OriginUser {
-		p.Expires = time.UnixMilli(mp.Expiry)
+		p.Expires, p.Peers = time.UnixMilli(mp.Expiry), mp.Peers
 	}
 	return p
 }

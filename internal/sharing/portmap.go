@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/conntrack"
 	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/portmap"
 	"github.com/netshare/netshare/internal/store"
@@ -27,7 +29,8 @@ func (p portMapper) Map(ctx context.Context, r portmap.Request) (portmap.Grant, 
 		origin = OriginPCP
 	}
 	mp, err := p.m.LeaseMapping(ctx, LeaseRequest{Origin: origin, Client: r.Client, Target: r.Target, Protocol: r.Proto,
-		InternalPort: r.InternalPort, SuggestedPort: r.SuggestedPort, PreferFailure: r.PreferFailure, Lifetime: r.Lifetime, Nonce: r.Nonce})
+		InternalPort: r.InternalPort, SuggestedPort: r.SuggestedPort, PreferFailure: r.PreferFailure, Lifetime: r.Lifetime, Nonce: r.Nonce,
+		Peers: r.Peers})
 	if err != nil {
 		return portmap.Grant{}, portmapErr(err)
 	}
@@ -46,6 +49,15 @@ func (p portMapper) Unmap(ctx context.Context, proto portmap.Protocol, target ne
 
 func (p portMapper) UnmapAll(ctx context.Context, target netip.Addr, ip ipproto.Proto) error {
 	return portmapErr(p.m.ReleaseAll(ctx, target, ip))
+}
+
+func (p portMapper) Peer(ctx context.Context, r portmap.PeerRequest) (portmap.PeerGrant, error) {
+	g, err := p.m.PeerMapping(ctx, PeerRequest{Client: r.Client, Target: r.Target, Protocol: r.Proto, InternalPort: r.InternalPort,
+		Remote: r.Remote, Lifetime: r.Lifetime})
+	if err != nil {
+		return portmap.PeerGrant{}, portmapErr(err)
+	}
+	return portmap.PeerGrant{External: g.External, Lifetime: g.Lifetime}, nil
 }
 
 func (p portMapper) External() (netip.Addr, time.Time, error) {
@@ -90,6 +102,8 @@ func portmapErr(err error) error {
 		{ErrNoPort, portmap.ErrNoPort},
 		{ErrQuota, portmap.ErrQuota},
 		{ErrNotAllowed, portmap.ErrNotAllowed},
+		{ErrTooManyPeers, portmap.ErrTooManyPeers},
+		{ErrNoFlow, portmap.ErrNoFlow},
 	} {
 		if errors.Is(err, e.model) {
 			return fmt.Errorf("%w: %w", e.server, err)
@@ -156,4 +170,71 @@ func (m *Manager) publicAddressMoved(ctx context.Context) error {
 	m.log.Info("the public address moved: the devices' mappings ended, and their clients are told to map again", "address", m.pmAddr, "ended", len(ids))
 	m.applyServicesLocked(ctx)
 	return err
+}
+
+// PeerRequest is a device's request to learn, and keep, the mapping the
+// NAT gave one of its outbound flows (PCP's PEER): Target's flow from
+// InternalPort to Remote. Lifetime 0 asks for the mapping only.
+type PeerRequest struct {
+	Client, Target netip.Addr
+	Protocol       ipproto.Proto
+	InternalPort   uint16
+	Remote         netip.AddrPort
+	Lifetime       time.Duration
+}
+
+// PeerGrant is an outbound flow's mapping: the public address and port it
+// leaves from, and how long the NAT keeps it without traffic.
+type PeerGrant struct {
+	External netip.AddrPort
+	Lifetime time.Duration
+}
+
+// PeerMapping answers a PeerRequest from the kernel's connection
+// tracking: the flow's reply direction names its public address and port.
+// The policy decides as for a device's own mappings (a host asks for
+// itself unless third parties are allowed; lifetimes are clamped); the
+// flow must be one the NAT maps to the public address. Until the flow's
+// first packet leaves there is no mapping, and the error wraps ErrNoFlow.
+// Nothing is stored: the kernel keeps the flow, also across a restart of
+// netshare.
+func (m *Manager) PeerMapping(ctx context.Context, r PeerRequest) (PeerGrant, error) {
+	m.view.RLock()
+	pol := m.policyLocked()
+	private := m.privateHostLocked(r.Target)
+	m.view.RUnlock()
+	what := fmt.Sprintf("outbound mapping of %s %v/%d to %v", r.Target, r.Protocol, r.InternalPort, r.Remote)
+	pub := m.publicAddr()
+	switch {
+	case !pub.IsValid():
+		return PeerGrant{}, hresult.New(hresult.Fail, "%s: %w", what, ErrNoPublic)
+	case r.Target != r.Client && !pol.AllowThirdParty:
+		return PeerGrant{}, hresult.New(hresult.AccessDenied, "%s: asked by %s, another host: %w", what, r.Client, ErrNotAllowed)
+	case !private:
+		return PeerGrant{}, hresult.New(hresult.AccessDenied, "%s: not a host of a private network: %w", what, ErrNotAllowed)
+	case m.flows == nil:
+		return PeerGrant{}, hresult.New(hresult.Fail, "%s: no connection tracking to ask: %w", what, ErrNoFlow)
+	}
+	orig := conntrack.Tuple{Proto: r.Protocol, Src: netip.AddrPortFrom(r.Target, r.InternalPort), Dst: r.Remote}
+	f, err := m.flows.Get(orig)
+	if errors.Is(err, conntrack.ErrNotFound) {
+		return PeerGrant{}, hresult.New(hresult.Fail, "%s: %w", what, ErrNoFlow)
+	}
+	if err != nil {
+		return PeerGrant{}, hresult.New(hresult.Fail, "%s: %w", what, err)
+	}
+	if f.Reply.Dst.Addr() != pub {
+		return PeerGrant{}, hresult.New(hresult.AccessDenied, "%s: the flow leaves from %v, not the public address %v: %w", what, f.Reply.Dst.Addr(), pub, ErrNotAllowed)
+	}
+	g := PeerGrant{External: f.Reply.Dst, Lifetime: f.Timeout}
+	if r.Lifetime > 0 {
+		g.Lifetime = pol.clamp(r.Lifetime)
+		if err := m.flows.SetTimeout(orig, g.Lifetime); err != nil {
+			if errors.Is(err, conntrack.ErrNotFound) { // it ended meanwhile
+				err = ErrNoFlow
+			}
+			return PeerGrant{}, hresult.New(hresult.Fail, "%s: %w", what, err)
+		}
+	}
+	return g, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/netshare/netshare/internal/ipproto"
+	"github.com/netshare/netshare/internal/peers"
 	"github.com/netshare/netshare/internal/store"
 )
 
@@ -153,6 +154,9 @@ type Mapping struct {
 	Origin  Origin
 	Client  netip.Addr
 	Expires time.Time
+	// Peers are the remote peers that may use a device's mapping (PCP's
+	// FILTER); with none, any may.
+	Peers peers.Set
 }
 
 // MappingEdit changes the fields of a mapping that are not nil. A

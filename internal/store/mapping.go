@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/netshare/netshare/internal/ipproto"
+	"github.com/netshare/netshare/internal/peers"
 )
 
 // Mappings are the bulk of the state (tens of thousands of them), so they
@@ -23,9 +24,10 @@ import (
 // then
 //
 //	origin (1) | client IPv4 address (4) | expiry, Unix milliseconds (8) | nonce (12)
+//	| remote peer filters (1) | each: IPv4 address (4) | prefix length (1) | port (2)
 //
-// Version 2, which earlier releases wrote, is the same with the expiry in
-// Unix seconds; it is read, and written again as version 3.
+// Version 2, which earlier releases wrote, has the expiry in Unix seconds
+// and no filters; it is read, and written again as version 3.
 //
 // All integers are big-endian. A record with an unknown version is refused.
 const (
@@ -93,6 +95,16 @@ func encodeMapping(m Mapping) ([]byte, error) {
 		b = append(b, c4[:]...)
 		b = binary.BigEndian.AppendUint64(b, uint64(m.Expiry))
 		b = append(b, m.Nonce[:]...)
+		fs := m.Peers.All()
+		b = append(b, byte(len(fs)))
+		for _, f := range fs {
+			a4 := f.Prefix.Addr().As4()
+			b = append(b, a4[:]...)
+			b = append(b, byte(f.Prefix.Bits()))
+			b = binary.BigEndian.AppendUint16(b, f.Port)
+		}
+	} else if m.Peers.Len() > 0 {
+		return nil, fmt.Errorf("mapping %d: remote peer filters on a person's mapping", m.ID)
 	}
 	return b, nil
 }
@@ -165,6 +177,25 @@ func decodeMappingWith(id uint64, b []byte, conn func([16]byte) string) (Mapping
 		}
 		m.Nonce = [12]byte(rest[13:25])
 		rest = rest[deviceTailLen:]
+		if version == deviceMappingRecordVersion {
+			if len(rest) < 1 || len(rest) < 1+7*int(rest[0]) {
+				return m, errShort
+			}
+			fs := make([]peers.Filter, rest[0])
+			for i := range fs {
+				e := rest[1+7*i:]
+				p, err := netip.AddrFrom4([4]byte(e)).Prefix(int(e[4]))
+				if err != nil || p.Addr() != netip.AddrFrom4([4]byte(e)) {
+					return m, fmt.Errorf("remote peer filter %d: %v/%d", i, netip.AddrFrom4([4]byte(e)), e[4])
+				}
+				fs[i] = peers.Filter{Prefix: p, Port: binary.BigEndian.Uint16(e[5:7])}
+			}
+			var err error
+			if m.Peers, err = peers.Of(fs...); err != nil || m.Peers.Len() != len(fs) {
+				return m, fmt.Errorf("remote peer filters %v: %v", fs, err)
+			}
+			rest = rest[1+7*len(fs):]
+		}
 	}
 	if len(rest) != 0 {
 		return m, fmt.Errorf("%d bytes after the record", len(rest))

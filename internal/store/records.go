@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/netshare/netshare/internal/ipproto"
+	"github.com/netshare/netshare/internal/peers"
 )
 
 // The keys of the records. Each kind of record has a prefix; the rest of
@@ -181,6 +182,9 @@ type Mapping struct {
 	Client netip.Addr
 	Expiry int64
 	Nonce  [12]byte
+	// Peers are the remote peers that may use a device's mapping (PCP's
+	// FILTER); none, any may.
+	Peers peers.Set
 }
 
 // key returns the record key of m: by its origin, in the desired or the

@@ -18,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/netshare/netshare/internal/ipproto"
+	"github.com/netshare/netshare/internal/peers"
 )
 
 func mustOpen(t *testing.T, dir string) *File {
@@ -202,7 +203,7 @@ func TestMappingRecord(t *testing.T) {
 		{ID: 2, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "Caméra (UDP)", Protocol: ipproto.UDP, ExternalPort: 65535, InternalPort: 1, TargetName: "camera.home.arpa"},
 		{ID: 3, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Name: "PCP 41641", Protocol: ipproto.UDP, ExternalPort: 41641, InternalPort: 41641,
 			TargetIP: netip.MustParseAddr("192.168.137.20"), Enabled: true, Origin: OriginPCP, Client: netip.MustParseAddr("192.168.137.20"),
-			Expiry: 1795000000123, Nonce: [12]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+			Expiry: 1795000000123, Nonce: [12]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, Peers: mustPeers("203.0.113.0/24", "198.51.100.7/32")},
 		{ID: 4, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: ipproto.TCP, ExternalPort: 1, InternalPort: 1,
 			TargetIP: netip.MustParseAddr("192.168.137.21"), Origin: OriginNATPMP, Client: netip.MustParseAddr("192.168.137.21")},
 	} {
@@ -229,6 +230,7 @@ func TestMappingRecord(t *testing.T) {
 	dev := Mapping{ID: 7, Connection: "0b6c1d3e-5f7a-4b8c-9d0e-1f2a3b4c5d6e", Protocol: ipproto.UDP, ExternalPort: 2603, InternalPort: 2603,
 		TargetIP: netip.MustParseAddr("192.168.137.20"), Origin: OriginPCP, Client: netip.MustParseAddr("192.168.137.20"), Expiry: 1795000000123}
 	old, _ := encodeMapping(dev)
+	old = old[:len(old)-1] // version 2 had no filters
 	old[0] = deviceMappingRecordVersionSecond
 	binary.BigEndian.PutUint64(old[len(old)-20:], 1795000000)
 	dev.Expiry = 1795000000 * 1000
@@ -280,4 +282,16 @@ func TestScanDecodesAsLoad(t *testing.T) {
 	if got.LastMappingID != 400 || len(got.Mappings) != 300 {
 		t.Fatalf("scanned %d mappings, last id %d", len(got.Mappings), got.LastMappingID)
 	}
+}
+
+func mustPeers(prefixes ...string) peers.Set {
+	var fs []peers.Filter
+	for i, p := range prefixes {
+		fs = append(fs, peers.Filter{Prefix: netip.MustParsePrefix(p), Port: uint16(i * 1000)})
+	}
+	s, err := peers.Of(fs...)
+	if err != nil {
+		panic(err)
+	}
+	return s
 }

@@ -547,13 +547,14 @@ function byDevice(m) {
   return m.origin && m.origin !== 'user';
 }
 
-// leaseText says which device leased m, by which protocol, and for how
-// long still.
+// leaseText says which device leased m, by which protocol, for how long
+// still, and which remote peers alone may use it (PCP's FILTER).
 function leaseText(m) {
   const left = Math.max(0, Math.floor((Date.parse(m.expires) - Date.now()) / 1000));
   const hours = Math.floor(left / 3600), mins = Math.floor((left % 3600) / 60), secs = left % 60;
   const time = hours > 0 ? `${hours} h ${mins} min` : mins > 0 ? `${mins} min ${secs} s` : `${secs} s`;
-  return `made by device ${m.client} (${m.origin.toUpperCase()}), ${time} left`;
+  const peers = m.remotePeers && m.remotePeers.length ? `, only from ${m.remotePeers.join(', ')}` : '';
+  return `made by device ${m.client} (${m.origin.toUpperCase()}), ${time} left${peers}`;
 }
 
 function mappingTable(conn, mappings) {
