@@ -80,12 +80,13 @@ func (a *app) labCmd() *cobra.Command {
 	}
 	server.Flags().IntVar(&port, "port", lab.ServerPort, "port to serve on")
 	var timeout time.Duration
+	var from string
 	probe := &cobra.Command{
-		Use:   "probe tcp|udp HOST:PORT | probe icmp HOST",
+		Use:   "probe tcp|udp HOST:PORT [--from ADDR:PORT] | probe icmp HOST",
 		Short: "ask a test server which address it sees us come from",
 		Args:  args(cobra.ExactArgs(2)),
 		RunE: func(c *cobra.Command, args []string) error {
-			answer, err := lab.Probe(args[0], args[1], timeout)
+			answer, err := lab.Probe(args[0], args[1], from, timeout)
 			if err != nil {
 				return fail(err)
 			}
@@ -94,6 +95,7 @@ func (a *app) labCmd() *cobra.Command {
 		},
 	}
 	probe.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "how long to wait for an answer")
+	probe.Flags().StringVar(&from, "from", "", "send from this local `ADDR:PORT` (either may be empty or 0)")
 	var duration, interval time.Duration
 	stream := &cobra.Command{
 		Use:    "stream HOST:PORT",

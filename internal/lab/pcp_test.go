@@ -2,12 +2,20 @@ package lab_test
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netns"
+
 	"github.com/netshare/netshare/hnetcfg"
+	"github.com/netshare/netshare/internal/conntrack"
+	"github.com/netshare/netshare/internal/ipproto"
 	"github.com/netshare/netshare/internal/lab"
+	"github.com/netshare/netshare/internal/pcp"
 )
 
 // torrentClient is a libtorrent session (Debian's python3-libtorrent) on
@@ -75,5 +83,156 @@ func TestPCP(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("libtorrent's mappings stayed after it released them: %d\n%s", len(ms), log)
 		}
+	}
+}
+
+// TestPCPFilter maps a port by PCP with a FILTER option, as no client
+// here can (the request is written with netshare's codec), and checks it
+// with real traffic from the wan host: only the remote peer the filter
+// names, from its port, gets through; a filter of prefix length 0 opens
+// the mapping to everyone; more filters than a mapping may have get
+// EXCESSIVE_REMOTE_PEERS.
+func TestPCPFilter(t *testing.T) {
+	l, m := up(t)
+	const peer = "198.51.100.3" // a second address of the wan host
+	must(t, l.Exec(l.WAN, "ip", "addr", "add", peer+"/24", "dev", "eth0"))
+	if _, err := l.Start(l.LAN, "lan-server.log", "lab", "server", "--port", "7100"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	nonce := [12]byte{4, 2}
+	ask := func(filters ...pcp.Filter) pcp.Response {
+		t.Helper()
+		req := pcp.AppendRequest(nil, pcp.Request{Opcode: pcp.OpMap, Lifetime: 600, ClientIP: netip.MustParseAddr(lab.LANHost), Nonce: nonce,
+			Protocol: 17, InternalPort: 7100, SuggestedPort: 7100, Filters: filters})
+		var resp []byte
+		var err error
+		inNetns(t, l.LAN, func() {
+			var c *net.UDPConn
+			if c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(lab.GatewayLAN+":5351"))); err != nil {
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			if _, err = c.Write(req); err != nil {
+				return
+			}
+			buf := make([]byte, 1100)
+			var n int
+			n, err = c.Read(buf)
+			resp = buf[:n]
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := pcp.ParseResponse(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	only := pcp.Filter{Prefix: netip.MustParsePrefix(peer + "/32"), Port: 4000}
+	r := ask(only)
+	if r.Result != pcp.Success || r.ExternalPort != 7100 || len(r.Filters) != 1 || r.Filters[0] != only {
+		t.Fatalf("answer %+v, want success on 7100 with the filter echoed", r)
+	}
+	ms, err := config(t, m, "wan0").EnumPortMappings(ctx, hnetcfg.ICSSC_DEFAULT)
+	if err != nil || len(ms) != 1 || !slices.Equal(ms[0].Props().RemotePeers, []string{peer + "/32 port 4000"}) {
+		t.Fatalf("mappings %v, %v; want one with its remote peer", ms, err)
+	}
+	public := lab.GatewayWAN + ":7100"
+	from := func(src string) (string, error) {
+		out, err := l.Output(l.WAN, bin, "lab", "probe", "udp", public, "--from", src, "--timeout", "1s")
+		return strings.TrimSpace(out), err
+	}
+	if got, err := from(peer + ":4000"); err != nil || !strings.HasPrefix(got, lab.Greeting+peer+":4000") {
+		t.Errorf("the filter's peer: %q, %v", got, err)
+	}
+	for _, src := range []string{lab.WANHost + ":4000", peer + ":4001"} {
+		if got, err := from(src); err == nil {
+			t.Errorf("%s got through the filter: %q", src, got)
+		}
+	}
+	// A filter of prefix length 0 removes the others.
+	if r := ask(pcp.Filter{Prefix: netip.MustParsePrefix("0.0.0.0/0")}); r.Result != pcp.Success {
+		t.Fatalf("clearing the filters: %+v", r)
+	}
+	if got, err := from(lab.WANHost + ":4002"); err != nil || !strings.HasPrefix(got, lab.Greeting+lab.WANHost) {
+		t.Errorf("after clearing the filters: %q, %v", got, err)
+	}
+	var five []pcp.Filter
+	for i := range 5 {
+		five = append(five, pcp.Filter{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 32)})
+	}
+	if r := ask(five...); r.Result != pcp.ExcessiveRemotePeers {
+		t.Errorf("five filters: %v, want EXCESSIVE_REMOTE_PEERS", r.Result)
+	}
+	if got, err := from(lab.WANHost + ":4003"); err != nil {
+		t.Errorf("a refused request changed the mapping: %q, %v", got, err)
+	}
+}
+
+// TestPCPPeer has the lan host open a UDP flow to the wan host's server,
+// which says which public address and port it sees, and then ask for the
+// flow's mapping by PCP PEER (written with netshare's codec: no client
+// here sends PEER): the answer names that address and port, and the NAT
+// keeps the flow for the lifetime granted.
+func TestPCPPeer(t *testing.T) {
+	l, _ := up(t)
+	server := netip.MustParseAddrPort(fmt.Sprintf("%s:%d", lab.WANHost, lab.ServerPort))
+	var seen string
+	var local netip.AddrPort
+	var resp pcp.Response
+	var err error
+	inNetns(t, l.LAN, func() {
+		var c *net.UDPConn
+		if c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server)); err != nil {
+			return
+		}
+		defer c.Close()
+		local = c.LocalAddr().(*net.UDPAddr).AddrPort()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 512)
+		c.Write([]byte("hello\n"))
+		var n int
+		if n, err = c.Read(buf); err != nil {
+			return
+		}
+		seen = strings.TrimSpace(strings.TrimPrefix(string(buf[:n]), lab.Greeting))
+		var p *net.UDPConn
+		if p, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(lab.GatewayLAN+":5351"))); err != nil {
+			return
+		}
+		defer p.Close()
+		p.SetDeadline(time.Now().Add(3 * time.Second))
+		p.Write(pcp.AppendRequest(nil, pcp.Request{Opcode: pcp.OpPeer, Lifetime: 600, ClientIP: netip.MustParseAddr(lab.LANHost), Nonce: [12]byte{5},
+			Protocol: 17, InternalPort: local.Port(), RemotePort: server.Port(), RemoteIP: server.Addr()}))
+		if n, err = p.Read(buf); err != nil {
+			return
+		}
+		resp, err = pcp.ParseResponse(buf[:n])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Result != pcp.Success || resp.Opcode != pcp.OpPeer || resp.Lifetime != 600 {
+		t.Fatalf("PEER answer %+v", resp)
+	}
+	if got := netip.AddrPortFrom(resp.ExternalIP, resp.ExternalPort).String(); got != seen {
+		t.Errorf("PEER says the flow leaves from %s; the server saw it come from %s", got, seen)
+	}
+	gw, err := netns.GetFromName(l.GW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	ct, err := conntrack.Dial(int(gw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ct.Close()
+	f, err := ct.Get(conntrack.Tuple{Proto: ipproto.UDP, Src: local, Dst: server})
+	if err != nil || f.Timeout < 590*time.Second || f.Timeout > 600*time.Second {
+		t.Errorf("the flow in the gateway's connection tracking: %+v, %v; want about 600 s left", f, err)
 	}
 }

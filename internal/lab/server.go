@@ -64,15 +64,30 @@ func Serve(ctx context.Context, port int) error {
 // Probe sends one TCP connection or UDP datagram to addr and returns the
 // server's answer, or an error if none came within timeout. For icmp, addr
 // is an address without a port, and Probe pings it.
-func Probe(proto, addr string, timeout time.Duration) (string, error) {
+//
+// from, if set, is the local address and port to send from (HOST:PORT,
+// either part may be empty or 0 for any), for TCP and UDP.
+func Probe(proto, addr, from string, timeout time.Duration) (string, error) {
+	d := net.Dialer{Timeout: timeout}
 	switch proto {
 	case "tcp", "udp":
+		if from != "" {
+			local, err := net.ResolveUDPAddr("udp", from)
+			if err != nil {
+				return "", fmt.Errorf("from %q: %w", from, err)
+			}
+			if proto == "tcp" {
+				d.LocalAddr = &net.TCPAddr{IP: local.IP, Port: local.Port}
+			} else {
+				d.LocalAddr = local
+			}
+		}
 	case "icmp":
 		return Ping(addr, timeout)
 	default:
 		return "", fmt.Errorf("protocol %q: use tcp, udp or icmp", proto)
 	}
-	c, err := net.DialTimeout(proto, addr, timeout)
+	c, err := d.Dial(proto, addr)
 	if err != nil {
 		return "", err
 	}
