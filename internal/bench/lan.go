@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/lab"
 )
@@ -117,19 +115,11 @@ func RunLAN(ctx context.Context, o LANOptions) (*LANResults, error) {
 	r := &LANResults{When: time.Now().UTC().Format(time.RFC3339), Machine: machine()}
 	opts, _ := json.Marshal(o)
 	r.Options = string(opts)
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return nil, err
-	}
-	// One bench at a time in a directory: another would remove this one's
-	// files and namespaces when it ends.
-	lock, err := os.OpenFile(filepath.Join(o.Dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := lockDir(o.Dir, "LAN")
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return nil, fmt.Errorf("another LAN bench is running in %s (%w); wait for it, or give --dir another directory", o.Dir, err)
-	}
+	defer unlock()
 	var id [3]byte
 	rand.Read(id[:])
 	pfx := "nsb-" + hex.EncodeToString(id[:])

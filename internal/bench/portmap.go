@@ -20,8 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/lab"
 )
@@ -156,17 +154,11 @@ func RunPortMap(ctx context.Context, o PortMapOptions) (*PortMapResults, error) 
 	r := &PortMapResults{When: time.Now().UTC().Format(time.RFC3339), Machine: machine()}
 	opts, _ := json.Marshal(o)
 	r.Options = string(opts)
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return nil, err
-	}
-	lock, err := os.OpenFile(filepath.Join(o.Dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := lockDir(o.Dir, "port mapping")
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return nil, fmt.Errorf("another port mapping bench is running in %s (%w); wait for it, or give --dir another directory", o.Dir, err)
-	}
+	defer unlock()
 	var id [3]byte
 	rand.Read(id[:])
 	pfx := "nsp-" + hex.EncodeToString(id[:])

@@ -2,9 +2,13 @@ package bench
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // testbed is the namespaces a side-by-side bench builds for itself: each
@@ -80,4 +84,37 @@ func (tb *testbed) remove() {
 		exec.Command("ip", "netns", "del", ns).Run()
 	}
 	tb.namespaces = nil
+}
+
+// lockDir makes a bench's directory its own: one bench at a time in a
+// directory (another would remove this one's files and namespaces when it
+// ends), and nothing a killed run left there (a daemon's stored state,
+// logs) carried into this one.
+func lockDir(dir, bench string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("another %s bench is running in %s (%w); wait for it, or give --dir another directory", bench, dir, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.Name() == ".lock" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("removing what an earlier run left: %w", err)
+		}
+	}
+	return func() { lock.Close() }, nil
 }
