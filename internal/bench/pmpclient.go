@@ -190,7 +190,7 @@ func RunPMP(j PMPJob) (*PMPReport, error) {
 			rep.Latencies = append(rep.Latencies, float64(d.Nanoseconds())/1000)
 		}
 		for k := range j.N {
-			if _, err := c.must(j.mapReq(j.Port+uint16(k), 0), 10); err != nil {
+			if _, err := c.must(j.mapReq(j.Port+uint16(k), 0), 3); err != nil {
 				return nil, fmt.Errorf("deleting: %w", err)
 			}
 		}

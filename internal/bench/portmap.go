@@ -76,7 +76,7 @@ func QuickPortMap(binary, dir string) PortMapOptions {
 
 // FullPortMap is the bench of the issue.
 func FullPortMap(binary, dir string) PortMapOptions {
-	return PortMapOptions{Binary: binary, Dir: dir, Ns: []int{0, 1000, 10000}, Rounds: 3, Ops: 500, Clients: 64,
+	return PortMapOptions{Binary: binary, Dir: dir, Ns: []int{0, 1000, 10000}, Rounds: 3, Ops: 200, Clients: 64,
 		LoadDuration: 5 * time.Second, ConnsDuration: 3 * time.Second, Expiring: 100, ExpiryLifetime: 3}
 }
 
@@ -142,6 +142,8 @@ type pmServer struct {
 }
 
 // RunPortMap builds the bench's namespaces, measures, and removes them.
+// When a measurement fails, it returns what was measured before with the
+// error.
 func RunPortMap(ctx context.Context, o PortMapOptions) (*PortMapResults, error) {
 	for _, tool := range []string{"miniupnpd", "nft", "ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -237,17 +239,17 @@ func RunPortMap(ctx context.Context, o PortMapOptions) (*PortMapResults, error) 
 				o.say("N=%d: filling %s with %d leases", n, s.name, n-have)
 				smp, err := s.fill(ctx, o, have, n)
 				if err != nil {
-					return nil, fmt.Errorf("filling %s to %d: %w", s.name, n, err)
+					return r, fmt.Errorf("filling %s to %d: %w", s.name, n, err)
 				}
 				r.Samples = append(r.Samples, smp)
 			}
 			got, err := s.leases()
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", s.name, err)
+				return r, fmt.Errorf("%s: %w", s.name, err)
 			}
 			// The fill's leases and the connection test's mapping.
 			if got != n+1 {
-				return nil, fmt.Errorf("%s: the kernel holds %d mappings, want %d", s.name, got, n+1)
+				return r, fmt.Errorf("%s: the kernel holds %d mappings, want %d", s.name, got, n+1)
 			}
 		}
 		have = n
@@ -260,7 +262,7 @@ func RunPortMap(ctx context.Context, o PortMapOptions) (*PortMapResults, error) 
 				o.say("N=%d round %d: %s", n, round, s.name)
 				smps, err := s.turn(ctx, o, n, n == ns[len(ns)-1])
 				if err != nil {
-					return nil, fmt.Errorf("round %d at N=%d, %s: %w", round, n, s.name, err)
+					return r, fmt.Errorf("round %d at N=%d, %s: %w", round, n, s.name, err)
 				}
 				for i := range smps {
 					smps[i].Round = round
@@ -395,7 +397,10 @@ func (s pmServer) fill(ctx context.Context, o PortMapOptions, have, n int) (PMPS
 // at the largest N the expiry.
 func (s pmServer) turn(ctx context.Context, o PortMapOptions, n int, expiry bool) ([]PMPSample, error) {
 	var out []PMPSample
-	rep, err := s.job(ctx, o, PMPJob{Mode: "latency", Sources: []netip.Addr{pmOpAddr}, N: o.Ops, Port: pmOpPort, Lifetime: 3600})
+	// Each request waits for its answer, however long it takes: a slow
+	// answer is a latency, not a loss, and a request sent again would
+	// only queue behind the first.
+	rep, err := s.job(ctx, o, PMPJob{Mode: "latency", Sources: []netip.Addr{pmOpAddr}, N: o.Ops, Port: pmOpPort, Lifetime: 3600, Timeout: 30 * time.Second})
 	if err != nil {
 		return nil, err
 	}

@@ -204,6 +204,10 @@ as JSON. Needs miniupnpd-nftables (it starts no service) and nftables.
 					o.Rounds = rounds
 				}
 				if r, err = bench.RunPortMap(c.Context(), o); err != nil {
+					// What was measured before the failure is kept.
+					if r != nil && len(r.Samples) > 0 && r.WriteJSON(jsonPath) == nil {
+						fmt.Fprintf(a.env.Stderr, "the %d samples measured before the failure are in %s\n", len(r.Samples), jsonPath)
+					}
 					return hresultFail(err)
 				}
 				if err := r.WriteJSON(jsonPath); err != nil {
