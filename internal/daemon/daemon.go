@@ -125,6 +125,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer st.Close()
+	if m := st.Migrated; m != nil {
+		log.Info("state file migrated to this release's schema; the old file is kept", "from", m.From, "to", m.To, "copy", m.Backup)
+	}
 	// Restoring a large state makes garbage in bursts (the decoded store,
 	// the netlink batch of every element): collect more often while it
 	// runs, to keep the peak of resident memory down.

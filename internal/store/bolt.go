@@ -24,7 +24,9 @@ import (
 )
 
 // SchemaVersion is the version of the file layout Bolt reads and writes.
-const SchemaVersion = 1
+// A file of an earlier version is migrated when it is opened (see
+// migrations); a later one is refused.
+const SchemaVersion = 2
 
 // FileName is the name of the state file inside the state directory.
 const FileName = "netshare.db"
@@ -77,6 +79,10 @@ type File struct {
 	Desired *Bolt
 	// Runtime holds the DHCP leases.
 	Runtime *Bolt
+
+	// Migrated, if set, says that Open brought the file from an earlier
+	// schema to this one.
+	Migrated *Migration
 
 	queue  chan *commit // to the committer
 	done   chan struct{}
@@ -142,6 +148,10 @@ func Open(dir string) (*File, error) {
 	s := &File{db: db, path: path, queue: make(chan *commit, maxGroup), done: make(chan struct{})}
 	s.Desired = &Bolt{f: s, name: "desired", revKey: keyRev, owns: desiredKey, watchers: map[*watcher]struct{}{}}
 	s.Runtime = &Bolt{f: s, name: "runtime", revKey: keyRuntimeRev, owns: RuntimeKey, watchers: map[*watcher]struct{}{}}
+	if s.Migrated, err = s.migrate(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err

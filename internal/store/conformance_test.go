@@ -62,7 +62,7 @@ var damages = []storetest.Damage{
 		data, _ := os.ReadFile(path)
 		os.WriteFile(path, data[:5000], 0o600)
 	}},
-	{Name: "newer schema", Want: "schema version 99, newer than the 1", Do: func(t *testing.T, dir string) {
+	{Name: "newer schema", Want: "schema version 99, newer than the 2", Do: func(t *testing.T, dir string) {
 		putMeta(t, dir, "schema", "99")
 	}},
 	{Name: "bad revision", Want: "bad revision record", Do: func(t *testing.T, dir string) {

@@ -26,8 +26,8 @@ import (
 //	origin (1) | client IPv4 address (4) | expiry, Unix milliseconds (8) | nonce (12)
 //	| remote peer filters (1) | each: IPv4 address (4) | prefix length (1) | port (2)
 //
-// Version 2, which earlier releases wrote, has the expiry in Unix seconds
-// and no filters; it is read, and written again as version 3.
+// Version 2, which schema 1 files hold, has the expiry in Unix seconds and
+// no filters; the migration to schema 2 rewrites it as version 3.
 //
 // All integers are big-endian. A record with an unknown version is refused.
 const (
