@@ -21,6 +21,7 @@ import (
 
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/hresult"
+	"github.com/netshare/netshare/internal/version"
 )
 
 // Env is what a CLI run reads and writes.
@@ -110,7 +111,7 @@ CONN is an interface name, a connection name or a connection id.`,
 	root.PersistentFlags().StringVar(&a.socket, "socket", defSocket, "the daemon's unix socket (environment: NETSHARE_SOCKET)")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print machine-readable JSON and nothing else on stdout")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.serveCmd(), a.connectionCmd(), a.sharingCmd(), a.firewallCmd(), a.natTraversalCmd(), a.mappingCmd(), a.leaseCmd(), a.dhcpCmd(), a.dnsCmd(), a.configCmd(), a.uiCmd(), a.labCmd(), a.benchCmd())
+	root.AddCommand(a.serveCmd(), a.connectionCmd(), a.sharingCmd(), a.firewallCmd(), a.natTraversalCmd(), a.mappingCmd(), a.leaseCmd(), a.dhcpCmd(), a.dnsCmd(), a.configCmd(), a.uiCmd(), a.labCmd(), a.benchCmd(), a.versionCmd())
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root
 }
@@ -161,4 +162,29 @@ func (a *app) out(v any, text func(w io.Writer)) error {
 	}
 	text(a.env.Stdout)
 	return nil
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print netshare's version, commit and Go version",
+		Args:  args(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			in := version.Get()
+			return a.out(in, func(w io.Writer) {
+				fmt.Fprintf(w, "netshare %s\n", in.Version)
+				if in.Commit != "" {
+					fmt.Fprintf(w, "commit %s", in.Commit)
+					if in.Time != "" {
+						fmt.Fprintf(w, " (%s)", in.Time)
+					}
+					if in.Modified {
+						fmt.Fprint(w, ", with changes not committed")
+					}
+					fmt.Fprintln(w)
+				}
+				fmt.Fprintf(w, "built with %s\n", in.Go)
+			})
+		},
+	}
 }

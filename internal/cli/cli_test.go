@@ -13,6 +13,7 @@ import (
 	"github.com/netshare/netshare/hnetcfg"
 	"github.com/netshare/netshare/internal/daemon"
 	"github.com/netshare/netshare/internal/daemon/daemontest"
+	"github.com/netshare/netshare/internal/version"
 )
 
 // run runs the CLI against socket and returns its exit code and output.
@@ -393,4 +394,20 @@ func TestMappingOrigin(t *testing.T) {
 			t.Errorf("origin(%+v) = %q, want %q", tt.p, got, tt.want)
 		}
 	}
+}
+
+// TestVersion: 'netshare version' needs no daemon; a release build prints
+// the release it was stamped with.
+func TestVersion(t *testing.T) {
+	saved := version.Release
+	t.Cleanup(func() { version.Release = saved })
+	version.Release = "1.2.0"
+	if out := ok(t, "/nonexistent.sock", "version"); !strings.HasPrefix(out, "netshare 1.2.0\n") || !strings.Contains(out, "built with go") {
+		t.Errorf("netshare version printed:\n%s", out)
+	}
+	in := decode[version.Info](t, ok(t, "/nonexistent.sock", "version", "--json"))
+	if in.Version != "1.2.0" || !strings.HasPrefix(in.Go, "go") {
+		t.Errorf("netshare version --json: %+v", in)
+	}
+	fails(t, "/nonexistent.sock", 2, "E_INVALIDARG", "version", "extra")
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/netshare/netshare/internal/services"
 	"github.com/netshare/netshare/internal/sharing"
 	"github.com/netshare/netshare/internal/store"
+	"github.com/netshare/netshare/internal/version"
 	"github.com/netshare/netshare/internal/webui"
 )
 
@@ -219,7 +220,7 @@ func Run(ctx context.Context, cfg Config) error {
 	c, _ := firewall.(checker)
 	go watch(ctx, m, c, kick, log)
 	go expire(ctx, m, log)
-	log.Info("serving", "socket", cfg.Socket, "stateFile", st.Path(), "backend", cfg.Backend)
+	log.Info("serving", "version", version.String(), "socket", cfg.Socket, "stateFile", st.Path(), "backend", cfg.Backend)
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
