@@ -78,7 +78,7 @@ var layers = map[string][]string{
 	"internal/daemon": {"hnetcfg", "internal/api", "internal/connlimit", "internal/conntrack", "internal/dhcp", "internal/fw", "internal/fw/nftfw",
 		"internal/link", "internal/link/linuxlink", "internal/portmap", "internal/services", "internal/sharing", "internal/store", "internal/version", "internal/webui", "net/http"},
 	"internal/daemon/daemontest": {"internal/daemon", "internal/fw", "internal/link", "internal/webui"},
-	"internal/cli":               {"hnetcfg", "hresult", "internal/bench", "internal/daemon", "internal/lab", "internal/version", "internal/webui", "github.com/spf13/cobra"},
+	"internal/cli":               {"hnetcfg", "hresult", "internal/bench", "internal/daemon", "internal/lab", "internal/trust", "internal/version", "internal/webui", "github.com/spf13/cobra"},
 	"internal/lab":               {"hnetcfg", "internal/ping", "internal/trust", "github.com/vishvananda/netlink"},
 	// The bench's NAT-PMP load generator writes the wire format itself.
 	"internal/bench": {"hnetcfg", "internal/fw", "internal/fw/nftfw", "internal/ipproto", "internal/lab", "internal/natpmp", "internal/store", "github.com/google/nftables"},

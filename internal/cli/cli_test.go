@@ -279,7 +279,7 @@ func TestMain(m *testing.M) {
 func TestServeFlags(t *testing.T) {
 	fails(t, "", 1, "E_FAIL: refusing to run the kernel backend in the host's network namespace", "serve", "--state-dir", t.TempDir(), "--socket", t.TempDir()+"/s")
 	fails(t, "", 1, "E_FAIL: --backend: \"nft\" is not a backend", "serve", "--backend", "nft", "--state-dir", t.TempDir(), "--socket", t.TempDir()+"/s")
-	fails(t, "", 2, "E_INVALIDARG: slog: level string", "serve", "--log-level", "loud")
+	fails(t, "", 2, `E_INVALIDARG: invalid argument "loud" for "--log-level" flag: give debug, info, warn or error`, "serve", "--log-level", "loud")
 }
 
 func TestCLIPrivateServices(t *testing.T) {

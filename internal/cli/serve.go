@@ -16,10 +16,12 @@ import (
 )
 
 func (a *app) serveCmd() *cobra.Command {
-	var stateDir, backend, level string
+	var stateDir, backend string
+	var level logLevel
 	var httpCfg webui.ListenConfig
 	var httpFD int
-	var dnsCache string
+	var dnsCache, config string
+	format := logFormat("text")
 	c := &cobra.Command{
 		Use:   "serve [--state-dir DIR] [--socket PATH]",
 		Short: "run the netshare daemon",
@@ -34,14 +36,21 @@ in-memory firewall instead of the kernel: a safe way to try every command.
 default. An address other than loopback needs --http-remote, and the UI
 never answers on the public connection's addresses without --http-public.
 Logging in needs the token kept in DIR/ui-token (made at first start, mode
-0600); 'netshare ui url' prints a login link.`,
+0600); 'netshare ui url' prints a login link.
+
+` + settingsHelp(),
 		Args: args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			var lv slog.Level
-			if err := lv.UnmarshalText([]byte(level)); err != nil {
+			if err := applyServeSettings(c, a.env.Getenv, config, c.Flags().Changed("config")); err != nil {
 				return usageError{err}
 			}
-			log := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
+			opts := &slog.HandlerOptions{Level: level.Level}
+			var log *slog.Logger
+			if format == "json" {
+				log = slog.New(slog.NewJSONHandler(c.ErrOrStderr(), opts))
+			} else {
+				log = slog.New(slog.NewTextHandler(c.ErrOrStderr(), opts))
+			}
 			if httpFD > 0 {
 				if httpCfg.Addr != "" {
 					return usageError{fmt.Errorf("serve: give --http or --http-fd, not both")}
@@ -77,7 +86,9 @@ Logging in needs the token kept in DIR/ui-token (made at first start, mode
 	}
 	c.Flags().StringVar(&stateDir, "state-dir", daemon.DefaultStateDir, "directory of the state file")
 	c.Flags().StringVar(&backend, "backend", daemon.BackendKernel, "kernel, or fake for in-memory interfaces and firewall")
-	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	c.Flags().Var(&level, "log-level", "debug, info, warn or error")
+	c.Flags().Var(&format, "log-format", "text (for the journal) or json")
+	c.Flags().StringVar(&config, "config", DefaultServeConfig, "the configuration `FILE` (optional unless given)")
 	c.Flags().StringVar(&httpCfg.Addr, "http", "", "serve the web UI on `ADDR` (host:port), such as 127.0.0.1:8137")
 	c.Flags().BoolVar(&httpCfg.AllowRemote, "http-remote", false, "allow --http on an address other than loopback")
 	c.Flags().BoolVar(&httpCfg.AllowPublic, "http-public", false, "let the web UI answer on the public connection's addresses")
