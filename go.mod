@@ -3,6 +3,7 @@ module github.com/netshare/netshare
 go 1.26
 
 require (
+	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/google/nftables v0.3.1-0.20251119083706-1db35da82052
 	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae
 	github.com/jackpal/go-nat-pmp v1.1.0

@@ -218,9 +218,11 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	c, _ := firewall.(checker)
-	go watch(ctx, m, c, kick, log)
+	sdn := newNotifier(log)
+	go watch(ctx, m, c, kick, log, sdn.alive)
 	go expire(ctx, m, log)
 	log.Info("serving", "version", version.String(), "socket", cfg.Socket, "stateFile", st.Path(), "backend", cfg.Backend)
+	sdn.ready()
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
@@ -230,6 +232,7 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-ctx.Done():
 	}
 	log.Info("stopping")
+	sdn.stopping()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if uiSrv != nil {
@@ -323,8 +326,8 @@ type linkWatcher interface {
 // watch follows the links (the public connection's addresses feed the
 // hairpin map), at once when kicked and every second anyway, and, with a
 // checker, puts the firewall table back within a second when another
-// program deletes or changes it.
-func watch(ctx context.Context, m *sharing.Manager, c checker, kick <-chan struct{}, log *slog.Logger) {
+// program deletes or changes it. After each round it calls alive.
+func watch(ctx context.Context, m *sharing.Manager, c checker, kick <-chan struct{}, log *slog.Logger, alive func()) {
 	t := time.NewTicker(watchInterval)
 	defer t.Stop()
 	for {
@@ -344,14 +347,16 @@ func watch(ctx context.Context, m *sharing.Manager, c checker, kick <-chan struc
 		if err := m.Refresh(ctx); err != nil {
 			log.Error("following the links", "err", err)
 		}
-		if c == nil {
-			continue
+		if c != nil {
+			if restored, err := c.Check(ctx); err != nil {
+				log.Error("checking the firewall table", "err", err)
+			} else if restored {
+				log.Warn("the firewall table was restored")
+			}
 		}
-		if restored, err := c.Check(ctx); err != nil {
-			log.Error("checking the firewall table", "err", err)
-		} else if restored {
-			log.Warn("the firewall table was restored")
-		}
+		// A round went through the model and the kernel: the daemon is
+		// not stuck.
+		alive()
 	}
 }
 
