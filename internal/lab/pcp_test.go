@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -91,7 +92,8 @@ func TestPCP(t *testing.T) {
 // with real traffic from the wan host: only the remote peer the filter
 // names, from its port, gets through; a filter of prefix length 0 opens
 // the mapping to everyone; more filters than a mapping may have get
-// EXCESSIVE_REMOTE_PEERS.
+// EXCESSIVE_REMOTE_PEERS. A flow survives a change of the filters that
+// still allows its peer, and is cut by one that does not.
 func TestPCPFilter(t *testing.T) {
 	l, m := up(t)
 	const peer = "198.51.100.3" // a second address of the wan host
@@ -153,13 +155,60 @@ func TestPCPFilter(t *testing.T) {
 			t.Errorf("%s got through the filter: %q", src, got)
 		}
 	}
+	gw, err := netns.GetFromName(l.GW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	ct, err := conntrack.Dial(int(gw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ct.Close()
+	flow := func(src string) conntrack.Tuple {
+		return conntrack.Tuple{Proto: ipproto.UDP, Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(public)}
+	}
+	// settle waits for the flows from cut to leave the gateway's
+	// connection tracking, then checks that those from kept are still
+	// there a while after the change (a changed mapping's flows are cut
+	// off the change's path, so a moment later, not at once).
+	settle := func(kept, cut []string) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for _, src := range cut {
+			for {
+				_, err := ct.Get(flow(src))
+				if errors.Is(err, conntrack.ErrNotFound) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("the flow from %s outlived a filter that refuses it (%v)", src, err)
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+		for _, src := range kept {
+			if _, err := ct.Get(flow(src)); err != nil {
+				t.Errorf("the flow from %s, whose peer the filters still allow, was cut: %v", src, err)
+			}
+		}
+	}
 	// A filter of prefix length 0 removes the others.
 	if r := ask(pcp.Filter{Prefix: netip.MustParsePrefix("0.0.0.0/0")}); r.Result != pcp.Success {
 		t.Fatalf("clearing the filters: %+v", r)
 	}
+	settle([]string{peer + ":4000"}, nil)
 	if got, err := from(lab.WANHost + ":4002"); err != nil || !strings.HasPrefix(got, lab.Greeting+lab.WANHost) {
 		t.Errorf("after clearing the filters: %q, %v", got, err)
 	}
+	// The filter again: the flow its peer opened meanwhile stays, the wan
+	// host's ends.
+	if r := ask(only); r.Result != pcp.Success {
+		t.Fatalf("the filter again: %+v", r)
+	}
+	settle([]string{peer + ":4000"}, []string{lab.WANHost + ":4002"})
 	var five []pcp.Filter
 	for i := range 5 {
 		five = append(five, pcp.Filter{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 32)})
@@ -167,8 +216,11 @@ func TestPCPFilter(t *testing.T) {
 	if r := ask(five...); r.Result != pcp.ExcessiveRemotePeers {
 		t.Errorf("five filters: %v, want EXCESSIVE_REMOTE_PEERS", r.Result)
 	}
-	if got, err := from(lab.WANHost + ":4003"); err != nil {
-		t.Errorf("a refused request changed the mapping: %q, %v", got, err)
+	if got, err := from(peer + ":4000"); err != nil || !strings.HasPrefix(got, lab.Greeting+peer+":4000") {
+		t.Errorf("after a refused request, the filter's peer: %q, %v", got, err)
+	}
+	if got, err := from(lab.WANHost + ":4003"); err == nil {
+		t.Errorf("a refused request changed the filter: %s got through: %q", lab.WANHost, got)
 	}
 }
 

@@ -32,7 +32,7 @@ type Backend struct {
 	mappings map[fw.Key]fw.Mapping
 	gen      uint32 // the ruleset generation after our last batch
 
-	flows     chan []fw.Mapping // mappings whose flows the flusher deletes
+	flows     chan []flowCut // removed mappings whose flows the flusher deletes
 	flowsDone chan struct{}
 }
 
@@ -79,7 +79,7 @@ func newOn(c *nftables.Conn, h *netlink.Handle, log *slog.Logger) *Backend {
 		log:       log,
 		cfg:       &fw.Config{},
 		mappings:  map[fw.Key]fw.Mapping{},
-		flows:     make(chan []fw.Mapping, 1024),
+		flows:     make(chan []flowCut, 1024),
 		flowsDone: make(chan struct{}),
 	}
 	go b.flusher()
@@ -110,17 +110,47 @@ func (b *Backend) flusher() {
 	}
 }
 
-// queueFlows hands mappings to the flusher; with a full queue it flushes
-// at once rather than drop the request.
-func (b *Backend) queueFlows(ms []fw.Mapping) {
-	if len(ms) == 0 {
+// queueFlows hands the flows of removed mappings to the flusher; with a
+// full queue it flushes at once rather than drop the request. now finds
+// the mapping that holds a removed one's key now, if any.
+func (b *Backend) queueFlows(gone []fw.Mapping, now func(fw.Key) (fw.Mapping, bool)) {
+	if len(gone) == 0 {
 		return
 	}
-	select {
-	case b.flows <- slices.Clone(ms):
-	default:
-		b.flushFlows(ms)
+	cuts := make([]flowCut, len(gone))
+	for i, m := range gone {
+		cuts[i] = flowCut{Mapping: m}
+		if by, ok := now(m.Key); ok && by.Target == m.Target && by.InternalPort == m.InternalPort {
+			cuts[i].by = &by
+		}
 	}
+	select {
+	case b.flows <- cuts:
+	default:
+		b.flushFlows(cuts)
+	}
+}
+
+// flowCut is a removed mapping whose flows are to be deleted: all of them,
+// or, when a mapping to the same target and port replaced it (a device's
+// PCP FILTER changed), those of the remote peers the new one refuses. A
+// flow that goes on where it went needs no cut: it is counted, not broken.
+type flowCut struct {
+	fw.Mapping
+	by *fw.Mapping
+}
+
+// MatchConntrackFlow implements netlink.CustomConntrackFilter: a flow the
+// mapping made (its external port, DNATed to its target) that must end.
+func (c flowCut) MatchConntrackFlow(f *netlink.ConntrackFlow) bool {
+	if f.Forward.Protocol != uint8(c.Protocol) || f.Forward.DstPort != c.ExternalPort || !f.Reverse.SrcIP.Equal(c.Target.AsSlice()) {
+		return false
+	}
+	if c.by == nil {
+		return true
+	}
+	peer, ok := netip.AddrFromSlice(f.Forward.SrcIP)
+	return !ok || !c.by.Peers.Allows(peer.Unmap(), f.Forward.SrcPort)
 }
 
 // Close closes the netlink sockets; the table stays, so that sharing goes
@@ -274,7 +304,7 @@ func (b *Backend) replaceLocked(cfg *fw.Config) error {
 	b.cfg = cfg.Clone()
 	b.cfg.Mappings = nil
 	b.mappings = next
-	b.queueFlows(gone)
+	b.queueFlows(gone, func(k fw.Key) (fw.Mapping, bool) { m, ok := next[k]; return m, ok })
 	b.gen = b.genLocked()
 	return nil
 }
@@ -334,7 +364,7 @@ func (b *Backend) UpdateMappings(ctx context.Context, del, add []fw.Mapping) err
 	for _, m := range add {
 		b.mappings[m.Key] = m
 	}
-	b.queueFlows(del)
+	b.queueFlows(del, func(k fw.Key) (fw.Mapping, bool) { m, ok := b.mappings[k]; return m, ok })
 	b.gen = b.genLocked()
 	return nil
 }
@@ -343,17 +373,13 @@ func (b *Backend) UpdateMappings(ctx context.Context, del, add []fw.Mapping) err
 // so that their traffic stops at once instead of when the entries expire
 // (UDP flows would otherwise go on as long as packets keep coming). A
 // failure is logged: the mapping itself is already gone.
-func (b *Backend) flushFlows(ms []fw.Mapping) {
+func (b *Backend) flushFlows(ms []flowCut) {
 	if len(ms) == 0 || b.nl == nil {
 		return
 	}
-	filters := make([]netlink.CustomConntrackFilter, 0, len(ms))
-	for _, m := range ms {
-		f := &netlink.ConntrackFilter{}
-		f.AddProtocol(byte(m.Protocol))
-		f.AddPort(netlink.ConntrackOrigDstPort, m.ExternalPort)
-		f.AddIP(netlink.ConntrackReplySrcIP, m.Target.AsSlice())
-		filters = append(filters, f)
+	filters := make([]netlink.CustomConntrackFilter, len(ms))
+	for i, m := range ms {
+		filters[i] = m
 	}
 	n, err := b.nl.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...)
 	if err != nil {
