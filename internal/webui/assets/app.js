@@ -547,6 +547,9 @@ function byDevice(m) {
   return m.origin && m.origin !== 'user';
 }
 
+// ORIGINS name the protocols by which devices map their own ports.
+const ORIGINS = { natpmp: 'NAT-PMP', pcp: 'PCP', upnp: 'UPnP' };
+
 // leaseText says which device leased m, by which protocol, for how long
 // still, and which remote peers alone may use it (PCP's FILTER).
 function leaseText(m) {
@@ -554,7 +557,7 @@ function leaseText(m) {
   const hours = Math.floor(left / 3600), mins = Math.floor((left % 3600) / 60), secs = left % 60;
   const time = hours > 0 ? `${hours} h ${mins} min` : mins > 0 ? `${mins} min ${secs} s` : `${secs} s`;
   const peers = m.remotePeers && m.remotePeers.length ? `, only from ${m.remotePeers.join(', ')}` : '';
-  return `made by device ${m.client} (${m.origin.toUpperCase()}), ${time} left${peers}`;
+  return `made by device ${m.client} (${ORIGINS[m.origin] || m.origin}), ${time} left${peers}`;
 }
 
 function mappingTable(conn, mappings) {
@@ -650,7 +653,10 @@ function mappingDialog(conn, m) {
 }
 
 async function deleteMapping(conn, m) {
-  const ok = await confirmDialog('Delete the service?', `Delete ${m.name} (${m.protocol.toUpperCase()} ${m.externalPort})? People on the Internet will no longer reach it.`, 'Delete', true);
+  const what = byDevice(m)
+    ? `Delete the mapping device ${m.client} made (${m.protocol.toUpperCase()} ${m.externalPort})? It stops at once; the device may ask for a mapping again.`
+    : `Delete ${m.name} (${m.protocol.toUpperCase()} ${m.externalPort})? People on the Internet will no longer reach it.`;
+  const ok = await confirmDialog('Delete the service?', what, 'Delete', true);
   if (!ok) return;
   await act(`${m.name} deleted`, () => api('DELETE', `/v1/connections/${enc(conn.id)}/mappings/${enc(m.id)}`));
 }

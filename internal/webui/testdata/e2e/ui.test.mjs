@@ -1,69 +1,19 @@
 // Browser tests of netshare's web UI, in Debian's headless Chromium driven
 // by playwright-core. internal/webui's TestBrowser runs them against a
-// daemon with fake backends and gives them, in the environment:
-//   NETSHARE_URL          the UI's address (http://127.0.0.1:PORT/)
-//   NETSHARE_LOGIN_URL    the login link, as 'netshare ui url' prints it
-//   NETSHARE_BIN          the netshare binary, for checks through the CLI
-//   NETSHARE_SOCKET       the daemon's socket
-//   NETSHARE_SCREENSHOTS  where the screenshots go
-//   CHROMIUM              the browser (default /usr/bin/chromium)
-// The tests run in order and share one logged-in page.
+// daemon with fake backends (lib.mjs says what it gives them). The tests
+// run in order and share one logged-in page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
-
-const env = process.env;
-const base = env.NETSHARE_URL;
-const shots = env.NETSHARE_SCREENSHOTS;
-mkdirSync(shots, { recursive: true });
-
-// cli runs the netshare CLI against the same daemon and returns its JSON.
-function cli(...args) {
-  const out = execFileSync(env.NETSHARE_BIN, [...args, '--json'], {
-    env: { ...process.env, NETSHARE_SOCKET: env.NETSHARE_SOCKET },
-  }).toString();
-  return out.trim() === '' ? null : JSON.parse(out);
-}
-
-// eventually retries check until it passes or 5 s have gone by.
-async function eventually(check, timeout = 5000) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-const mappings = (conn = 'wan0') => cli('mapping', 'list', conn);
-const connection = (name) => cli('connection', 'show', name);
-
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(shots, name + '.png'), fullPage: true });
-}
+import { env, base, cli, eventually, mappings, connection, shot, launch } from './lib.mjs';
 
 let browser;
 let context;
 let page;
 // Script errors in any page fail the run (see the last test).
-const pageErrors = [];
+let pageErrors;
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: env.CHROMIUM || '/usr/bin/chromium',
-    // As root, in a closed network: no sandbox, no calls home.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  page = await context.newPage();
-  context.on('weberror', (e) => pageErrors.push(e.error().message));
+  ({ browser, context, page, pageErrors } = await launch());
 });
 
 after(async () => {
