@@ -24,6 +24,9 @@ var layers = map[string][]string{
 	"hresult":      {},
 	"hnetcfg":      {"hresult", "net/http"},
 	"cmd/netshare": {"internal/cli"},
+	// The package build: the binary's version, and the man pages and
+	// completions generated from the CLI's command tree.
+	"build/deb": {"internal/cli", "internal/version", "github.com/spf13/cobra"},
 
 	// Leaves: small tools with no layer of their own.
 	"internal/connlimit": {},

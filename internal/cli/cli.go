@@ -89,6 +89,15 @@ type app struct {
 	json   bool
 }
 
+// Command returns the command tree, for the documentation the package
+// build generates from it (man pages, shell completions).
+func Command(env Env) *cobra.Command {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	return (&app{env: env}).root()
+}
+
 func (a *app) manager() *hnetcfg.SharingManager { return hnetcfg.NewSharingManager(a.socket) }
 
 func (a *app) root() *cobra.Command {
