@@ -3,8 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +17,6 @@ import (
 	"time"
 
 	"github.com/netshare/netshare/hnetcfg"
-	"github.com/netshare/netshare/internal/lab"
 )
 
 // The LAN bench ("netshare bench lan") measures netshare's DHCP server and
@@ -115,31 +112,12 @@ func RunLAN(ctx context.Context, o LANOptions) (*LANResults, error) {
 	r := &LANResults{When: time.Now().UTC().Format(time.RFC3339), Machine: machine()}
 	opts, _ := json.Marshal(o)
 	r.Options = string(opts)
-	unlock, err := lockDir(o.Dir, "LAN")
+	l, tb, pfx, end, err := startSideBySide(o.Dir, "nsb-", "LAN", o.Binary, o.LogDir)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	var id [3]byte
-	rand.Read(id[:])
-	pfx := "nsb-" + hex.EncodeToString(id[:])
-	l := &lab.Lab{Dir: o.Dir, ID: hex.EncodeToString(id[:]), WAN: pfx + "-up", GW: pfx + "-gw", LAN: pfx + "-lan",
-		Socket: filepath.Join(o.Dir, "netshare.sock"), Binary: o.Binary}
+	defer end()
 	dgw, dlan := pfx+"-dgw", pfx+"-dlan"
-	tb := &testbed{}
-	defer func() {
-		tb.remove()
-		if o.LogDir != "" {
-			os.MkdirAll(o.LogDir, 0o755)
-			logs, _ := filepath.Glob(filepath.Join(o.Dir, "*.log"))
-			for _, f := range logs {
-				if data, err := os.ReadFile(f); err == nil {
-					os.WriteFile(filepath.Join(o.LogDir, filepath.Base(f)), data, 0o644)
-				}
-			}
-		}
-		l.Down()
-	}()
 	o.say("building the LAN bench: upstream %s, netshare in %s, dnsmasq in %s", l.WAN, l.GW, dgw)
 	if err := tb.build([]string{l.WAN, l.GW, l.LAN, dgw, dlan},
 		[]veth{{"wan0", l.GW, "eth0", l.WAN}, {"lan0", l.GW, "eth0", l.LAN}, {"wan0", dgw, "eth1", l.WAN}, {"lan0", dgw, "eth0", dlan}},

@@ -3,8 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +19,6 @@ import (
 	"time"
 
 	"github.com/netshare/netshare/hnetcfg"
-	"github.com/netshare/netshare/internal/lab"
 )
 
 // The port mapping bench ("netshare bench portmap") measures netshare's
@@ -156,31 +153,12 @@ func RunPortMap(ctx context.Context, o PortMapOptions) (*PortMapResults, error) 
 	r := &PortMapResults{When: time.Now().UTC().Format(time.RFC3339), Machine: machine()}
 	opts, _ := json.Marshal(o)
 	r.Options = string(opts)
-	unlock, err := lockDir(o.Dir, "port mapping")
+	l, tb, pfx, end, err := startSideBySide(o.Dir, "nsp-", "port mapping", o.Binary, o.LogDir)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	var id [3]byte
-	rand.Read(id[:])
-	pfx := "nsp-" + hex.EncodeToString(id[:])
-	l := &lab.Lab{Dir: o.Dir, ID: hex.EncodeToString(id[:]), WAN: pfx + "-up", GW: pfx + "-gw", LAN: pfx + "-lan",
-		Socket: filepath.Join(o.Dir, "netshare.sock"), Binary: o.Binary}
+	defer end()
 	mgw, mlan := pfx+"-mgw", pfx+"-mlan"
-	tb := &testbed{}
-	defer func() {
-		tb.remove()
-		if o.LogDir != "" {
-			os.MkdirAll(o.LogDir, 0o755)
-			logs, _ := filepath.Glob(filepath.Join(o.Dir, "*.log"))
-			for _, f := range logs {
-				if data, err := os.ReadFile(f); err == nil {
-					os.WriteFile(filepath.Join(o.LogDir, filepath.Base(f)), data, 0o644)
-				}
-			}
-		}
-		l.Down()
-	}()
 	o.say("building the port mapping bench: upstream %s, netshare in %s, miniupnpd in %s", l.WAN, l.GW, mgw)
 	addrs := []ifaddr{{l.WAN, "eth0", "11.1.0.2/24"}, {l.WAN, "eth1", "11.1.1.2/24"}, {l.GW, "wan0", "11.1.0.1/24"},
 		{mgw, "wan0", "11.1.1.1/24"}, {mgw, "lan0", "10.137.0.1/16"}}
@@ -423,9 +401,10 @@ func (s pmServer) turn(ctx context.Context, o PortMapOptions, n int, expiry bool
 	if err != nil {
 		return nil, err
 	}
-	// The server may still be working through requests it was sent:
-	// the next test waits for it to answer again.
-	if _, err := s.job(ctx, o, PMPJob{Mode: "address", Sources: []netip.Addr{pmHost}, Duration: time.Minute}); err != nil {
+	// The server may still be working through requests it was sent (at
+	// 10,000 leases miniupnpd took more than a minute): the next test
+	// waits for it to answer again.
+	if _, err := s.job(ctx, o, PMPJob{Mode: "address", Sources: []netip.Addr{pmHost}, Duration: 5 * time.Minute}); err != nil {
 		return nil, fmt.Errorf("after the load: %w", err)
 	}
 	all := float64(rep.OK + rep.Refused + rep.Lost)

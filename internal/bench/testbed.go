@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/netshare/netshare/internal/lab"
 	"golang.org/x/sys/unix"
 )
 
@@ -117,4 +120,37 @@ func lockDir(dir, bench string) (unlock func(), err error) {
 		}
 	}
 	return func() { lock.Close() }, nil
+}
+
+// startSideBySide is how a side-by-side bench starts: its directory
+// locked and cleared (lockDir), a lab for netshare's namespaces named
+// with prefix and a random id (pfx; the peer's namespaces take the same),
+// and the testbed for the peer's. end removes them all, first copying the
+// servers' logs to logDir if it is set.
+func startSideBySide(dir, prefix, bench, binary, logDir string) (l *lab.Lab, tb *testbed, pfx string, end func(), err error) {
+	unlock, err := lockDir(dir, bench)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	var id [3]byte
+	rand.Read(id[:])
+	pfx = prefix + hex.EncodeToString(id[:])
+	l = &lab.Lab{Dir: dir, ID: hex.EncodeToString(id[:]), WAN: pfx + "-up", GW: pfx + "-gw", LAN: pfx + "-lan",
+		Socket: filepath.Join(dir, "netshare.sock"), Binary: binary}
+	tb = &testbed{}
+	end = func() {
+		tb.remove()
+		if logDir != "" {
+			os.MkdirAll(logDir, 0o755)
+			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+			for _, f := range logs {
+				if data, err := os.ReadFile(f); err == nil {
+					os.WriteFile(filepath.Join(logDir, filepath.Base(f)), data, 0o644)
+				}
+			}
+		}
+		l.Down()
+		unlock()
+	}
+	return l, tb, pfx, end, nil
 }

@@ -155,16 +155,7 @@ func TestPCPFilter(t *testing.T) {
 			t.Errorf("%s got through the filter: %q", src, got)
 		}
 	}
-	gw, err := netns.GetFromName(l.GW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	ct, err := conntrack.Dial(int(gw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ct.Close()
+	ct := gatewayFlows(t, l)
 	flow := func(src string) conntrack.Tuple {
 		return conntrack.Tuple{Proto: ipproto.UDP, Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(public)}
 	}
@@ -273,6 +264,17 @@ func TestPCPPeer(t *testing.T) {
 	if got := netip.AddrPortFrom(resp.ExternalIP, resp.ExternalPort).String(); got != seen {
 		t.Errorf("PEER says the flow leaves from %s; the server saw it come from %s", got, seen)
 	}
+	ct := gatewayFlows(t, l)
+	f, err := ct.Get(conntrack.Tuple{Proto: ipproto.UDP, Src: local, Dst: server})
+	if err != nil || f.Timeout < 590*time.Second || f.Timeout > 600*time.Second {
+		t.Errorf("the flow in the gateway's connection tracking: %+v, %v; want about 600 s left", f, err)
+	}
+}
+
+// gatewayFlows opens the gateway namespace's connection tracking table,
+// closed when the test ends.
+func gatewayFlows(t *testing.T, l *lab.Lab) *conntrack.Conn {
+	t.Helper()
 	gw, err := netns.GetFromName(l.GW)
 	if err != nil {
 		t.Fatal(err)
@@ -282,9 +284,6 @@ func TestPCPPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ct.Close()
-	f, err := ct.Get(conntrack.Tuple{Proto: ipproto.UDP, Src: local, Dst: server})
-	if err != nil || f.Timeout < 590*time.Second || f.Timeout > 600*time.Second {
-		t.Errorf("the flow in the gateway's connection tracking: %+v, %v; want about 600 s left", f, err)
-	}
+	t.Cleanup(func() { ct.Close() })
+	return ct
 }

@@ -65,11 +65,6 @@ func TestBrowserDevices(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d.Stop()
-	st, err := store.Open(d.StateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	laptop := netip.MustParseAddr("192.168.137.42")
 	filter, err := peers.Of(peers.Filter{Prefix: netip.MustParsePrefix("198.51.100.7/32"), Port: 3478})
 	if err != nil {
@@ -88,15 +83,7 @@ func TestBrowserDevices(t *testing.T) {
 		b2.PutMapping(mp)
 	}
 	b2.SetLastDeviceMappingID(2)
-	recs, err := b2.Records()
-	if err == nil {
-		_, err = st.Runtime.Commit(ctx, store.Any, recs)
-	}
-	st.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Start()
+	seedRuntime(t, ctx, d, &b2)
 	b.run(t, ctx, d, "devices.test.mjs")
 }
 
@@ -180,13 +167,21 @@ func seedLease(t *testing.T, ctx context.Context, d *daemontest.Daemon) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var b store.Batch
+	b.PutLease(store.Lease{Connection: lan.ID(), MAC: "02:00:00:00:00:42", IP: netip.MustParseAddr("192.168.137.42"), Hostname: "laptop", Expiry: time.Now().Add(time.Hour).Unix()})
+	seedRuntime(t, ctx, d, &b)
+}
+
+// seedRuntime writes b to the daemon's runtime store (what the services
+// and the devices made, which no API call makes): it stops the daemon,
+// commits b and starts the daemon again.
+func seedRuntime(t *testing.T, ctx context.Context, d *daemontest.Daemon, b *store.Batch) {
+	t.Helper()
 	d.Stop()
 	st, err := store.Open(d.StateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b store.Batch
-	b.PutLease(store.Lease{Connection: lan.ID(), MAC: "02:00:00:00:00:42", IP: netip.MustParseAddr("192.168.137.42"), Hostname: "laptop", Expiry: time.Now().Add(time.Hour).Unix()})
 	recs, err := b.Records()
 	if err == nil {
 		_, err = st.Runtime.Commit(ctx, store.Any, recs)
